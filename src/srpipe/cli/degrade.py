@@ -1,0 +1,64 @@
+"""`srpipe degrade-train` and `srpipe make-pairs`."""
+
+from __future__ import annotations
+
+import click
+
+from srpipe.cli.options import build, config_options, run_options
+
+
+@click.command("degrade-train")
+@click.option("--hr", "hr_dir", required=True, type=click.Path(), help="Folder of clean high-resolution photos.")
+@click.option("--lr", "lr_dir", type=click.Path(), default=None,
+              help="Folder of real low-quality photos of the target domain (not needed with --same-domain).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder (resumed if it exists).")
+@click.option("--scale", type=click.Choice(["2", "3", "4"]), default=None, help="Downscaling factor (default: from the preset, 4).")
+@click.option("--iters", type=int, default=None, help="Training steps (default: from the preset).")
+@click.option("--same-domain", is_flag=True, default=None,
+              help="Official DSGAN mode: real samples are native-resolution crops of the HR folder.")
+@click.option("--restart", is_flag=True, help="Start over in OUT even if it holds a run with another config.")
+@click.option("--ckpt-every", type=int, default=0, help="Steps between checkpoints (0: about ten per run).")
+@click.option("--sample-every", type=int, default=0, help="Steps between sample grids (0: at the end).")
+@config_options
+@run_options
+def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, ckpt_every, sample_every,
+                  preset, config_file, sets, device, weights_dir):
+    """Learn the degradation of the real-LR domain (DSGAN) from two unpaired folders."""
+    from srpipe.config import RunOptions
+    from srpipe.degrade.config import PRESETS, DegradeConfig
+
+    sets = list(sets)
+    if scale is not None:
+        sets.append(f"data.scale={scale}")
+    if iters is not None:
+        sets.append(f"optim.iters={iters}")
+    if same_domain:
+        sets.append("data.same_domain=true")
+    cfg = build(DegradeConfig, PRESETS, preset, config_file, tuple(sets))
+    if lr_dir is None and not cfg.data.same_domain:
+        raise click.UsageError("--lr DIR is required (or pass --same-domain to use crops of --hr as real samples)")
+    run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, sample_every=sample_every,
+                     weights_dir=weights_dir or "")
+    from srpipe.cli.console import out
+    from srpipe.degrade.train import train
+
+    result = train(cfg, hr_dir=hr_dir, lr_dir=lr_dir, out_dir=out_dir, run=run)
+    out.print(f"generator: {result}")
+
+
+@click.command("make-pairs")
+@click.option("--model", required=True, type=click.Path(), help="degrade-train run folder or generator.safetensors.")
+@click.option("--hr", "hr_dir", required=True, type=click.Path(), help="Folder of HR images to pair.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Writes OUT/hr, OUT/lr, OUT/pairs.json.")
+@click.option("--cleanup-factor", type=int, default=1, show_default=True,
+              help="TDSR: first clean HR by a bicubic downscale of this factor (1 = SDSR, HR kept).")
+@click.option("--tile", type=int, default=512, show_default=True, help="Tile size in LR pixels for large images.")
+@run_options
+def make_pairs(model, hr_dir, out_dir, cleanup_factor, tile, device, weights_dir):
+    """Turn an HR folder into realistic LR/HR pairs with a trained degradation generator."""
+    from srpipe.cli.console import out
+    from srpipe.degrade.pairs import make_pairs as run_make_pairs
+
+    manifest = run_make_pairs(model=model, hr_dir=hr_dir, out_dir=out_dir, cleanup_factor=cleanup_factor,
+                              tile=tile, device=device)
+    out.print(f"{len(manifest['pairs'])} pairs (x{manifest['scale']}) in {out_dir}")

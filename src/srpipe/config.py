@@ -1,0 +1,200 @@
+"""Typed configuration: frozen dataclasses hold every default; TOML files and `--set` only override.
+
+A stage config is a frozen dataclass whose fields are scalars, tuples, `Literal`s or nested
+frozen dataclasses (sections). `build_config` layers, in order:
+
+    dataclass defaults  <  preset (a small dict next to the dataclass)  <  TOML file  <  --set a.b=v
+
+Unknown keys and values of the wrong type are errors (nanoGPT's configurator semantics, without
+its `exec`). TOML is used, not YAML, so `1e-4` is a float and not a string (BasicSR's `!!float`).
+
+Result-changing parameters live in the stage config; run options (device, workers, logging) live in
+`RunOptions` and never enter a cache key or a "config changed" check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from srpipe.errors import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How to run, not what to compute: never part of a cache key or a resume check."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N; auto picks CUDA when present
+    workers: int = 0  # data-loading worker processes (data is pre-decoded, 0 is usually enough)
+    log_every: int = 10  # steps between CSV log rows / progress loss refreshes
+    sample_every: int = 0  # steps between sample grids (0: at the end only)
+    ckpt_every: int = 0  # steps between checkpoints (0: choose from the run length)
+    keep_ckpts: int = 2  # how many step checkpoints to keep
+    restart: bool = False  # start over in a folder that holds a run with another config
+    weights_dir: str = ""  # extra folder searched first for pretrained backbone files
+
+
+def resolve_device(name: str):
+    """`auto` -> cuda if available else cpu; an explicit `cuda` without a GPU is an error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise UsageError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from e
+
+
+def to_dict(cfg: Any) -> dict:
+    """The config as plain JSON-able data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against annotation `tp`, converting only where it loses nothing (int -> float)."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(repr(a) for a in get_args(tp))
+            raise UsageError(f"config {where}: {value!r} is not one of {choices}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in get_args(tp):
+            if arm is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, arm, where)
+            except UsageError as e:
+                errors.append(str(e))
+        raise UsageError(f"config {where}: {value!r} does not fit {_type_name(tp)}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"config {where}: expected a list, got {value!r}")
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise UsageError(f"config {where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UsageError(f"config {where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"config {where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"config {where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UsageError(f"config {where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config annotation {tp!r} at {where}")  # a bug in a config class
+
+
+def _build(cls: type, data: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f" in [{prefix.rstrip('.')}]" if prefix else ""
+        raise UsageError(
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(prefix + k for k in unknown)}{where}; "
+            f"valid keys: {', '.join(prefix + k for k in fields)}"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            sub = data.get(name, {})
+            if not isinstance(sub, dict):
+                raise UsageError(f"config {prefix}{name} is a section; set its keys, e.g. {prefix}{name}.<key>=...")
+            kwargs[name] = _build(tp, sub, f"{prefix}{name}.")
+        elif name in data:
+            kwargs[name] = _coerce(data[name], tp, prefix + name)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:  # __post_init__ validation
+        raise UsageError(f"config {prefix.rstrip('.') or cls.__name__}: {e}") from e
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_set(item: str) -> dict:
+    """`a.b=value` -> {"a": {"b": value}}, the value read as a TOML value (bare words are strings)."""
+    if "=" not in item:
+        raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set optim.lr=1e-4")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UsageError(f"--set {item!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word such as `box` or `lpips-alex`
+    out: dict = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_toml(path: str | Path) -> dict:
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"config file {p} is not valid TOML: {e}") from None
+
+
+def build_config(cls: type, *, preset: dict | None = None, toml: dict | None = None, sets: list[str] = ()) -> Any:
+    """Defaults < preset < TOML data < `--set` items; every layer checked for unknown keys and types."""
+    data: dict = {}
+    for layer in (preset or {}, toml or {}):
+        data = _merge(data, layer)
+    for item in sets:
+        data = _merge(data, parse_set(item))
+    return _build(cls, data, "")
+
+
+def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Human-readable list of keys whose values differ (for "config changed" refusals)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff_configs(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out

@@ -1,0 +1,79 @@
+"""DSGAN networks (Fritsche et al., "Frequency Separation for Real-World Super-Resolution", 2019).
+
+Pure modules: no I/O, no losses. Keyword-only arguments, recorded in weights file headers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3 -> PReLU -> conv3x3, plus the input. No batch norm (as the official generator)."""
+
+    def __init__(self, *, features: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
+        self.act = nn.PReLU()
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class DSGANGenerator(nn.Module):
+    """LR -> realistic LR of the same size: conv3x3 + PReLU, residual blocks, conv3x3, sigmoid.
+
+    Args:
+        features: channels of the body (paper: 64).
+        res_blocks: residual blocks (paper: 8).
+    Shapes:
+        x: (B, 3, H, W) in [0, 1] (a bicubic-downscaled clean image) -> (B, 3, H, W) in [0, 1].
+    Receptive field: 2 * res_blocks + 2 convolutions of 3x3, i.e. a radius of
+    `receptive_radius` pixels; tiles with that much context reproduce whole-image output.
+    """
+
+    def __init__(self, *, features: int = 64, res_blocks: int = 8):
+        super().__init__()
+        self.head = nn.Sequential(nn.Conv2d(3, features, 3, padding=1), nn.PReLU())
+        self.body = nn.Sequential(*[ResidualBlock(features=features) for _ in range(res_blocks)])
+        self.tail = nn.Conv2d(features, 3, 3, padding=1)
+        self.receptive_radius = 2 * res_blocks + 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.tail(self.body(self.head(x))))
+
+
+class DSGANDiscriminator(nn.Module):
+    """Per-pixel patch discriminator for high-pass images; no downsampling.
+
+    conv5x5 3->f + LReLU(0.2), conv5x5 f->2f + BN + LReLU, conv5x5 2f->4f + BN + LReLU, conv1x1 4f->1.
+
+    Args:
+        features: width of the first layer (paper: 64).
+    Shapes:
+        x: (B, 3, H, W), a high-pass image around 0.5 -> (B, 1, H, W) logits (sigmoid = P(real)).
+    """
+
+    def __init__(self, *, features: int = 64):
+        super().__init__()
+        f = features
+        self.net = nn.Sequential(
+            nn.Conv2d(3, f, 5, padding=2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(f, 2 * f, 5, padding=2),
+            nn.BatchNorm2d(2 * f),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * f, 4 * f, 5, padding=2),
+            nn.BatchNorm2d(4 * f),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4 * f, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+# For rebuilding a network from a weights file's header ({"arch": name, "args": {...}}).
+ARCHS = {"DSGANGenerator": DSGANGenerator, "DSGANDiscriminator": DSGANDiscriminator}

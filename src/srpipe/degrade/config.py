@@ -1,0 +1,99 @@
+"""DSGAN configuration. Defaults are the `paper` recipe: the official code's `train.py` flags
+(ManuelFritsche/real-world-sr, dsgan/) and the paper's design notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    scale: int = 4  # HR/LR factor; the official code allowed 4 only, we allow 2, 3, 4
+    hr_crop: int = 512  # HR crop size; the generator input is hr_crop/scale (official: 512 -> 128)
+    same_domain: bool = False  # official mode: D's real samples are native-resolution crops of the HR images
+    val_fraction: float = 0.1  # share of real-LR images held out for evaluation (never seen by D)
+    flips: bool = False  # random horizontal flips (official default: off)
+    rotations: bool = False  # random 90-degree rotations (official default: off)
+
+    def __post_init__(self):
+        if self.scale not in (2, 3, 4):
+            raise ValueError(f"data.scale must be 2, 3 or 4, got {self.scale}")
+        if self.hr_crop % self.scale:
+            raise ValueError(f"data.hr_crop ({self.hr_crop}) must be a multiple of data.scale ({self.scale})")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    @property
+    def lr_crop(self) -> int:
+        return self.hr_crop // self.scale
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    features: int = 64  # generator width (paper: 64)
+    res_blocks: int = 8  # generator residual blocks (paper: 8)
+    d_features: int = 64  # discriminator first-layer width; then x2, x4 (paper: 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    w_color: float = 1.0  # L1 between low-passes of G(x) and x (official train.py: --w_col 1)
+    w_adv: float = 0.005  # adversarial weight on high-passes (official train.py: --w_tex 0.005)
+    w_perceptual: float = 0.01  # perceptual weight (official train.py: --w_per 0.01)
+    perceptual: Literal["lpips-alex", "lpips-vgg", "none"] = "lpips-alex"  # official: LPIPS AlexNet
+    filter: Literal["box", "gaussian"] = "box"  # low-pass kind for both colour loss and D's high-pass
+    kernel: int = 5  # low-pass window (official: 5); Gaussian sigma = kernel/6 as in the official code
+
+    def __post_init__(self):
+        if self.kernel % 2 == 0 or self.kernel < 1:
+            raise ValueError(f"loss.kernel must be odd, got {self.kernel}")
+
+    def active(self) -> list[str]:
+        """Names of the loss terms that contribute, for every output to state."""
+        out = []
+        if self.w_color > 0:
+            out.append(f"color(L1 low-pass {self.filter} k={self.kernel}) x{self.w_color:g}")
+        if self.w_adv > 0:
+            out.append(f"adversarial(high-pass D) x{self.w_adv:g}")
+        if self.perceptual != "none" and self.w_perceptual > 0:
+            out.append(f"perceptual({self.perceptual}) x{self.w_perceptual:g}")
+        return out
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-4  # Adam for G and D (official)
+    beta1: float = 0.5  # Adam beta1 (official: 0.5, usual for GANs)
+    beta2: float = 0.999  # Adam beta2
+    batch: int = 16  # official --batch_size 16
+    iters: int = 80_000  # official: 300 epochs of ~one crop per image; 80k steps at batch 16 (design notes)
+    decay_start: float = 0.5  # fraction of iters after which lr decays linearly to 0 (official: last 150 of 300 epochs)
+
+    def __post_init__(self):
+        if self.iters < 1 or self.batch < 1:
+            raise ValueError("optim.iters and optim.batch must be >= 1")
+        if not 0 <= self.decay_start <= 1:
+            raise ValueError(f"optim.decay_start must be in [0, 1], got {self.decay_start}")
+
+
+@dataclass(frozen=True)
+class DegradeConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0  # seeds weights, crops and the held-out split
+
+
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    # Minutes on a 2-core CPU and still visibly learns the target's noise/compression: small nets,
+    # small crops, a higher lr so a few hundred steps get somewhere. Perceptual off unless asked.
+    "tiny": {
+        "data": {"hr_crop": 128},
+        "model": {"features": 32, "res_blocks": 4, "d_features": 32},
+        "loss": {"perceptual": "none"},
+        "optim": {"lr": 1e-3, "batch": 8, "iters": 300, "decay_start": 0.5},
+    },
+}

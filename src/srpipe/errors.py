@@ -1,0 +1,18 @@
+"""The one exception type whose message is meant for the user.
+
+Library code raises `SrpipeError` with a message that says what went wrong, which file, and what
+to do; the CLI prints that one line and exits non-zero. Anything else is a bug and gets the
+"unexpected error" treatment (see `srpipe.cli`).
+"""
+
+
+class SrpipeError(Exception):
+    """An error caused by input, configuration or environment, explained in its message."""
+
+    exit_code = 1
+
+
+class UsageError(SrpipeError):
+    """Bad command-line or configuration input (exit code 2, like click's own usage errors)."""
+
+    exit_code = 2
