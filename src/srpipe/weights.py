@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +192,8 @@ def lpips_model(net: str = "alex", weights_dir=None):
     if key is None:
         raise SrpipeError(f"unknown LPIPS network {net!r}: use alex or vgg")
     path = resolve(key, weights_dir)
-    with _hub_with(path, FILES[key].filename):
+    with _hub_with(path, FILES[key].filename), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated `pretrained=`
         model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=False, verbose=False)
     # lpips slices torchvision's `features` into slice1..5 keeping the layer indices.
     state = load_state_dict(path)

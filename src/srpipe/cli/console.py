@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-out = Console(highlight=False, emoji=False)
-err = Console(stderr=True, highlight=False, emoji=False)
+out = Console(highlight=False, emoji=False, soft_wrap=True)  # soft_wrap: long lines stay whole in logs
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 
 def info(msg: str) -> None:

@@ -85,6 +85,14 @@ class DegradeConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0  # seeds weights, crops and the held-out split
 
+    def __post_init__(self):
+        # LPIPS' AlexNet/VGG pools its input down 16-32x: smaller LR crops crash inside lpips.
+        if self.loss.perceptual != "none" and self.loss.w_perceptual > 0 and self.data.lr_crop < 32:
+            raise ValueError(
+                f"the {self.loss.perceptual} perceptual loss needs LR crops of at least 32 px, but "
+                f"data.hr_crop / data.scale = {self.data.lr_crop}; raise data.hr_crop or set loss.perceptual=none"
+            )
+
 
 PRESETS: dict[str, dict] = {
     "paper": {},

@@ -1,0 +1,85 @@
+"""Unpaired DSGAN data: HR crops for the generator, real-LR crops for the discriminator.
+
+Images are decoded once into uint8 tensors in memory (DSGAN folders are small: a few hundred
+photos); crops, flips and rotations are drawn from one `torch.Generator` whose state goes into
+checkpoints, so a resumed run continues the same random stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from srpipe.errors import SrpipeError
+from srpipe.imageio import ImageReadError, list_images, read_uint8
+
+
+@dataclass
+class ImageSet:
+    """Decoded images of one folder: (3, H, W) uint8 tensors and their paths."""
+
+    images: list[torch.Tensor]
+    paths: list[Path]
+
+
+def load_folder(folder: str | Path, *, min_size: int, what: str, warn=print) -> ImageSet:
+    """Decode every image of `folder`; unreadable or smaller-than-`min_size` files are listed once and skipped."""
+    paths = list_images(folder)
+    if not paths:
+        raise SrpipeError(f"{what} folder {folder} contains no images (png, jpg, webp, tif, bmp)")
+    images, kept, bad, small = [], [], [], []
+    for p in paths:
+        try:
+            a = read_uint8(p)
+        except ImageReadError as e:
+            bad.append(str(e))
+            continue
+        if min(a.shape[:2]) < min_size:
+            small.append(f"{p.name} ({a.shape[1]}x{a.shape[0]})")
+            continue
+        images.append(torch.from_numpy(a).permute(2, 0, 1).contiguous())
+        kept.append(p)
+    if bad:
+        warn(f"skipped {len(bad)} unreadable file(s) in {folder}: " + "; ".join(bad))
+    if small:
+        warn(f"skipped {len(small)} image(s) smaller than {min_size} px in {folder}: " + ", ".join(small))
+    if not images:
+        raise SrpipeError(
+            f"no usable {what} image in {folder}: every image is unreadable or smaller than {min_size} px; "
+            f"lower the crop (e.g. --set data.hr_crop=256) or add larger images"
+        )
+    return ImageSet(images, kept)
+
+
+def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train indices, held-out indices); at least one image stays for training."""
+    if n == 0:
+        return [], []
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = min(int(round(n * fraction)), n - 1)
+    return sorted(perm[n_val:]), sorted(perm[:n_val])
+
+
+def random_crops(images: list[torch.Tensor], n: int, size: int, gen: torch.Generator, *,
+                 flips: bool = False, rotations: bool = False, multiple: int = 1) -> torch.Tensor:
+    """`n` random `size` x `size` crops as a float (n, 3, size, size) batch in [0, 1].
+
+    Args:
+        multiple: crop corners land on multiples of this (keeps the bicubic grid aligned).
+    """
+    idx = torch.randint(len(images), (n,), generator=gen).tolist()
+    out = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    for i, k in enumerate(idx):
+        img = images[k]
+        h, w = img.shape[-2:]
+        y = int(torch.randint((h - size) // multiple + 1, (1,), generator=gen)) * multiple
+        x = int(torch.randint((w - size) // multiple + 1, (1,), generator=gen)) * multiple
+        crop = img[:, y : y + size, x : x + size]
+        if flips and bool(torch.randint(2, (1,), generator=gen)):
+            crop = crop.flip(-1)
+        if rotations:
+            crop = torch.rot90(crop, int(torch.randint(4, (1,), generator=gen)), (-2, -1))
+        out[i] = crop
+    return out.float().div_(255)

@@ -1,0 +1,127 @@
+"""`make-pairs`: realistic LR/HR pairs from any HR folder with a trained DSGAN generator.
+
+- SDSR (cleanup_factor 1): HR kept as is; LR = G(bicubic(HR, 1/scale)).
+- TDSR (cleanup_factor c > 1): HR first "cleaned" by a bicubic downscale by c (removes the source's
+  own noise and blur; official `create_dataset.py --cleanup_factor 2`), then as SDSR.
+HR is mod-cropped to a multiple of the scale so LR is exactly HR/scale. Large images run through
+`srpipe.tiling` with a pad of the generator's receptive radius: identical to whole-image output, with
+bounded device memory. `pairs.json` is written last: a folder without it is not a finished output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from srpipe import __version__, ckpt
+from srpipe.cli.console import info, warn
+from srpipe.config import resolve_device
+from srpipe.degrade.archs import DSGANGenerator
+from srpipe.errors import SrpipeError
+from srpipe.imageio import ImageReadError, list_images, read_image, write_png
+from srpipe.resize import bicubic_down, mod_crop
+from srpipe.runlog import write_json
+from srpipe.tiling import tiled_apply
+
+
+def generator_file(model: str | Path) -> Path:
+    p = Path(model)
+    if p.is_dir():
+        p = p / "generator.safetensors"
+        if not p.is_file():
+            raise SrpipeError(f"no generator.safetensors in {model}: did degrade-train finish there?")
+    elif not p.is_file():
+        raise SrpipeError(f"model {p} does not exist (give a degrade-train run folder or its generator.safetensors)")
+    return p
+
+
+def load_generator(model: str | Path, device: torch.device | str = "cpu") -> tuple[DSGANGenerator, dict, Path]:
+    """(generator in eval mode, header, file) from a run folder or a generator.safetensors file."""
+    path = generator_file(model)
+    state, header = ckpt.load_weights(path)
+    if header.get("arch") != "DSGANGenerator":
+        raise SrpipeError(f"{path} holds a {header.get('arch', 'unknown')!r} network, not a DSGAN generator")
+    G = DSGANGenerator(**header["args"])
+    try:
+        G.load_state_dict(state)
+    except RuntimeError as e:
+        raise SrpipeError(f"{path}: weights do not fit DSGANGenerator{header['args']}: {str(e).splitlines()[0]}") from e
+    return G.eval().to(device), header, path
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def degrade_image(G: DSGANGenerator, hr: torch.Tensor, scale: int, *, tile: int = 512, device="cpu") -> torch.Tensor:
+    """Realistic LR (3, H/scale, W/scale) of a mod-cropped HR (3, H, W) in [0, 1]; tiled on `device`."""
+    x = bicubic_down(hr, scale)
+    return tiled_apply(x, G, scale=1, tile=tile, pad=G.receptive_radius, device=device).clamp_(0, 1)
+
+
+@torch.no_grad()
+def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 512, device: str = "auto") -> dict:
+    """Write OUT/hr/NAME.png, OUT/lr/NAME.png and OUT/pairs.json; returns the pairs.json content."""
+    dev = resolve_device(device)
+    if cleanup_factor < 1:
+        raise SrpipeError(f"--cleanup-factor must be >= 1, got {cleanup_factor}")
+    if tile < 8:
+        raise SrpipeError(f"--tile must be >= 8, got {tile}")
+    G, header, gpath = load_generator(model, dev)
+    scale = int(header.get("scale", 4))
+    paths = list_images(hr_dir)
+    if not paths:
+        raise SrpipeError(f"HR folder {hr_dir} contains no images (png, jpg, webp, tif, bmp)")
+    stems: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in stems:
+            raise SrpipeError(f"{p.name} and {stems[p.stem].name} in {hr_dir} would both be written as {p.stem}.png; rename one")
+        stems[p.stem] = p
+
+    out = Path(out_dir)
+    (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
+    mode = "TDSR" if cleanup_factor > 1 else "SDSR"
+    info(f"make-pairs {mode} x{scale} with {gpath} on {dev}: {len(paths)} image(s)")
+    pairs, skipped = [], []
+    from rich.progress import track
+
+    from srpipe.cli.console import err
+
+    for p in track(paths, description="make-pairs", console=err, transient=True):
+        try:
+            img, _ = read_image(p)
+        except ImageReadError as e:
+            skipped.append(str(e))
+            continue
+        hr = img
+        if cleanup_factor > 1:
+            hr = bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor)
+        hr = mod_crop(hr, scale)
+        if min(hr.shape[-2:]) < scale:
+            skipped.append(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
+            continue
+        lr = degrade_image(G, hr, scale, tile=tile, device=dev)
+        write_png(out / "hr" / f"{p.stem}.png", hr)
+        write_png(out / "lr" / f"{p.stem}.png", lr)
+        pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name,
+                      "hr_size": [hr.shape[2], hr.shape[1]]})
+    if skipped:
+        warn(f"skipped {len(skipped)} file(s): " + "; ".join(skipped))
+    if not pairs:
+        raise SrpipeError(f"no usable image in {hr_dir}; nothing written")
+    manifest = {
+        "pairs": pairs,
+        "scale": scale,
+        "mode": mode,
+        "cleanup_factor": cleanup_factor,
+        "generator": {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")},
+        "srpipe": __version__,
+    }
+    write_json(out / "pairs.json", manifest)
+    return manifest
