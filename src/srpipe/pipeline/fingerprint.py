@@ -1,0 +1,91 @@
+"""Content fingerprints and stage keys.
+
+- `canonical_json`: sorted keys, no whitespace, so equal data always hashes equal, in any process.
+- `folder_fingerprint`: sha256 over the sorted (relative path, size, sha256 of content) of a folder's
+  files. Per-file hashes are cached by (inode, mtime_ns, size), as dvc-data's `State` does, so an
+  unchanged folder is not read again.
+- `stage_key`: sha256 of canonical JSON of {stage, version, params, inputs}; the srpipe version and
+  run options are deliberately not part of it (STYLE.md section 6: key by inputs, bump versions by hand).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from srpipe.errors import SrpipeError
+from srpipe.imageio import atomic_write_bytes
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class StatCache:
+    """Per-file sha256 remembered by (path, inode, mtime_ns, size); saved as one JSON file."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        self.entries: dict[str, list] = {}
+        self.dirty = False
+        self.reads = 0  # files actually hashed (tests check that unchanged folders are not re-read)
+        if self.path and self.path.is_file():
+            try:
+                self.entries = json.loads(self.path.read_text())
+            except (OSError, json.JSONDecodeError):
+                self.entries = {}  # a damaged cache only costs re-hashing
+
+    def sha256(self, p: Path) -> str:
+        st = p.stat()
+        key = str(p.resolve())
+        sig = [st.st_ino, st.st_mtime_ns, st.st_size]
+        hit = self.entries.get(key)
+        if hit and hit[:3] == sig:
+            return hit[3]
+        digest = file_sha256(p)
+        self.reads += 1
+        self.entries[key] = [*sig, digest]
+        self.dirty = True
+        return digest
+
+    def save(self) -> None:
+        if self.path and self.dirty:
+            atomic_write_bytes(self.path, canonical_json(self.entries).encode())
+            self.dirty = False
+
+
+def folder_fingerprint(folder: str | Path, stat_cache: StatCache | None = None) -> str:
+    """sha256 of the sorted (relpath, size, content sha256) of every file under `folder`."""
+    root = Path(folder)
+    if not root.exists():
+        raise SrpipeError(f"input {root} does not exist")
+    cache = stat_cache or StatCache(None)
+    if root.is_file():
+        return sha256_bytes(canonical_json([[root.name, root.stat().st_size, cache.sha256(root)]]).encode())
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):  # os.walk does not follow directory links: no loops
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if name.startswith(".") or not p.is_file():
+                continue
+            entries.append([p.relative_to(root).as_posix(), p.stat().st_size, cache.sha256(p)])
+    return sha256_bytes(canonical_json(entries).encode())
+
+
+def stage_key(stage: str, version: int, params: dict, inputs: dict) -> str:
+    return sha256_bytes(canonical_json({"stage": stage, "version": version, "params": params, "inputs": inputs}).encode())

@@ -1,0 +1,236 @@
+"""Plan, run, report status of, and garbage-collect a cached pipeline.
+
+For each stage, in order: fingerprint its raw inputs (content hashes, stat-cached) and its upstream
+stages (their completed outputs), hash that with its params and version into a key, and look for
+`<cache>/<stage>/<key[:2]>/<key>/manifest.json`. Present: cached, nothing to do. Absent: run the
+stage in that folder (resuming whatever checkpoints an interrupted attempt left there), then write
+the manifest last. The run folder records which key each stage had, so `status` can say why a stage
+is stale (DVC's order: version and params first, they are cheap; then inputs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from srpipe import __version__
+from srpipe.cli.console import info, warn
+from srpipe.config import RunOptions, diff_configs
+from srpipe.errors import SrpipeError
+from srpipe.pipeline.fingerprint import folder_fingerprint, stage_key
+from srpipe.pipeline.spec import Pipeline
+from srpipe.pipeline.stages import Context, Stage, build_stages
+from srpipe.pipeline.store import CacheLock, Store, outputs_fingerprint, reset_entry, write_manifest
+from srpipe.runlog import write_json
+
+RUN_RECORD = "run.json"
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("SRPIPE_CACHE", ".srpipe/cache"))
+
+
+@dataclass
+class StageState:
+    stage: Stage
+    key: str | None = None  # None: not computable yet (an upstream stage has no outputs)
+    inputs: dict = field(default_factory=dict)  # name -> fingerprint
+    status: str = "missing"  # fresh | stale | missing
+    reason: str = ""
+    manifest: dict | None = None
+    entry: Path | None = None  # the cache folder under `key`
+
+
+def _previous(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / RUN_RECORD).read_text()).get("stages", {})
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _why_stale(stage: Stage, inputs: dict, old: dict | None, pending: list[str]) -> tuple[str, str]:
+    """(status, reason) for a stage without a complete entry under its current key."""
+    if old is None:
+        if pending:
+            return "missing", f"after {', '.join(pending)}"
+        return "missing", "never run"
+    if old.get("version") != stage.version:
+        return "stale", f"stage version {old.get('version')} -> {stage.version}"
+    if old.get("params") != stage.params:
+        changes = diff_configs(old.get("params") or {}, stage.params)
+        return "stale", "params changed: " + "; ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
+    if pending:
+        return "stale", f"upstream {', '.join(pending)} will rerun"
+    changed = sorted(k for k in set(inputs) | set(old.get("inputs", {})) if inputs.get(k) != old.get("inputs", {}).get(k))
+    if changed:
+        kinds = [f"upstream {k} reran" if k in stage.deps else f"input {k} changed" for k in changed]
+        return "stale", "; ".join(kinds)
+    return "stale", "output missing or incomplete (interrupted?)"
+
+
+def plan(p: Pipeline, store: Store, run_dir: Path, *, force: frozenset[str] = frozenset()) -> list[StageState]:
+    """The state of every stage, without running anything."""
+    prev = _previous(run_dir)
+    states: dict[str, StageState] = {}
+    out = []
+    for stage in build_stages(p):
+        s = StageState(stage)
+        inputs = {name: folder_fingerprint(path, store.stat_cache) for name, path in stage.raw.items()}
+        pending = []
+        for dep in stage.deps:
+            up = states[dep]
+            if up.manifest is None or up.stage.name in force:
+                pending.append(dep)
+            else:
+                inputs[dep] = outputs_fingerprint(up.manifest)
+        s.inputs = inputs
+        if not pending:
+            s.key = stage_key(stage.name, stage.version, stage.params, inputs)
+            s.manifest = store.manifest(stage.name, s.key)
+        if s.manifest is not None and stage.name not in force:
+            s.status, s.reason = "fresh", "cached"
+        elif s.manifest is not None:
+            s.status, s.reason = "stale", "forced"
+        elif s.key is not None and store.entry(stage.name, s.key).exists():
+            s.status, s.reason = "stale", "interrupted; will resume from its checkpoints"
+        else:
+            old = prev.get(stage.name)
+            old_manifest = store.manifest(stage.name, old["key"]) if old and old.get("key") else None
+            s.status, s.reason = _why_stale(stage, inputs, old_manifest or old, pending)
+        states[stage.name] = s
+        out.append(s)
+    store.stat_cache.save()
+    return out
+
+
+def _record(run_dir: Path, p: Pipeline, store: Store, states: list[StageState], results: dict) -> None:
+    stages = {}
+    for s in states:
+        if s.key is None:
+            continue
+        stages[s.stage.name] = {
+            "key": s.key, "entry": str(store.entry(s.stage.name, s.key)), "version": s.stage.version,
+            "params": s.stage.params, "inputs": s.inputs, "describe": s.stage.describe, **results.get(s.stage.name, {}),
+        }
+    write_json(run_dir / RUN_RECORD, {"pipeline": str(p.path), "cache": str(store.root.resolve()),
+                                      "srpipe": __version__, "stages": stages})
+
+
+def _register(store: Store, pipeline_path: Path) -> None:
+    """Remember pipeline files that used this cache, so `gc` knows what is still referred to."""
+    reg = store.root / "pipelines.json"
+    try:
+        known = json.loads(reg.read_text())
+    except (OSError, json.JSONDecodeError):
+        known = []
+    if str(pipeline_path) not in known:
+        write_json(reg, sorted([*known, str(pipeline_path)]))
+
+
+def run_pipeline(p: Pipeline, *, run_dir: str | Path, cache: str | Path | None = None, run: RunOptions = RunOptions(),
+                 force: tuple[str, ...] = (), dry_run: bool = False, report: bool = True) -> list[dict]:
+    """Bring every stage up to date; returns one row per stage (name, key, action, seconds, reason)."""
+    run_dir = Path(run_dir)
+    store = Store(cache or default_cache())
+    names = [s.name for s in build_stages(p)]
+    unknown = sorted(set(force) - set(names))
+    if unknown:
+        raise SrpipeError(f"--force {', '.join(unknown)}: no such stage; stages are {', '.join(names)}")
+    if dry_run:
+        return [{"stage": s.stage.name, "key": s.key, "action": "run" if s.status != "fresh" else "cached",
+                 "reason": s.reason, "seconds": 0.0} for s in plan(p, store, run_dir, force=frozenset(force))]
+    rows = []
+    with CacheLock(store.root, warn=warn):
+        _register(store, p.path)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        done: dict[str, StageState] = {}
+        results: dict[str, dict] = {}
+        for stage in build_stages(p):
+            # Re-plan this stage now that its upstream stages are complete (their outputs define our key).
+            inputs = {name: folder_fingerprint(path, store.stat_cache) for name, path in stage.raw.items()}
+            for dep in stage.deps:
+                inputs[dep] = outputs_fingerprint(done[dep].manifest)
+            key = stage_key(stage.name, stage.version, stage.params, inputs)
+            entry = store.entry(stage.name, key)
+            manifest = store.manifest(stage.name, key)
+            state = StageState(stage, key, inputs)
+            if manifest is not None and stage.name not in force:
+                info(f"{stage.name}: cached ({key[:12]}), skipping")
+                state.manifest, state.status = manifest, "fresh"
+                results[stage.name] = {"cached": True, "seconds": manifest.get("seconds", 0.0)}
+                rows.append({"stage": stage.name, "key": key, "action": "cached", "seconds": 0.0, "reason": "unchanged"})
+            else:
+                if stage.name in force:
+                    reset_entry(entry)
+                resumed = entry.exists()
+                info(f"{stage.name}: {'resuming' if resumed else 'running'} in {entry}")
+                entry.mkdir(parents=True, exist_ok=True)
+                ctx = Context(out=entry, inputs={**stage.raw, **{d: done[d].entry for d in stage.deps}}, run=run)
+                t0 = time.time()
+                summary = stage.fn(ctx)
+                seconds = time.time() - t0
+                manifest = write_manifest(entry, {
+                    "key": key, "stage": stage.name, "version": stage.version, "params": stage.params,
+                    "inputs": inputs, "seconds": round(seconds, 3), "summary": summary, "describe": stage.describe,
+                    "versions": _versions(),
+                })
+                state.manifest, state.status = manifest, "fresh"
+                results[stage.name] = {"cached": False, "seconds": seconds}
+                rows.append({"stage": stage.name, "key": key, "action": "ran", "seconds": seconds,
+                             "reason": "forced" if stage.name in force else ("resumed" if resumed else "")})
+            state.entry = entry
+            done[stage.name] = state
+            _record(run_dir, p, store, list(done.values()), results)
+        store.stat_cache.save()
+    if report:
+        from srpipe.pipeline.report import write_report
+
+        path = write_report(run_dir)
+        info(f"report: {path}")
+    return rows
+
+
+def _versions() -> dict:
+    import platform
+
+    import torch
+
+    return {"srpipe": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def gc(store_root: str | Path | None = None, pipelines: list[Pipeline] = (), *, dry_run: bool = False) -> list[Path]:
+    """Remove cache entries that no known pipeline file refers to (their current keys)."""
+    import shutil
+
+    from srpipe.pipeline.spec import load_pipeline
+
+    store = Store(store_root or default_cache())
+    keep: set[tuple[str, str]] = set()
+    with CacheLock(store.root, warn=warn):
+        try:
+            known = json.loads((store.root / "pipelines.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            known = []
+        all_pipelines = list(pipelines)
+        for path in known:
+            if Path(path).is_file() and all(str(q.path) != path for q in all_pipelines):
+                try:
+                    all_pipelines.append(load_pipeline(path))
+                except SrpipeError as e:
+                    warn(f"gc: ignoring {path}: {e}")
+        for q in all_pipelines:
+            for s in plan(q, store, Path("/nonexistent")):
+                if s.key:
+                    keep.add((s.stage.name, s.key))
+        removed = []
+        for stage, key, folder in list(store.entries()):
+            if (stage, key) not in keep:
+                removed.append(folder)
+                if not dry_run:
+                    shutil.rmtree(folder)
+        if not dry_run:
+            write_json(store.root / "pipelines.json", sorted(str(q.path) for q in all_pipelines))
+    return removed

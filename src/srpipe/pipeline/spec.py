@@ -1,0 +1,136 @@
+"""The pipeline file: one TOML describing a whole experiment.
+
+```toml
+[inputs]                      # paths are relative to this file
+hr = "data/demo/hr"           # clean HR photos (DSGAN's source domain, and the HR of the training pairs)
+real_lr = "data/demo/real_lr" # real low-quality photos of the target domain
+test_hr = "data/demo/test_hr" # held-out HR: realistic test pairs are made from it for evaluation
+# pairs_hr = "..."            # HR folder for the training pairs (default: hr)
+
+[degrade]                     # DegradeConfig: preset, then [degrade.config.*] overrides
+preset = "tiny"
+[degrade.config.optim]
+iters = 300
+
+[pairs]
+cleanup_factor = 1            # 1 = SDSR, 2 = TDSR
+
+[sr]                          # UpscaleConfig: preset, then [sr.config.*] overrides
+preset = "tiny"
+
+[interpolate]
+alphas = [0.8]                # network interpolation, alpha weights the GAN model
+
+[upscale]
+tile = 256                    # LR tile size for the test images
+
+[eval]
+fid = true                    # FID/KID where the Inception weights resolve
+```
+
+Every section and key is checked; unknown ones are errors, as in stage configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from srpipe.config import build_config, read_toml, to_dict
+from srpipe.errors import UsageError
+
+SECTIONS = {
+    "inputs": {"hr", "real_lr", "test_hr", "pairs_hr"},
+    "degrade": {"preset", "config"},
+    "pairs": {"cleanup_factor"},
+    "sr": {"enabled", "preset", "config"},
+    "interpolate": {"alphas"},
+    "upscale": {"tile"},
+    "eval": {"enabled", "fid"},
+}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    path: Path
+    inputs: dict[str, Path]
+    degrade: object  # DegradeConfig
+    cleanup_factor: int
+    sr: object | None  # UpscaleConfig, None when [sr] enabled = false
+    alphas: tuple[float, ...]
+    tile: int
+    eval: bool
+    fid: bool
+
+    def params(self) -> dict:
+        """Everything result-changing, as plain data (for display and tests)."""
+        return {"degrade": to_dict(self.degrade), "cleanup_factor": self.cleanup_factor,
+                "sr": to_dict(self.sr) if self.sr else None, "alphas": list(self.alphas), "tile": self.tile,
+                "eval": self.eval, "fid": self.fid}
+
+
+def _check(where: str, table, allowed: set[str]) -> dict:
+    if not isinstance(table, dict):
+        raise UsageError(f"pipeline: [{where}] must be a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise UsageError(f"pipeline: unknown key(s) {', '.join(unknown)} in [{where}]; valid: {', '.join(sorted(allowed))}")
+    return table
+
+
+def _typed(where: str, value, tp, default):
+    if value is None:
+        return default
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise UsageError(f"pipeline: {where} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Parse and validate a pipeline file; stage configs are built (and checked) here."""
+    from srpipe.degrade.config import PRESETS as DPRESETS, DegradeConfig
+    from srpipe.upscale.config import PRESETS as UPRESETS, UpscaleConfig
+
+    p = Path(path)
+    data = read_toml(p)
+    _check("top level", data, set(SECTIONS))
+    sec = {name: _check(name, data.get(name, {}), keys) for name, keys in SECTIONS.items()}
+    base = p.parent
+
+    ins = sec["inputs"]
+    if "hr" not in ins:
+        raise UsageError(f"pipeline {p}: [inputs] hr = \"FOLDER\" is required")
+    inputs = {k: (base / _typed(f"inputs.{k}", v, str, "")).resolve() for k, v in ins.items()}
+    inputs.setdefault("pairs_hr", inputs["hr"])
+
+    def stage_cfg(name, cls, presets):
+        preset = _typed(f"{name}.preset", sec[name].get("preset"), str, "paper")
+        if preset not in presets:
+            raise UsageError(f"pipeline: {name}.preset must be one of {', '.join(presets)}, got {preset!r}")
+        over = _typed(f"{name}.config", sec[name].get("config"), dict, {})
+        return build_config(cls, preset=presets[preset], toml=over)
+
+    degrade = stage_cfg("degrade", DegradeConfig, DPRESETS)
+    if not degrade.data.same_domain and "real_lr" not in inputs:
+        raise UsageError(f"pipeline {p}: [inputs] real_lr is required (or set degrade.config.data.same_domain = true)")
+    sr = None
+    if _typed("sr.enabled", sec["sr"].get("enabled"), bool, True):
+        sr = stage_cfg("sr", UpscaleConfig, UPRESETS)
+        if sr.data.scale != degrade.data.scale:
+            raise UsageError(f"pipeline: sr scale x{sr.data.scale} differs from degrade scale x{degrade.data.scale}; "
+                             f"set [sr.config.data] scale = {degrade.data.scale}")
+    alphas = tuple(float(a) for a in _typed("interpolate.alphas", sec["interpolate"].get("alphas"), list, [0.8]))
+    for a in alphas:
+        if not 0 <= a <= 1:
+            raise UsageError(f"pipeline: interpolate.alphas values must be in [0, 1], got {a}")
+    cleanup = _typed("pairs.cleanup_factor", sec["pairs"].get("cleanup_factor"), int, 1)
+    if cleanup < 1:
+        raise UsageError("pipeline: pairs.cleanup_factor must be >= 1")
+    tile = _typed("upscale.tile", sec["upscale"].get("tile"), int, 256)
+    return Pipeline(
+        path=p.resolve(), inputs=inputs, degrade=degrade, cleanup_factor=cleanup, sr=sr, alphas=alphas, tile=tile,
+        eval=_typed("eval.enabled", sec["eval"].get("enabled"), bool, True),
+        fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True),
+    )
