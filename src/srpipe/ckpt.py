@@ -100,10 +100,44 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return load_file(str(path), device=str(device)), header
 
 
+_PLAIN = (str, int, float, bool, type(None), bytes, torch.Tensor, torch.Size, torch.dtype, torch.device)
+
+
+def _first_non_plain(obj, where: str = "state") -> str | None:
+    """Where the first value outside plain containers of tensors/numbers/strings sits, or None."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            bad = _first_non_plain(v, f"{where}[{k!r}]")
+            if bad:
+                return bad
+        return None
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            bad = _first_non_plain(v, f"{where}[{i}]")
+            if bad:
+                return bad
+        return None
+    return None if isinstance(obj, _PLAIN) else f"{where} ({type(obj).__module__}.{type(obj).__qualname__})"
+
+
 def save_state(path: str | Path, state: dict) -> None:
-    """Resume state (plain containers of tensors/numbers/strings) via torch.save, atomically."""
+    """Resume state (plain containers of tensors/numbers/strings) via torch.save, atomically.
+
+    torch.save pickles anything, but `load_state` (weights_only) refuses e.g. numpy arrays: such a
+    state would save fine and fail only at resume, hours later. So anything unusual is checked by
+    loading it back the way resume will, and refused now.
+    """
     buf = io.BytesIO()
     torch.save(state, buf)
+    suspect = _first_non_plain(state)
+    if suspect is not None:
+        try:
+            torch.load(io.BytesIO(buf.getvalue()), map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise CheckpointError(
+                f"refusing to save {path}: {suspect} cannot be loaded back with weights_only=True "
+                f"({str(e).splitlines()[0][:120]}); store tensors, numbers, strings, lists or dicts"
+            ) from None
     try:
         atomic_write_bytes(path, buf.getvalue())
     except OSError as e:
@@ -143,25 +177,48 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, nets: dict[str, tuple[dict,
     name = f"step_{step:08d}"
     final = root / name
     tmp = root / f".{name}.tmp"
+    old = root / f".{name}.old"
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".step_*.tmp"):  # left by a crash mid-save: never complete
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
         for n, (sd, arch, args) in nets.items():
             save_weights(tmp / f"{n}.safetensors", sd, arch=arch, args=args)
         _fault("ckpt-mid")
         save_state(tmp / "state.pt", {**state, "step": step})
-        if final.exists():
-            shutil.rmtree(final)
+        if final.exists():  # the same step saved again (e.g. a signal right after a periodic save)
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
         os.replace(tmp, final)
         _fault("ckpt-before-latest")
         atomic_write_bytes(root / "latest", (name + "\n").encode())
-    except OSError as e:
+    except (OSError, CheckpointError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, CheckpointError):
+            raise
         raise CheckpointError(f"cannot write checkpoint {final}: {e.strerror or e}") from e
-    steps = sorted(p for p in root.glob("step_*") if p.is_dir() and p.name != name)
-    for old in steps[: max(0, len(steps) - (keep - 1))]:
-        shutil.rmtree(old, ignore_errors=True)
+    for aside in root.glob(".step_*.old"):  # `latest` has moved on: copies moved aside are not needed
+        shutil.rmtree(aside, ignore_errors=True)
+    # Keep the newest `keep` folders of this run's timeline. Folders with a higher step than the one
+    # just saved come from a run that crashed after writing them but before moving `latest`, and
+    # was resumed from an earlier step: they are not part of this history any more.
+    steps = _step_folders(root)
+    newer = [p for p in steps if _step_of(p) > step]
+    older = [p for p in steps if _step_of(p) < step]
+    for stale in newer + older[: max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _step_of(p: Path) -> int:
+    return int(p.name[len("step_") :])
+
+
+def _step_folders(root: Path) -> list[Path]:
+    """`step_<n>` folders in step order (numeric: past 10^8 steps the names stop sorting)."""
+    found = [p for p in root.glob("step_*") if p.is_dir() and p.name[len("step_") :].isdigit()]
+    return sorted(found, key=_step_of)
 
 
 def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
@@ -170,10 +227,27 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
     ptr = root / "latest"
     if not ptr.is_file():
         return None
-    folder = root / ptr.read_text().strip()
-    if not (folder / "state.pt").is_file():
-        raise CheckpointError(f"{ptr} points to {folder}, which is incomplete; delete {root} or use --restart")
-    return folder
+    try:
+        folder = root / ptr.read_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"cannot read {ptr} ({e}); delete {root} or use --restart") from None
+    if folder.parent == root and folder.name.startswith("step_") and (folder / "state.pt").is_file():
+        return folder
+    # `latest` names a folder that is gone: a crash while the same step was being saved again, after
+    # the old copy was moved aside. Put that copy back.
+    aside = root / f".{folder.name}.old"
+    if folder.parent == root and (aside / "state.pt").is_file():
+        try:
+            os.replace(aside, folder)
+            return folder
+        except OSError:
+            return aside
+    # Otherwise every step_* folder is complete (renamed into place only after its state.pt was
+    # written), so the newest one is a consistent checkpoint.
+    complete = [p for p in _step_folders(root) if (p / "state.pt").is_file()]
+    if complete:
+        return complete[-1]
+    raise CheckpointError(f"{ptr} points to {folder}, which is incomplete; delete {root} or use --restart")
 
 
 def load_checkpoint(folder: str | Path) -> tuple[dict[str, dict], dict]:

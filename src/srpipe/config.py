@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 import types
 import typing
@@ -66,7 +67,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against annotation `tp`, converting only where it loses nothing (int -> float)."""
     origin = get_origin(tp)
     if origin is Literal:
-        if value not in get_args(tp):
+        # Compare types too: `True in (1, 2)` and `1.0 in (1, 2)` are true in Python.
+        if not any(value == a and type(value) is type(a) for a in get_args(tp)):
             choices = ", ".join(repr(a) for a in get_args(tp))
             raise UsageError(f"config {where}: {value!r} is not one of {choices}")
         return value
@@ -90,7 +92,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise UsageError(f"config {where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if tp is bool:
         if not isinstance(value, bool):
             raise UsageError(f"config {where}: expected true or false, got {value!r}")
@@ -116,8 +118,10 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f" in [{prefix.rstrip('.')}]" if prefix else ""
+        # Name the key as the user wrote it (`nosuch.key`, not just `nosuch`).
+        names = [leaf for k in unknown for leaf in _leaves(prefix + k, data[k])]
         raise UsageError(
-            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(prefix + k for k in unknown)}{where}; "
+            f"unknown config key{'s' if len(names) > 1 else ''} {', '.join(names)}{where}; "
             f"valid keys: {', '.join(prefix + k for k in fields)}"
         )
     kwargs = {}
@@ -136,6 +140,12 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
         raise UsageError(f"config {prefix.rstrip('.') or cls.__name__}: {e}") from e
 
 
+def _leaves(key: str, value: Any) -> list[str]:
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in _leaves(f"{key}.{k}", v)]
+    return [key]
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -146,6 +156,9 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+_PY_NUMBER = re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def parse_set(item: str) -> dict:
     """`a.b=value` -> {"a": {"b": value}}, the value read as a TOML value (bare words are strings)."""
     if "=" not in item:
@@ -154,10 +167,14 @@ def parse_set(item: str) -> dict:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise UsageError(f"--set {item!r}: empty key")
+    raw = raw.strip()
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word such as `box` or `lpips-alex`
+        if _PY_NUMBER.fullmatch(raw):  # `.5`, `5.`: numbers to a user, though not TOML
+            value = float(raw)
+        else:
+            value = raw  # a bare word such as `box` or `lpips-alex`
     out: dict = {}
     node = out
     parts = key.split(".")
@@ -174,12 +191,16 @@ def read_toml(path: str | Path) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise UsageError(f"config file {p} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"config file {p} is not valid TOML: {e}") from None
+    except OSError as e:  # a folder, no permission
+        raise UsageError(f"cannot read config file {p}: {e.strerror or e}") from None
 
 
 def build_config(cls: type, *, preset: dict | None = None, toml: dict | None = None, sets: list[str] = ()) -> Any:
     """Defaults < preset < TOML data < `--set` items; every layer checked for unknown keys and types."""
+    if isinstance(sets, str):  # a lone "a.b=v" would otherwise be read character by character
+        sets = [sets]
     data: dict = {}
     for layer in (preset or {}, toml or {}):
         data = _merge(data, layer)

@@ -49,14 +49,17 @@ def low_pass(
     """
     if k < 1 or k % 2 == 0:
         raise ValueError(f"low-pass kernel size must be odd and >= 1, got {k}")
+    # A misspelt padding would otherwise fall through to one of the branches below silently.
+    if padding not in ("none", "replicate", "exclude", "zeros"):
+        raise ValueError(f"unknown low-pass padding {padding!r}: use none, replicate, exclude or zeros")
+    if kind not in ("box", "gaussian"):
+        raise ValueError(f"unknown low-pass kind {kind!r}: use box or gaussian")
     if kind == "box":
         if padding == "none":
             return F.avg_pool2d(x, k, stride=1)
         if padding == "replicate":
             return F.avg_pool2d(F.pad(x, [k // 2] * 4, mode="replicate"), k, stride=1)
         return F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=(padding == "zeros"))
-    if kind != "gaussian":
-        raise ValueError(f"unknown low-pass kind {kind!r}: use box or gaussian")
     c = x.shape[1]
     g = gaussian_kernel1d(k, sigma if sigma is not None else k / 6, dtype=x.dtype, device=x.device)
     w2 = (g[:, None] * g[None, :]).expand(c, 1, k, k)

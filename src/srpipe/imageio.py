@@ -4,13 +4,16 @@
 and CMYK, applies the EXIF orientation, and returns the RGB image as a float tensor in [0, 1] plus
 an `ImageInfo` describing how to write a result back the same way (alpha plane, bit depth, gray).
 
-Decoding is OpenCV's (it keeps 16-bit depth, which Pillow drops for RGB); Pillow only reads the
-EXIF orientation tag, since OpenCV's IMREAD_UNCHANGED ignores it. Writes are atomic: a temporary
-file in the target folder, then `os.replace`, so a crash never leaves a truncated PNG behind.
+Decoding is OpenCV's (it keeps 16-bit depth, which Pillow drops for RGB). Pillow reads the EXIF
+orientation tag, since OpenCV's IMREAD_UNCHANGED ignores it (except in TIFFs, where OpenCV applies
+it itself), and decodes gray+alpha TIFFs, whose alpha OpenCV drops. The format is sniffed from the
+bytes, not the extension. Writes are atomic: a temporary file in the target folder, then
+`os.replace`, so a crash never leaves a truncated PNG behind.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -66,21 +69,82 @@ def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
                         walk(entry)
                 elif entry.suffix.lower() in IMAGE_EXTS and entry.is_file():
                     out.append(entry)
-            except OSError:  # a dangling link or a loop the OS reports: not an image, skip it
+            except OSError:  # a dangling link, a loop or an unreadable sub-folder: skip it
                 continue
 
-    walk(root)
+    try:
+        walk(root)
+    except OSError as e:  # the folder itself cannot be listed (permissions)
+        raise SrpipeError(f"cannot list folder {root}: {e.strerror or e}") from None
     return out
 
 
-def _exif_orientation(path: Path) -> int:
+def _sniff(head: bytes) -> str:
+    """Container format from the magic bytes (a JPEG saved as .png is common on the web)."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8"):
+        return "jpeg"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"BM"):
+        return "bmp"
+    return "other"
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    """True when a JPEG has no end-of-image marker after the start of its first scan.
+
+    OpenCV decodes a cut JPEG into a grey-padded image with only a warning. Looking for FFD9 only
+    at the very end would reject valid files with trailing data (phone "motion photos" append a
+    video after EOI) and searching the whole file would find the EOI of the EXIF thumbnail, so the
+    marker segments are walked up to the first SOS; in entropy-coded data a literal FF is always
+    followed by 00 or a restart marker, so FFD9 after that point can only be the real EOI.
+    """
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return False  # not a marker where one must be: leave the verdict to the decoder
+        m = data[i + 1]
+        if m == 0xFF:  # fill byte
+            i += 1
+        elif m == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", i) < 0
+        elif m == 0x01 or 0xD0 <= m <= 0xD7:  # stand-alone markers
+            i += 2
+        elif m == 0xD9:  # EOI before any scan: a broken file, let the decoder judge
+            return False
+        else:
+            i += 2 + ((data[i + 2] << 8) | data[i + 3])
+    return True  # the file ends inside its headers
+
+
+def _pil_header(data: bytes, fmt: str) -> tuple[int, str | None]:
+    """(EXIF orientation, Pillow mode) from a lazy header parse; (1, None) when Pillow cannot tell."""
     try:
         from PIL import Image
 
-        with Image.open(path) as im:
-            return int(im.getexif().get(0x0112, 1))
+        with Image.open(io.BytesIO(data)) as im:
+            mode = im.mode
+            # Pillow's PNG getexif() decodes the whole image to find a late eXIf chunk: only ask
+            # when the file has one.
+            if fmt == "png" and b"eXIf" not in data:
+                return 1, mode
+            o = int(im.getexif().get(0x0112, 1))
+            return (o if 1 <= o <= 8 else 1), mode
     except Exception:  # no EXIF, or a format Pillow cannot parse: OpenCV decides readability
+        return 1, None
+
+
+def _exif_orientation(path: Path) -> int:
+    """EXIF orientation (1..8) of an image file, 1 when absent or unreadable."""
+    try:
+        data = path.read_bytes()
+    except OSError:
         return 1
+    return _pil_header(data, _sniff(data[:16]))[0]
 
 
 def _apply_orientation(a: np.ndarray, o: int) -> np.ndarray:
@@ -102,19 +166,26 @@ def _apply_orientation(a: np.ndarray, o: int) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _decode(path: Path) -> np.ndarray:
-    """Raw decode: (H, W) or (H, W, C) in BGR(A) order, uint8 or uint16."""
+def _read_bytes(path: Path) -> bytes:
     try:
-        buf = np.fromfile(str(path), dtype=np.uint8)  # fromfile: unicode paths work on every OS
+        with open(path, "rb") as fh:  # plain open: unicode paths work on every OS
+            data = fh.read()
     except OSError as e:
         raise ImageReadError(f"cannot read {path}: {e.strerror or e}") from None
-    if buf.size == 0:
+    if not data:
         raise ImageReadError(f"{path} is an empty file (0 bytes)")
-    if buf[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in buf[-64:].tobytes():
-        # OpenCV decodes a cut JPEG into a grey-padded image with only a warning.
+    return data
+
+
+def _decode(path: Path, data: bytes | None = None, fmt: str | None = None) -> np.ndarray:
+    """Raw OpenCV decode: (H, W) or (H, W, C) in BGR(A) order, uint8 or uint16."""
+    if data is None:
+        data = _read_bytes(path)
+    fmt = fmt or _sniff(data[:16])
+    if fmt == "jpeg" and _jpeg_truncated(data):
         raise ImageReadError(f"{path} is a truncated JPEG (no end marker); re-export or remove it")
     try:
-        a = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        a = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error:
         a = None
     if a is None or a.size == 0:
@@ -130,11 +201,30 @@ def _decode(path: Path) -> np.ndarray:
 def read_array(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
     """RGB image as (H, W, 3) uint8 or uint16 array, plus its `ImageInfo` (alpha as float)."""
     p = Path(path)
-    a = _decode(p)
-    if p.suffix.lower() in (".jpg", ".jpeg", ".tif", ".tiff", ".webp"):
-        a = _apply_orientation(a, _exif_orientation(p))
+    data = _read_bytes(p)
+    fmt = _sniff(data[:16])
+    a = _decode(p, data, fmt)
+    orientation, mode = _pil_header(data, fmt)
+    if fmt == "tiff":
+        if mode in ("LA", "La") and a.ndim == 2:
+            # OpenCV drops the alpha plane of gray+alpha TIFFs; Pillow keeps it (but, unlike
+            # OpenCV, does not apply the orientation tag: done below).
+            try:
+                from PIL import Image
+
+                with Image.open(io.BytesIO(data)) as im:
+                    a = np.asarray(im.convert("LA"))
+            except Exception as e:
+                raise ImageReadError(f"{p} is not a readable gray+alpha TIFF ({e})") from None
+        else:
+            # OpenCV's TIFF decoder applies tag 274 itself (fixOrientation in grfmt_tiff.cpp,
+            # 8 and 16 bit): applying it again would turn the image twice.
+            orientation = 1
+    a = _apply_orientation(a, orientation)
     depth = 16 if a.dtype == np.uint16 else 8
     scale = 65535.0 if depth == 16 else 255.0
+    # OpenCV expands gray+alpha PNGs to BGRA; the PNG header says what the source really was.
+    png_gray = fmt == "png" and len(data) > 25 and data[25] in (0, 4)
     alpha = None
     if a.ndim == 2:
         gray, rgb = True, np.repeat(a[:, :, None], 3, axis=2)
@@ -144,9 +234,9 @@ def read_array(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
         gray, rgb = True, np.repeat(a[:, :, :1], 3, axis=2)
         alpha = a[:, :, 1].astype(np.float32) / scale
     elif a.shape[2] == 3:
-        gray, rgb = False, a[:, :, ::-1]
+        gray, rgb = png_gray, a[:, :, ::-1]
     elif a.shape[2] == 4:
-        gray, rgb = False, a[:, :, 2::-1]
+        gray, rgb = png_gray, a[:, :, 2::-1]
         alpha = a[:, :, 3].astype(np.float32) / scale
     else:
         raise ImageReadError(f"{p} has {a.shape[2]} channels; srpipe reads gray, RGB and RGBA images")
@@ -207,7 +297,16 @@ def encode_png(rgb: np.ndarray, *, gray: bool = False, alpha: np.ndarray | None 
         y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         out = np.clip(np.round(y), 0, maxv).astype(rgb.dtype)
         if alpha is not None:
-            out = np.dstack([out, _alpha_plane(alpha, out.shape[:2], rgb.dtype)])
+            a = _alpha_plane(alpha, out.shape[:2], rgb.dtype)
+            if rgb.dtype == np.uint8:
+                # OpenCV cannot encode 2-channel PNGs; Pillow writes 8-bit gray+alpha ("LA").
+                from PIL import Image
+
+                buf = io.BytesIO()
+                Image.fromarray(np.dstack([out, a]), "LA").save(buf, format="PNG")
+                return buf.getvalue()
+            # Neither library writes 16-bit gray+alpha: RGBA with equal channels keeps every value.
+            out = np.dstack([out, out, out, a])
     else:
         out = rgb[:, :, ::-1]
         if alpha is not None:

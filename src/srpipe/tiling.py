@@ -73,8 +73,8 @@ def tiled_apply(
     """
     if img.dim() != 3:
         raise ValueError(f"tiled_apply expects a (C, H, W) tensor, got shape {tuple(img.shape)}")
-    if tile < 1 or pad < 0 or batch < 1:
-        raise ValueError(f"tile ({tile}) and batch ({batch}) must be >= 1 and pad ({pad}) >= 0")
+    if tile < 1 or pad < 0 or batch < 1 or scale < 1:
+        raise ValueError(f"tile ({tile}), batch ({batch}) and scale ({scale}) must be >= 1 and pad ({pad}) >= 0")
     _, h, w = img.shape
     jobs: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]] = []  # (input box, keep box)
     if not blend:
@@ -103,7 +103,15 @@ def tiled_apply(
             x = torch.stack([img[:, a:c, b:d] for (a, b, c, d), _ in chunk]).to(device, non_blocking=True)
             if dtype is not None:
                 x = x.to(dtype)
-            y = fn(x).float().cpu()
+            y = fn(x)
+            want = (x.shape[0], x.shape[2] * s, x.shape[3] * s)
+            if y.dim() != 4 or (y.shape[0], y.shape[2], y.shape[3]) != want:
+                # Without this check a wrong `scale` shows up as an obscure slicing error below.
+                raise ValueError(
+                    f"fn returned shape {tuple(y.shape)} for tiles {tuple(x.shape)}; expected "
+                    f"(B, C, h*{s}, w*{s}) = ({want[0]}, C, {want[1]}, {want[2]}): is scale={s} right?"
+                )
+            y = y.float().cpu()
             if out is None:
                 out = torch.zeros(y.shape[1], h * s, w * s)
                 if blend:

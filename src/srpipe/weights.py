@@ -88,8 +88,9 @@ def resolve(name: str, weights_dir: str | os.PathLike | None = None, *, download
     if found is not None:
         return found
     target = hub_dir() / wf.filename
-    error = "download disabled"
-    if download and os.environ.get("SRPIPE_OFFLINE", "") != "1":
+    offline = os.environ.get("SRPIPE_OFFLINE", "") == "1"
+    error = "downloads disabled by SRPIPE_OFFLINE=1" if offline else "download disabled"
+    if download and not offline:
         import torch
 
         try:
@@ -144,6 +145,16 @@ def _hub_with(path: Path, filename: str):
             torch.hub.set_dir(old)
 
 
+def _wrong_file(name: str, path: Path, e: Exception) -> MissingWeightsError:
+    """The error for a file that loads but is not the network it is named after."""
+    wf = FILES[name]
+    # torch puts the useful part ("Missing key(s) ...") on the second line: keep it, on one line.
+    detail = " ".join(line.strip() for line in str(e).splitlines())[:160] or type(e).__name__
+    return MissingWeightsError(
+        f"{path} is not the {wf.used_for} weights file ({detail}); delete it and download {wf.url}"
+    )
+
+
 def _check_loaded(module, state: dict, prefix_map: dict[str, str], what: str, path: Path) -> None:
     """Verify that `module` carries the file's tensors (guards against a silently random backbone)."""
     import torch
@@ -171,14 +182,21 @@ def vgg19_features(weights_dir=None, *, last_layer: int = 34):
 
     path = resolve("vgg19", weights_dir)
     state = load_state_dict(path)
-    net = torchvision.models.vgg19(weights=None)
+    try:
+        # Build the convolutional part only: vgg19() would first initialise the 120M-parameter
+        # classifier we throw away (seconds of CPU and ~0.5 GB per call).
+        from torchvision.models.vgg import cfgs, make_layers
+
+        features = make_layers(cfgs["E"], batch_norm=False)
+    except ImportError:  # a torchvision that moved them
+        features = torchvision.models.vgg19(weights=None).features
     # Only the convolutional part is used; a file with or without the classifier loads the same.
     feats_state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     try:
-        net.features.load_state_dict(feats_state, strict=True)
+        features.load_state_dict(feats_state, strict=True)
     except RuntimeError as e:
-        raise MissingWeightsError(f"{path} is not a torchvision VGG19 state dict: {str(e).splitlines()[0]}") from e
-    feats = net.features[: last_layer + 1].eval()
+        raise _wrong_file("vgg19", path, e) from e
+    feats = features[: last_layer + 1].eval()
     for p in feats.parameters():
         p.requires_grad_(False)
     return feats
@@ -192,11 +210,14 @@ def lpips_model(net: str = "alex", weights_dir=None):
     if key is None:
         raise SrpipeError(f"unknown LPIPS network {net!r}: use alex or vgg")
     path = resolve(key, weights_dir)
+    state = load_state_dict(path)  # first: a corrupt file gets our message, not torch's unpickling error
     with _hub_with(path, FILES[key].filename), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated `pretrained=`
-        model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=False, verbose=False)
+        try:
+            model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=False, verbose=False)
+        except RuntimeError as e:  # torchvision's strict load_state_dict: wrong keys or shapes
+            raise _wrong_file(key, path, e) from e
     # lpips slices torchvision's `features` into slice1..5 keeping the layer indices.
-    state = load_state_dict(path)
     _check_loaded(
         model.net,
         {k: v for k, v in state.items() if k.startswith("features.")},
@@ -216,9 +237,12 @@ def fid_inception(weights_dir=None, *, dims: int = 2048):
 
     path = resolve("inception", weights_dir)
     block = InceptionV3.BLOCK_INDEX_BY_DIM[dims]
+    state = load_state_dict(path)  # first: a corrupt file gets our message, not torch's unpickling error
     with _hub_with(path, FILES["inception"].filename):
-        model = InceptionV3([block], resize_input=True, normalize_input=True, use_fid_inception=True)
-    state = load_state_dict(path)
+        try:
+            model = InceptionV3([block], resize_input=True, normalize_input=True, use_fid_inception=True)
+        except RuntimeError as e:  # pytorch-fid's strict load_state_dict: wrong keys or shapes
+            raise _wrong_file("inception", path, e) from e
     probe = {k: v for k, v in state.items() if k.startswith("Conv2d_1a_3x3.")}
     _check_loaded(model, probe, {"Conv2d_1a_3x3.": "blocks.0.0."}, "FID Inception", path)
     model.eval()

@@ -13,7 +13,8 @@ def info(msg: str) -> None:
 
 
 def warn(msg: str) -> None:
-    err.print(f"[yellow]warning:[/] {msg}")
+    err.print("[yellow]warning:[/] ", end="")
+    err.print(msg, markup=False)  # messages hold paths and `[section]` names: never markup
 
 
 def error(msg: str) -> None:
