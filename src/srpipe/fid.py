@@ -471,6 +471,11 @@ def compare(path_a: str | Path, path_b: str | Path | None, spec: FeatureSpec = F
     """
     if path_b is None and save_stats_to is None:
         raise UsageError("give two paths to compare, or one path and --save-stats FILE")
+    if save_stats_to is not None and _is_stats(path_a):
+        raise UsageError(f"--save-stats needs a folder as the first path, got statistics file {path_a}")
+    for path in (path_a, path_b):  # both checked before minutes of feature extraction
+        if path is not None and not Path(path).exists():
+            raise SrpipeError(f"{'statistics file' if _is_stats(path) else 'folder'} {path} does not exist")
     sides = {}
     feats = {}
     moments = {}
@@ -479,14 +484,10 @@ def compare(path_a: str | Path, path_b: str | Path | None, spec: FeatureSpec = F
         if path is None:
             continue
         if _is_stats(path):
-            if not Path(path).is_file():
-                raise SrpipeError(f"statistics file {path} does not exist")
             mu, sigma = load_stats(path)
             moments[label] = (mu, sigma)
             sides[label] = {"path": str(path), "kind": "stats", "count": None, "cached": False}
             continue
-        if not Path(path).exists():
-            raise SrpipeError(f"{path} does not exist")
 
         def step(done, total, _label=label):
             if progress is not None:
@@ -501,10 +502,7 @@ def compare(path_a: str | Path, path_b: str | Path | None, spec: FeatureSpec = F
             raise SrpipeError(f"{path}: FID and KID need at least 2 samples, got {len(fs.features)}")
         moments[label] = stats(fs.features)
     if save_stats_to is not None:
-        if "a" in feats:
-            save_stats(save_stats_to, *moments["a"])
-        else:
-            raise UsageError(f"--save-stats needs a folder as the first path, got statistics file {path_a}")
+        save_stats(save_stats_to, *moments["a"])
     result = {"a": sides.get("a"), "b": sides.get("b"), "spec": asdict(spec), "fid": None, "kid_mean": None,
               "kid_std": None, "kid_subsets": None, "kid_subset_size": kid_subset_size, "warnings": warn,
               "saved_stats": str(save_stats_to) if save_stats_to is not None else None}

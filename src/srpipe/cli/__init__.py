@@ -21,6 +21,7 @@ from srpipe import __version__
 from srpipe.cli import console
 from srpipe.cli.degrade import degrade_train, make_pairs
 from srpipe.cli.doctor import doctor
+from srpipe.cli.evaluate import eval_degradation, eval_fid, eval_sr
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,6 +34,9 @@ def cli(debug: bool) -> None:
 cli.add_command(degrade_train)
 cli.add_command(make_pairs)
 cli.add_command(doctor)
+cli.add_command(eval_fid)
+cli.add_command(eval_sr)
+cli.add_command(eval_degradation)
 
 
 def _debug_requested(argv: list[str]) -> bool:
