@@ -229,3 +229,20 @@ def test_missing_inception_weights(empty_torch_home, folders, tmp_path):
     a, b = folders
     with pytest.raises(MissingWeightsError, match="pt_inception-2015-12-05-6726825d.pth"):
         fid.compare(a, b, fid.FeatureSpec(dims=64), cache=tmp_path / "c")
+
+
+def test_whole_image_decoding_is_pytorch_fids(tmp_path):
+    import cv2
+    import torchvision.transforms as TF
+    from PIL import Image
+
+    d = make_folder(tmp_path / "d", 1, (20, 16), seed=3)
+    p = d / "img_00.png"
+    ours = fid.load_whole(p)
+    theirs = TF.ToTensor()(Image.open(p).convert("RGB"))  # pytorch-fid's ImagePathDataset
+    assert ours.shape == (3, 16, 20) and ours.equal(theirs)
+    # 16-bit grey: Pillow's convert("RGB") would clip it to white; srpipe reads it to scale
+    g16 = np.linspace(0, 65535, 16 * 20).reshape(16, 20).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), g16)
+    x = fid.load_whole(tmp_path / "g16.png")
+    assert x.shape == (3, 16, 20) and x.mean().item() == pytest.approx(0.5, abs=1e-3)

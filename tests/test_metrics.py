@@ -116,6 +116,15 @@ def test_lpips_wrapper(torch_home):
     assert not torch.allclose(d, unmapped, atol=1e-4)
 
 
+def test_evaluate_folders_lpips_size_limit(tmp_path, torch_home):
+    big = make_folder(tmp_path / "big", 1, (40, 40), seed=1)
+    make_folder(big, 1, (24, 24), seed=2, prefix="small")
+    res = metrics.evaluate_folders(big, big, metrics.EvalConfig(scale=2, crop_border=0))
+    lp = {r["name"]: r["lpips"] for r in res["images"]}
+    assert lp["img_00"] == pytest.approx(0.0, abs=1e-6) and lp["small_00"] is None
+    assert any("at least 32x32" in n and "small_00.png" in n for n in res["notes"])
+
+
 def test_lpips_without_weights(empty_torch_home):
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth"):
         metrics.LPIPS()

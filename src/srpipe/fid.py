@@ -11,13 +11,15 @@ Library entry points:
 Agreement with pytorch-fid (whole-image mode). The network is pytorch-fid's own `InceptionV3` (FID
 weights, `resize_input=True`, `normalize_input=True`: bilinear resize to 299x299, then [-1, 1]); files
 are decoded as pytorch-fid does (`PIL.Image.open(f).convert("RGB")`, `ToTensor`) and batched in the
-same order and sizes, and the distance is pytorch-fid's `calculate_frechet_distance`. So on any
-folder `python -m pytorch_fid` can read, the number is the same. Where srpipe differs, on purpose:
+same order and sizes (EXIF orientation is ignored, as there), and the distance is pytorch-fid's
+`calculate_frechet_distance`. So on any folder `python -m pytorch_fid` can read, the number is the
+same. Where srpipe differs, on purpose:
 
 * listing: pytorch-fid globs ``*.png``, ``*.jpg``... case-sensitively, so on Linux it silently skips
   ``IMG_0001.JPG``; srpipe takes the same extensions in any case (same files otherwise, same order);
-* 16-bit images: `convert("RGB")` saturates 16-bit samples (a white image); srpipe reads those with
-  `srpipe.imageio` and scales them to [0, 1];
+* 16-bit grey images: Pillow opens them as mode ``I;16`` and `convert("RGB")` clips every sample
+  above 255 (a white image); srpipe reads those with `srpipe.imageio` and scales them to [0, 1]
+  (16-bit RGB is unaffected: Pillow already reduces it to 8 bits);
 * mixed image sizes: pytorch-fid's loader cannot stack them and crashes; srpipe batches runs of equal
   size (each image is resized to 299x299 on its own, so batching does not change the features).
 
@@ -306,11 +308,24 @@ def _patch_batches(items: Iterable, spec: FeatureSpec, batch_size: int) -> Itera
 # ---------------------------------------------------------------- features
 
 
+_MODELS: dict = {}  # loaded networks by (weight file identity, dims, device): loading takes seconds
+
+
 def inception(dims: int = 2048, *, weights_dir=None, device="cpu"):
-    """pytorch-fid's InceptionV3 through `srpipe.weights` (MissingWeightsError if the file is absent)."""
+    """pytorch-fid's InceptionV3 through `srpipe.weights` (MissingWeightsError if the file is absent).
+
+    Frozen and in eval mode; one instance per weight file, dims and device is kept for the process.
+    """
     from srpipe import weights
 
-    return weights.fid_inception(weights_dir, dims=dims).to(device)
+    path = weights.resolve("inception", weights_dir)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, dims, str(device))
+    if key not in _MODELS:
+        if len(_MODELS) >= 2:  # bound the memory: at most two networks stay loaded
+            _MODELS.pop(next(iter(_MODELS)))
+        _MODELS[key] = weights.fid_inception(weights_dir, dims=dims).to(device)
+    return _MODELS[key]
 
 
 def run_inception(model, batches: Iterable, *, device="cpu", count: int | None = None,

@@ -42,6 +42,7 @@ _Y_OFFSET = 16.0
 SSIM_WINDOW = 11  # Gaussian window size (Wang et al. 2004; MATLAB ssim_index; BasicSR)
 SSIM_SIGMA = 1.5  # Gaussian window sigma (same sources)
 _K1, _K2 = 0.01, 0.03  # SSIM stabilising constants (Wang et al. 2004)
+LPIPS_MIN_SIZE = 32  # AlexNet's stride-4 stem and three max-pools leave nothing of smaller inputs
 
 
 # ---------------------------------------------------------------- helpers
@@ -262,6 +263,7 @@ def evaluate_folders(sr_dir, gt_dir, cfg: EvalConfig = EvalConfig(), *, weights_
             notes.append(f"LPIPS skipped: {e}")
     border = cfg.border
     rows = []
+    small: list[str] = []
     for i, (sp, gp) in enumerate(pairs):
         sr, _ = read_image(sp)
         gt, _ = read_image(gp)
@@ -283,7 +285,10 @@ def evaluate_folders(sr_dir, gt_dir, cfg: EvalConfig = EvalConfig(), *, weights_
         }
         if lp is not None:
             ac, bc = _crop(a, border), _crop(b, border)
-            row["lpips"] = float(lp(ac, bc))
+            if min(ac.shape[-2:]) >= LPIPS_MIN_SIZE:
+                row["lpips"] = float(lp(ac, bc))
+            else:
+                small.append(sp.name)
         rows.append(row)
         if progress is not None:
             progress(i + 1, len(pairs))
@@ -292,6 +297,9 @@ def evaluate_folders(sr_dir, gt_dir, cfg: EvalConfig = EvalConfig(), *, weights_
         vals = [r[col] for r in rows if r[col] is not None]
         # PSNR of an identical pair is inf; a mean over finite values would hide that, so keep inf.
         summary[col] = (sum(vals) / len(vals)) if vals else None
+    if small:
+        notes.append(f"LPIPS needs at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE} pixels after the border crop; "
+                     f"left out for {len(small)} image(s): {', '.join(small[:5])}")
     if any(math.isinf(r["psnr_y"]) for r in rows):
         notes.append("some SR images equal their GT exactly (PSNR = inf)")
     return {
