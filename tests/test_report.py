@@ -1,0 +1,445 @@
+"""The HTML run report: sections and values from real and fabricated run folders, and rendering in
+headless Chromium (every image loads, a screenshot that is not blank)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import make_folder
+from srpipe.config import RunOptions
+from srpipe.errors import SrpipeError
+from srpipe.pipeline.report import detail_window, model_order, write_report
+from srpipe.pipeline.run import run_pipeline
+from srpipe.pipeline.spec import load_pipeline
+
+# ---------------------------------------------------------------- reading the page back
+
+
+class Page(HTMLParser):
+    """The parts of the report the tests look at: sections, tables, images, stage rows, links."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.sections, self.tables, self.images, self.stage_rows, self.links = [], [], [], {}, []
+        self.tags: set[str] = set()
+        self._row: str | None = None
+        self._cells: list[str] = []
+        self._text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        elif tag == "table":
+            self.tables.append(a.get("class"))
+        elif tag == "img":
+            self.images.append(a)
+        elif tag in ("a", "link", "script", "iframe", "source"):
+            self.links.append((tag, a.get("href") or a.get("src")))
+        elif tag == "tr" and "data-stage" in a:
+            self._row, self._cells = a["data-stage"], []
+        elif tag == "td" and self._row:
+            self._text = []
+
+    def handle_data(self, data):
+        self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._row:
+            self._cells.append(" ".join("".join(self._text).split()))
+        elif tag == "tr" and self._row:
+            self.stage_rows[self._row] = self._cells
+            self._row = None
+
+
+def decode(uri: str) -> Image.Image:
+    assert uri.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+
+
+def check_self_contained(text: str) -> Page:
+    page = Page(text)
+    assert "script" not in page.tags and "link" not in page.tags and "iframe" not in page.tags
+    assert all(href.startswith("#") for tag, href in page.links if tag == "a")
+    for img in page.images:  # every image is embedded and decodes as a real PNG
+        im = decode(img["src"])
+        assert im.width > 0 and im.height > 0
+    assert "url(" not in text  # no CSS resource either
+    return page
+
+
+# ---------------------------------------------------------------- a real run (SR disabled: fast)
+
+PIPELINE = """
+[inputs]
+hr = "hr"
+real_lr = "lr"
+test_hr = "test"
+
+[degrade]
+preset = "tiny"
+[degrade.config.data]
+hr_crop = 32
+val_fraction = 0.2
+[degrade.config.model]
+features = 8
+res_blocks = 1
+d_features = 8
+[degrade.config.optim]
+batch = 2
+iters = 3
+
+[sr]
+enabled = false
+"""
+
+
+def test_report_of_a_real_run_without_sr(tmp_path):
+    make_folder(tmp_path / "hr", 4, (64, 64), seed=1)
+    make_folder(tmp_path / "lr", 5, (32, 32), seed=2)
+    make_folder(tmp_path / "test", 2, (48, 40), seed=3)
+    (tmp_path / "pipe.toml").write_text(PIPELINE)
+
+    def go():
+        run_pipeline(load_pipeline(tmp_path / "pipe.toml"), run_dir=tmp_path / "run", cache=tmp_path / "cache",
+                     run=RunOptions(device="cpu"))
+        return (tmp_path / "run" / "report.html").read_text()
+
+    text = go()  # `srpipe run` writes the report at the end
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    page = check_self_contained(text)
+    assert page.sections == ["summary", "stages", "realism", "samples", "sr", "metrics", "alpha", "losses"]
+    rows = page.stage_rows
+    assert list(rows)[:3] == ["degrade", "pairs", "test_pairs"]
+    for name in ("degrade", "pairs", "test_pairs"):
+        key, state = rows[name][1], rows[name][3]
+        assert key == record["stages"][name]["key"][:12] and state == "ran"
+    assert "adv" in rows["degrade"][4]  # the active losses
+    assert "pairs: 4" in rows["pairs"][5] and "mode: SDSR" in rows["pairs"][5]
+    for name in ("sr_psnr", "sr_gan", "interpolate", "upscale", "eval"):  # what is missing is said
+        assert rows[name][3] == "not in this run"
+    assert "Not in this run: sr_psnr, sr_gan, interpolate, upscale, eval" in text
+    assert "No comparisons: no upscale stage in this run" in text
+    assert "No metrics: no eval stage output in this run" in text
+    assert "No alpha sweep: no eval stage output in this run" in text
+    # the DSGAN grid of the last step and the degrade loss curves are there
+    alts = [i["alt"] for i in page.images]
+    assert [a for a in alts if a.startswith("DSGAN, step")] == ["DSGAN, step 3: bicubic LR | synthetic LR | real LR"]
+    assert any(a.startswith("DSGAN degradation (degrade): ") and "d_real" in a for a in alts)
+    degrade_entry = Path(record["stages"]["degrade"]["entry"])
+    if (degrade_entry / "degradation.json").is_file():  # degrade-train's own realism check (issue 4)
+        table = json.loads((degrade_entry / "degradation.json").read_text())
+        assert "Source: degrade stage: held-out real LR" in text
+        assert re.findall(r'data-metric="(\w+)"', text) == [r["metric"] for r in table["rows"]]
+    else:
+        assert "No degradation realism table: the eval stage is not in this run" in text
+
+    text = go()  # nothing changed: every stage cached, and the report says so
+    rows = Page(text).stage_rows
+    assert [rows[n][3] for n in ("degrade", "pairs", "test_pairs")] == ["cached"] * 3
+
+
+# ---------------------------------------------------------------- a fabricated full run (every stage)
+
+SR = {  # eval metrics.json "sr": distinctive values the page must show
+    "bicubic": {"psnr_y": 24.5012, "ssim_y": 0.70011, "psnr_rgb": 23.1, "ssim_rgb": 0.69, "psnr_color": 40.0, "lpips": 0.4123},
+    "psnr": {"psnr_y": 26.7512, "ssim_y": 0.78123, "psnr_rgb": 25.2, "ssim_rgb": 0.77, "psnr_color": 41.0, "lpips": 0.3333},
+    "alpha_0.50": {"psnr_y": 26.1034, "ssim_y": 0.75, "psnr_rgb": 24.8, "ssim_rgb": 0.74, "psnr_color": 40.5, "lpips": 0.2511},
+    "gan": {"psnr_y": 25.2047, "ssim_y": 0.71, "psnr_rgb": 24.0, "ssim_rgb": 0.70, "psnr_color": 39.0, "lpips": 0.2009},
+}
+DEGRADATION = {
+    "scale": 2, "counts": {"real": 3, "synthetic": 2, "bicubic": 2}, "notes": ["a realism note"], "config": {},
+    "rows": [
+        {"metric": "kid", "label": "KID on 16x16 patches (mean; std over subsets)", "unit": "", "real": 0.0,
+         "synthetic": 0.0123, "bicubic": 0.0456, "std": {"synthetic": 0.001, "bicubic": 0.002},
+         "synthetic_distance": 0.0123, "bicubic_distance": 0.0456, "closer": "synthetic"},
+        {"metric": "noise", "label": "noise sigma in flat regions (R, G, B)", "unit": "8-bit levels",
+         "real": [2.5, 2.25, 2.75], "synthetic": [2.0, 2.0, 2.5], "bicubic": [0.5, 0.5, 0.5],
+         "synthetic_distance": 0.3333, "bicubic_distance": 2.0, "closer": "synthetic"},
+        {"metric": "hf_spectrum", "label": "log power spectrum, 0.25-0.5 cycles/px", "unit": "dB", "real": -31.5,
+         "synthetic": -33.0, "bicubic": -45.25, "synthetic_distance": 1.5, "bicubic_distance": 13.75, "closer": "synthetic"},
+        {"metric": "blockiness", "label": "JPEG 8x8 grid strength (1 = none)", "unit": "ratio", "real": 1.3,
+         "synthetic": 1.01, "bicubic": 1.0, "synthetic_distance": 0.29, "bicubic_distance": 0.3, "closer": "tie"},
+        {"metric": "color", "label": "per-channel value distribution (Wasserstein-1)", "unit": "8-bit levels",
+         "real": [120.0, 110.0, 100.0], "synthetic": [125.0, 111.0, 99.0], "bicubic": [121.0, 110.0, 100.0],
+         "synthetic_distance": 2.5, "bicubic_distance": 0.5, "closer": "bicubic"},
+    ],
+}
+NAMES = ("img_00", "img_01")
+HR_SIZE = (48, 40)  # w, h; x2
+TEXTURE = (26, 18, 20)  # x, y, side of the only textured square in the HR images (where the crop must land)
+
+
+def smooth(w: int, h: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray((rng.random((max(2, h // 8), max(2, w // 8), 3)) * 255).astype(np.uint8))
+    return np.asarray(small.resize((w, h), Image.BICUBIC)).copy()
+
+
+def save(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+
+
+def write_log(path: Path, fields: list[str], rows: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, ["step", "time", *fields])
+        w.writeheader()
+        w.writerows(rows)
+
+
+def grid(rows: int, tile: int, seed: int) -> np.ndarray:
+    """A make_grid-like image: `rows` x 3 tiles with 2 px white padding."""
+    out = np.full((rows * (tile + 2) + 2, 3 * (tile + 2) + 2, 3), 255, np.uint8)
+    for r in range(rows):
+        for c in range(3):
+            y, x = 2 + r * (tile + 2), 2 + c * (tile + 2)
+            out[y:y + tile, x:x + tile] = smooth(tile, tile, seed + 3 * r + c)
+    return out
+
+
+def fabricate_run(root: Path, *, with_note: str = "") -> Path:
+    """A run folder and cache with the documented layout of a full pipeline run."""
+    cache, run_dir = root / "cache", root / "run"
+    stages, entries = {}, {}
+
+    def entry(stage: str, seconds: float, cached: bool, describe: str = "", summary: dict | None = None,
+              params: dict | None = None) -> Path:
+        key = hashlib.sha256(stage.encode()).hexdigest()
+        e = cache / stage / key[:2] / key
+        e.mkdir(parents=True)
+        (e / "manifest.json").write_text(json.dumps({"key": key, "stage": stage, "seconds": seconds, "outputs": [],
+                                                     "summary": summary or {}, "describe": describe}))
+        stages[stage] = {"key": key, "entry": str(e), "version": 1, "params": params or {}, "inputs": {},
+                         "describe": describe, "cached": cached, "seconds": seconds}
+        entries[stage] = e
+        return e
+
+    d = entry("degrade", 125.0, True, "color, adv, perceptual", {"active_losses": ["color", "adv"]})
+    write_log(d / "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total"],
+              [{"step": s, "time": s / 10, "lr": 2e-4, "d_real": 0.5 + s / 100, "d_fake": -0.2, "color": 1 / s,
+                "adv": 0.7, "perceptual": "", "g_total": 1 + 1 / s} for s in (1, 10, 20)])
+    save(d / "samples" / "step_00000001.png", grid(2, 16, 1))
+    save(d / "samples" / "step_00000020.png", grid(2, 16, 7))
+    (d / "split.json").write_text(json.dumps({"train": ["a.png"], "held_out": ["b.png"]}))
+    for stage in ("pairs", "test_pairs"):
+        e = entry(stage, 3.5, True, summary={"pairs": 2, "mode": "SDSR"}, params={"cleanup_factor": 1})
+        for i, n in enumerate(NAMES):
+            hr = smooth(*HR_SIZE, seed=10 + i)
+            if stage == "test_pairs":  # flat HR except one textured square
+                hr[:] = 128
+                x, y, c = TEXTURE
+                hr[y:y + c, x:x + c] = np.random.default_rng(i).integers(0, 255, (c, c, 3))
+            save(e / "hr" / f"{n}.png", hr)
+            save(e / "lr" / f"{n}.png", np.asarray(Image.fromarray(hr).resize((HR_SIZE[0] // 2, HR_SIZE[1] // 2), Image.BICUBIC)))
+        (e / "pairs.json").write_text(json.dumps({"scale": 2, "mode": "SDSR",
+                                                  "pairs": [{"name": n, "hr": f"hr/{n}.png", "lr": f"lr/{n}.png"} for n in NAMES]}))
+    for stage, phase, fields in (("sr_psnr", "psnr", ["lr", "l_pix", "g_total", "val_psnr_y", "val_ssim_y", "val_lpips"]),
+                                 ("sr_gan", "gan", ["lr", "l_pix", "l_percep", "l_adv", "d_loss", "g_total", "val_psnr_y"])):
+        e = entry(stage, 60.0 if phase == "psnr" else 7300.0, False,
+                  "L1" if phase == "psnr" else "L1 x0.01, VGG19 conv5_4 x1, RaGAN x0.005",
+                  {"weights": {phase: f"{phase}.safetensors"}})
+        (e / f"{phase}.safetensors").write_bytes(b"stand-in")
+        write_log(e / f"log_{phase}.csv", fields, [{"step": s, "time": s, **{f: (1 / s if f != "val_psnr_y" else 20 + s)
+                                                                             for f in fields}} for s in (1, 5, 10)])
+        save(e / "samples" / f"{phase}_00000010.png", grid(3, 24, 20))
+    e = entry("interpolate", 0.2, False, summary={"models": ["alpha_0.50.safetensors"]}, params={"alphas": [0.5]})
+    (e / "alpha_0.50.safetensors").write_bytes(b"stand-in")
+    up = entry("upscale", 2.0, False, summary={"models": list(SR)}, params={"tile": 128, "scale": 2})
+    for k, m in enumerate(SR):
+        for n in NAMES:
+            lr = Image.open(entries["test_pairs"] / "lr" / f"{n}.png")
+            save(up / m / f"{n}.png", np.asarray(lr.resize(HR_SIZE, [Image.BICUBIC, Image.NEAREST, Image.BILINEAR, Image.LANCZOS][k])))
+    ev = entry("eval", 4.0, False, params={"scale": 2, "fid": True})
+    per_image = {m: [{"name": n, **{k: v + 0.01 * i for k, v in row.items()}} for i, n in enumerate(NAMES)]
+                 for m, row in SR.items()}
+    (ev / "metrics.json").write_text(json.dumps({"sr": SR, "degradation": DEGRADATION, "per_image": per_image,
+                                                 "notes": ["an eval note"] + ([with_note] if with_note else [])}))
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"pipeline": str(root / "demo.toml"), "cache": str(cache),
+                                                  "srpipe": "0.1.0", "stages": stages}))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory) -> tuple[Path, str]:
+    run_dir = fabricate_run(tmp_path_factory.mktemp("full"), with_note="<script>alert('x')</script> & more")
+    path = write_report(run_dir)
+    assert path == run_dir / "report.html"
+    return path, path.read_text()
+
+
+def test_full_report_sections_tables_and_values(full_report):
+    _, text = full_report
+    page = check_self_contained(text)
+    assert page.sections == ["summary", "stages", "realism", "samples", "sr", "metrics", "alpha", "losses"]
+    assert page.tables == ["stages", "realism", "metrics"] + ["per-image"] * 6
+    assert "srpipe report: demo" in text and "Not in this run" not in text
+
+    rows = page.stage_rows
+    assert list(rows) == ["degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "upscale", "eval"]
+    assert rows["degrade"][1] == hashlib.sha256(b"degrade").hexdigest()[:12]
+    assert rows["degrade"][2:4] == ["2 min 05 s", "cached"] and rows["sr_gan"][2:4] == ["2 h 01 min", "ran"]
+    assert rows["sr_gan"][4] == "L1 x0.01, VGG19 conv5_4 x1, RaGAN x0.005"
+    assert rows["sr_psnr"][5] == "weights: psnr.safetensors" and rows["pairs"][5] == "pairs: 2; mode: SDSR"
+
+    # the headline answers "is it working"
+    assert "Best PSNR-Y: PSNR model (α 0) 26.75 dB vs bicubic 24.50 dB (+2.25 dB: beats bicubic)" in text
+    assert "Lowest LPIPS: GAN model (α 1) 0.2009" in text
+    assert "closer to real LR than bicubic LR on 3 of 5 statistics" in text
+
+    # realism table: values, lists per channel, KID std, who is closer
+    realism = re.search(r'<table class="realism">(.*?)</table>', text, re.S).group(1)
+    assert [m for m in re.findall(r'data-metric="(\w+)"', realism)] == ["kid", "noise", "hf_spectrum", "blockiness", "color"]
+    assert "2.5 / 2.25 / 2.75" in realism and "0.0123 ± 0.001" in realism and "13.75" in realism
+    assert re.findall(r'<span class="badge (\w+)">', realism) == ["synthetic"] * 3 + ["tie", "bicubic"]
+    assert "a realism note" in text
+
+    # metric table: models ordered bicubic, then by alpha; best per column marked; gain vs bicubic
+    metrics = re.search(r'<table class="metrics">(.*?)</table>', text, re.S).group(1)
+    models = re.findall(r"<tr><td>([^<]+)</td>", metrics)
+    assert models == ["bicubic", "PSNR model (α 0)", "interpolated α 0.50", "GAN model (α 1)"]
+    assert re.findall(r'class="num best">([^<]+)<', metrics) == ["26.75", "0.7812", "25.20", "0.7700", "41.00", "0.2009"]
+    assert "+2.25" in metrics and "+0.70" in metrics and "2.2500" not in metrics
+    assert "FID" not in metrics  # no FID values in this run: no empty column
+
+    # comparisons: one block per test image, crop on the textured square, every model in order
+    blocks = re.findall(r'<div class="compare" data-image="(\w+)">', text)
+    assert blocks == list(NAMES)
+    x, y, c = TEXTURE
+    assert f"48×40, crop {c}×{c} at ({x}, {y}), ×6" in text
+    labels = [i["alt"].split(": ", 1)[1] for i in page.images if i["alt"].startswith("img_00: ")]
+    assert labels == ["LR input", "bicubic", "PSNR model (α 0)", "interpolated α 0.50", "GAN model (α 1)", "HR (ground truth)"]
+    crops = {i["alt"]: decode(i["src"]) for i in page.images if i["alt"].startswith("img_00")}
+    assert crops["img_00: HR (ground truth)"].size == (c * 6, c * 6) == crops["img_00: LR input"].size
+    record = json.loads((full_report[0].parent / "run.json").read_text())
+    hr = np.asarray(Image.open(Path(record["stages"]["test_pairs"]["entry"]) / "hr" / "img_00.png").convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(crops["img_00: HR (ground truth)"])[::6, ::6], hr[y:y + c, x:x + c])
+    assert "26.76 dB / 0.3433" in text  # per-image caption of img_01, PSNR model
+
+    # plots and grids
+    alts = [i["alt"] for i in page.images]
+    assert [a for a in alts if ", step " in a] == [
+        "DSGAN, step 1: bicubic LR | synthetic LR | real LR", "DSGAN, step 20: bicubic LR | synthetic LR | real LR",
+        "ESRGAN PSNR phase, step 10: bicubic | SR | HR", "ESRGAN GAN phase, step 10: bicubic | SR | HR"]
+    losses = {a.split(":")[0]: a.split(": ")[1] for a in alts if "(degrade)" in a or "(sr_" in a}
+    assert losses == {"DSGAN degradation (degrade)": "d_real, d_fake, color, adv, g_total",  # perceptual empty
+                      "ESRGAN PSNR phase (sr_psnr)": "l_pix, g_total, val_psnr_y, val_ssim_y, val_lpips",
+                      "ESRGAN GAN phase (sr_gan)": "l_pix, l_percep, l_adv, d_loss, g_total, val_psnr_y"}
+    sweep = decode(next(i["src"] for i in page.images if i["alt"] == "metrics against alpha"))
+    assert sweep.width > 2 * sweep.height and np.asarray(sweep).std() > 5  # two panels: PSNR-Y and LPIPS
+
+    # autoescape: run data never becomes markup
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in text
+
+
+def test_partial_and_broken_runs(tmp_path):
+    with pytest.raises(SrpipeError, match="no run.json"):
+        write_report(tmp_path)
+    run_dir = fabricate_run(tmp_path)
+    record = json.loads((run_dir / "run.json").read_text())
+    shutil.rmtree(record["stages"]["upscale"]["entry"])  # e.g. removed by `srpipe gc`
+    metrics = Path(record["stages"]["eval"]["entry"]) / "metrics.json"
+    m = json.loads(metrics.read_text())
+    worse = {**SR["gan"], "psnr_y": 23.0}
+    metrics.write_text(json.dumps({**m, "degradation": None, "sr": {"bicubic": SR["bicubic"], "gan": worse}}))
+    text = write_report(run_dir).read_text()
+    check_self_contained(text)
+    assert Page(text).stage_rows["upscale"][3] == "cache entry missing (gc?)"
+    assert "Cache entries no longer on disk (removed by <code>srpipe gc</code>?): upscale;" in text
+    assert "No comparisons: no upscale stage in this run" in text
+    assert "No degradation realism table: eval found no held-out real LR" in text
+    assert "GAN model (α 1) 23.00 dB vs bicubic 24.50 dB (-1.50 dB: does not beat bicubic)" in text
+    assert "No alpha sweep: needs at least two" in text
+
+
+def test_report_command(tmp_path):
+    from srpipe.cli import cli
+
+    run_dir = fabricate_run(tmp_path)
+    result = CliRunner().invoke(cli, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "report.html" in result.output and (run_dir / "report.html").stat().st_size > 10_000
+
+
+def test_detail_window_and_model_order():
+    g = np.zeros((40, 48))
+    g[10:22, 30:42] = np.random.default_rng(0).random((12, 12)) * 255
+    assert detail_window(g, 12, 1) == (10, 30)
+    assert detail_window(g, 12, 2) == (10, 30)  # on the scale grid
+    assert detail_window(np.zeros((8, 8)), 8, 2) == (0, 0)
+    assert detail_window(np.zeros((4, 4)), 8, 2) == (0, 0)  # smaller than the window
+    assert model_order(["gan", "x", "alpha_0.80", "bicubic", "psnr", "alpha_0.25"]) == [
+        "bicubic", "psnr", "alpha_0.25", "alpha_0.80", "gan", "x"]
+
+
+# ---------------------------------------------------------------- headless Chromium
+
+CHECK = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images].map(i => ({alt: i.alt, w: i.naturalWidth, complete: i.complete}));
+  const external = performance.getEntriesByType("resource").map(r => r.name).filter(n => !n.startsWith("data:"));
+  const pre = document.createElement("pre");
+  pre.id = "srpipe-check";
+  pre.textContent = JSON.stringify({imgs, external, height: document.body.scrollHeight});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("headless Chromium not found: `make test` installs it, or run `apt-get install -y chromium` (Debian)")
+
+
+def run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox",  # root in containers has no usable sandbox
+             "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}"]
+    return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOME": str(tmp)})
+
+
+def test_report_renders_in_headless_chromium(full_report, tmp_path):
+    exe = chromium()
+    path, text = full_report
+    n_images = len(Page(text).images)
+    probe = tmp_path / "probe.html"
+    probe.write_text(text.replace("</body>", CHECK + "</body>"))
+    r = run_chromium(exe, tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="srpipe-check">(.*?)</pre>', r.stdout, re.S)
+    assert found, f"no check result from Chromium (rc {r.returncode}): {r.stderr[-2000:]}"
+    result = json.loads(html.unescape(found.group(1)))
+    assert len(result["imgs"]) == n_images >= 20
+    assert [i["alt"] for i in result["imgs"] if not (i["complete"] and i["w"] > 0)] == []
+    assert result["external"] == [] and result["height"] > 2000
+
+    shot = tmp_path / "report.png"
+    r = run_chromium(exe, tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", path.as_uri())
+    assert shot.is_file(), f"no screenshot (rc {r.returncode}): {r.stderr[-2000:]}"
+    im = np.asarray(Image.open(shot).convert("RGB"))
+    assert im.shape == (2000, 1280, 3)
+    assert im.std() > 20 and len(np.unique(im.reshape(-1, 3), axis=0)) > 500  # text, tables, images: not blank
+    if os.environ.get("SRPIPE_REPORT_SHOT"):  # keep it to look at
+        shutil.copy(shot, os.environ["SRPIPE_REPORT_SHOT"])
