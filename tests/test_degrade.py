@@ -93,6 +93,8 @@ def test_training_changes_weights_and_writes_outputs(tiny_hr, tiny_lr, tmp_path)
         assert all(v == v and abs(v) < 1e6 for v in vals)
     assert (out / "samples" / "step_00000006.png").is_file()
     assert (out / "ckpt" / "latest").read_text().strip() == "step_00000006"
+    realism = json.loads((out / "degradation.json").read_text())
+    assert realism["counts"]["real"] == 1 and {r["metric"] for r in realism["rows"]} >= {"noise", "blockiness"}
     split = json.loads((out / "split.json").read_text())
     assert len(split["held_out"]) == 1 and len(split["train"]) == 5  # val_fraction 0.2 of 6 images
     saved = json.loads((out / "config.json").read_text())

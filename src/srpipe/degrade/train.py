@@ -214,4 +214,32 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
     meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active}
     ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
     info(f"trained {O.iters - start} steps in {time.time() - t0:.1f} s")
+    if val_idx and not D_.same_domain:
+        held_out = [real_all.images[i].float().div(255) for i in val_idx]
+        realism_check(G, hr_set, held_out, D_.scale, out, run, device)
     return out / "generator.safetensors"
+
+
+MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (bounded time)
+
+
+@torch.no_grad()
+def realism_check(G, hr_set: ImageSet, held_out: list[torch.Tensor], scale: int, out: Path, run: RunOptions, device) -> dict:
+    """Issue 4: compare the held-out real LR with G's LR and with bicubic LR of the same HR images.
+
+    Writes `degradation.json` next to the generator and prints whether G got closer than bicubic.
+    """
+    from srpipe.degrade.pairs import degrade_image
+    from srpipe.realism import degradation_report
+    from srpipe.resize import mod_crop
+
+    G.eval()
+    hr = [mod_crop(im.float().div(255), scale) for im in hr_set.images[:MAX_REALISM_IMAGES]]
+    synthetic = [degrade_image(G, h, scale, device=device) for h in hr]
+    report = degradation_report(held_out, synthetic, hr, scale, weights_dir=run.weights_dir or None, device=device)
+    write_json(out / "degradation.json", report)
+    closer = [f"{r['metric']}: {r['closer']}" for r in report["rows"] if r.get("closer")]
+    info(f"realism vs {len(held_out)} held-out real LR image(s), closer to real: " + ", ".join(closer))
+    for note in report.get("notes", []):
+        info(f"note: {note}")
+    return report

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from srpipe.config import RunOptions, to_dict
+from srpipe.config import RunOptions, resolve_device, to_dict
 from srpipe.pipeline.spec import Pipeline
 
 
@@ -124,7 +124,7 @@ def run_eval(scale: int, fid: bool):
         results = {}
         for folder in sorted(p for p in up.iterdir() if p.is_dir()):
             r = evaluate_folders(folder, gt, EvalConfig(scale=scale), weights_dir=ctx.run.weights_dir or None,
-                                 device=ctx.run.device)
+                                 device=resolve_device(ctx.run.device))
             results[folder.name] = r
         summary = {name: r["summary"] for name, r in results.items()}
         out = {"sr": summary, "notes": sorted({n for r in results.values() for n in r.get("notes", [])})}
@@ -139,7 +139,7 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
     """Realism of the synthetic LR: held-out real LR vs test-pair LR vs bicubic LR of the same HR."""
     import json
 
-    from srpipe.realism import degradation_report
+    from srpipe.realism import RealismConfig, degradation_report
 
     split = json.loads((ctx.inputs["degrade"] / "split.json").read_text())
     if "real_lr" not in ctx.inputs or not split["held_out"]:
@@ -148,8 +148,8 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
     pairs = ctx.inputs["test_pairs"]
     synthetic = sorted((pairs / "lr").glob("*.png"))
     hr = sorted((pairs / "hr").glob("*.png"))
-    return degradation_report(real, synthetic, hr, scale, weights_dir=ctx.run.weights_dir or None,
-                              device=ctx.run.device, use_inception=fid)
+    return degradation_report(real, synthetic, hr, scale, cfg=RealismConfig(inception=fid),
+                              weights_dir=ctx.run.weights_dir or None, device=resolve_device(ctx.run.device))
 
 
 def build_stages(p: Pipeline) -> list[Stage]:
