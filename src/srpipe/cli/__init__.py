@@ -21,7 +21,9 @@ from srpipe import __version__
 from srpipe.cli import console
 from srpipe.cli.degrade import degrade_train, make_pairs
 from srpipe.cli.doctor import doctor
+from srpipe.cli.pipeline import gc_cmd, report_cmd, run_cmd, status_cmd
 from srpipe.cli.evaluate import eval_degradation, eval_fid, eval_sr
+from srpipe.cli.upscale import export, interpolate, sr_train, upscale
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,7 +35,15 @@ def cli(debug: bool) -> None:
 
 cli.add_command(degrade_train)
 cli.add_command(make_pairs)
+cli.add_command(sr_train)
+cli.add_command(interpolate)
+cli.add_command(upscale)
+cli.add_command(export)
 cli.add_command(doctor)
+cli.add_command(run_cmd)
+cli.add_command(status_cmd)
+cli.add_command(gc_cmd)
+cli.add_command(report_cmd)
 cli.add_command(eval_fid)
 cli.add_command(eval_sr)
 cli.add_command(eval_degradation)

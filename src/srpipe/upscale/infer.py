@@ -1,0 +1,156 @@
+"""`upscale`: run an ESRGAN generator over images of any size, tile by tile.
+
+The image stays in host memory; only batches of tiles go to the device (`srpipe.tiling`). Tiles
+overlap and are feathered together by default: RRDBNet's theoretical receptive field (hundreds of
+pixels for 23 blocks) is far larger than any practical tile pad, but its effective one is small,
+so a 32-pixel overlap hides seams (see DEFAULT_PAD). With ``blend=False`` and a pad of at least
+`net.receptive_radius` the tiled result equals the whole-image result exactly.
+
+Alpha planes are upscaled separately (as a gray image through the same network, Real-ESRGAN's
+default) and kept; 16-bit inputs give 16-bit outputs (and run in fp32); gray stays gray.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from srpipe.cli.console import info, warn
+from srpipe.config import resolve_device
+from srpipe.errors import SrpipeError
+from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_png
+from srpipe.tiling import tiled_apply
+from srpipe.upscale import interop
+
+Precision = Literal["auto", "fp16", "bf16", "fp32"]
+DEFAULT_TILE = 256  # input pixels per tile side: ~3 GB of activations for the full x4 net in fp16
+DEFAULT_PAD = 32  # overlap half-width in input pixels (feathered blending, see the module docstring)
+MIN_TILE = 32  # smallest tile the CUDA out-of-memory back-off goes down to
+
+
+def _autocast_dtype(precision: Precision, device: torch.device, bit_depth: int) -> torch.dtype | None:
+    """None = plain fp32. fp16 is the GPU default; CPU and 16-bit inputs run in fp32."""
+    if precision == "fp32" or device.type == "cpu" and precision == "auto" or bit_depth == 16:
+        return None
+    if precision in ("auto", "fp16"):
+        if device.type == "cpu":
+            raise SrpipeError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+        return torch.float16
+    return torch.bfloat16
+
+
+def make_fn(net: torch.nn.Module, unit: int, autocast: torch.dtype | None, device: torch.device):
+    """(B, C, h, w) -> (B, C, h*s, w*s): pads h, w to the pixel-unshuffle `unit` (reflect), runs, crops.
+
+    Under fp16/bf16 a batch with non-finite output is rerun in fp32 (fp16 overflow gives black or
+    NaN images, Real-ESRGAN #632/#330).
+    """
+    s = net.scale
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = -h % unit, -w % unit
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        if autocast is not None:
+            with torch.autocast(device.type, dtype=autocast):
+                y = net(x)
+            if not torch.isfinite(y).all():
+                y = net(x.float())
+        else:
+            y = net(x.float())
+        return y[..., : h * s, : w * s].float().clamp_(0, 1)
+
+    return fn
+
+
+def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int = DEFAULT_PAD, blend: bool = True,
+                   device="cpu", autocast: torch.dtype | None = None, batch: int = 1) -> torch.Tensor:
+    """(C, H, W) float in [0, 1] on the host -> (C, H*s, W*s), tiled; tile <= 0 runs the whole image.
+
+    On CUDA out-of-memory the tile size halves and the image is retried (down to MIN_TILE).
+    """
+    device = torch.device(device)
+    unit = net.unshuffle
+    fn = make_fn(net, unit, autocast, device)
+    while True:
+        try:
+            if tile <= 0:
+                with torch.no_grad():
+                    return fn(img[None].to(device))[0].cpu()
+            # multiples of the unshuffle factor keep every tile on the whole image's pixel-unshuffle grid
+            t = -(-tile // unit) * unit
+            p = -(-pad // unit) * unit
+            return tiled_apply(img, fn, scale=net.scale, tile=t, pad=p, batch=batch, device=device, blend=blend)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            nxt = (tile if tile > 0 else max(img.shape[-2:])) // 2
+            if nxt < MIN_TILE:
+                raise SrpipeError(f"out of GPU memory even with {MIN_TILE}-pixel tiles; use --device cpu") from None
+            warn(f"CUDA out of memory with tile {tile}; retrying with tile {nxt}")
+            tile = nxt
+
+
+def _outscale(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if t.shape[-2:] == size:
+        return t
+    return F.interpolate(t[None], size=size, mode="bicubic", align_corners=False, antialias=True)[0].clamp(0, 1)
+
+
+def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int = DEFAULT_PAD, blend: bool = True,
+            precision: Precision = "auto", device: str = "auto", outscale: float | None = None,
+            skip_existing: bool = False, batch: int = 1) -> list[Path]:
+    """Upscale an image file or every image of a folder into `out_dir` as PNG (same stem); returns written paths."""
+    dev = resolve_device(device)
+    net, args, _ = interop.load_generator(model)
+    net = net.to(dev)
+    src = Path(inputs)
+    if src.is_dir():
+        files = list_images(src)
+        if not files:
+            raise SrpipeError(f"{src} contains no images")
+    elif src.is_file():
+        files = [src]
+    else:
+        raise SrpipeError(f"--input {src} does not exist")
+    if outscale is not None and outscale <= 0:
+        raise SrpipeError(f"--outscale must be > 0, got {outscale}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SrpipeError(f"--out {out} exists and is not a folder")
+    stems = [f.stem for f in files]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise SrpipeError(f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other")
+    written = []
+    for f in files:
+        target = out / f"{f.stem}.png"
+        if skip_existing and target.is_file():
+            info(f"skip {f.name}: {target} exists")
+            continue
+        try:
+            img, meta = read_image(f)
+        except ImageReadError as e:
+            warn(f"skipped: {e}")
+            continue
+        ac = _autocast_dtype(precision, dev, meta.bit_depth)
+        kw = dict(tile=tile, pad=tile_pad, blend=blend, device=dev, autocast=ac, batch=batch)
+        sr = upscale_tensor(net, img, **kw)
+        alpha = None
+        if meta.alpha is not None:  # upscaled separately, as a gray image through the same network
+            a = torch.from_numpy(meta.alpha).float()[None].expand(3, -1, -1).contiguous()
+            alpha = upscale_tensor(net, a, **kw).mean(0)
+        if outscale is not None:
+            h, w = img.shape[-2:]
+            size = (max(1, round(h * outscale)), max(1, round(w * outscale)))
+            sr = _outscale(sr, size)
+            if alpha is not None:
+                alpha = _outscale(alpha[None], size)[0]
+        like = ImageInfo(str(f), meta.bit_depth, meta.gray, None if alpha is None else alpha.numpy())
+        write_png(target, sr, like=like)
+        written.append(target)
+        info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
+    return written
