@@ -150,7 +150,9 @@ def test_same_domain_needs_no_lr_folder(tiny_hr, tmp_path):
 
 
 def test_lpips_perceptual_loss_uses_resolved_weights(tiny_hr, tiny_lr, tmp_path, torch_home):
-    c = cfg(**{"loss.perceptual": "lpips-alex", "optim.iters": 2, "data.scale": 2, "data.hr_crop": 64})
+    # val_fraction 0: no end-of-run realism table, whose Inception rows would dominate the runtime
+    c = cfg(**{"loss.perceptual": "lpips-alex", "optim.iters": 2, "data.scale": 2, "data.hr_crop": 64,
+               "data.val_fraction": 0.0})
     train(c, hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
     row = (tmp_path / "r" / "log.csv").read_text().splitlines()[1].split(",")
     assert float(row[7]) > 0  # perceptual column

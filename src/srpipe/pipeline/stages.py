@@ -100,7 +100,7 @@ def run_upscale(tile: int, scale: int):
     def fn(ctx: Context) -> dict:
         from srpipe.imageio import list_images, read_image, write_png
         from srpipe.resize import bicubic_up
-        from srpipe.upscale.infer import upscale_paths
+        from srpipe.upscale.infer import upscale
 
         lr_dir = ctx.inputs["test_pairs"] / "lr"
         for p in list_images(lr_dir):  # the baseline every model has to beat
@@ -108,7 +108,7 @@ def run_upscale(tile: int, scale: int):
             write_png(ctx.out / "bicubic" / f"{p.stem}.png", bicubic_up(img[None], scale)[0], like=info)
         models = models_of(ctx.inputs)
         for name, weights in models.items():
-            upscale_paths(weights, lr_dir, ctx.out / name, tile=tile, device=ctx.run.device)
+            upscale(weights, lr_dir, ctx.out / name, tile=tile, device=ctx.run.device)
         return {"models": ["bicubic", *models]}
 
     return fn
