@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from srpipe import __version__
-from srpipe.errors import SrpipeError
+from srpipe.errors import SrpipeError, first_line
 from srpipe.imageio import atomic_write_bytes
 
 
@@ -86,9 +86,18 @@ def read_header(path: str | Path) -> dict:
         with safe_open(str(p), framework="pt") as f:
             meta = dict(f.metadata() or {})
     except Exception as e:
-        raise CheckpointError(f"{p} is not a readable .safetensors file ({str(e).splitlines()[0]})") from e
+        raise CheckpointError(f"{p} is not a readable .safetensors file ({first_line(e)})") from e
     if "args" in meta:
-        meta["args"] = json.loads(meta["args"])
+        # The header is whatever the file's author wrote: arguments that are not a JSON object would
+        # otherwise surface as a TypeError deep inside a network constructor.
+        try:
+            meta["args"] = json.loads(meta["args"])
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{p}: its header's network arguments are not valid JSON ({first_line(e)}); "
+                                  "the file is damaged or was not written by srpipe") from None
+        if not isinstance(meta["args"], dict):
+            raise CheckpointError(f"{p}: its header's network arguments are not a JSON object; "
+                                  "the file is damaged or was not written by srpipe")
     return meta
 
 
@@ -149,7 +158,7 @@ def load_state(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot load training state {path}: {str(e).splitlines()[0]}") from e
+        raise CheckpointError(f"cannot load training state {path}: {first_line(e)}") from e
 
 
 def rng_state() -> dict:

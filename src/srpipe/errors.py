@@ -16,3 +16,9 @@ class UsageError(SrpipeError):
     """Bad command-line or configuration input (exit code 2, like click's own usage errors)."""
 
     exit_code = 2
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (its type name when the message is empty), for one-line errors."""
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:limit]

@@ -86,6 +86,14 @@ class DegradeConfig:
     seed: int = 0  # seeds weights, crops and the held-out split
 
     def __post_init__(self):
+        # The colour loss low-passes without padding (official AvgPool2d): a smaller LR crop leaves
+        # nothing to compare and torch fails with an obscure pooling error.
+        if self.data.lr_crop < self.loss.kernel:
+            raise ValueError(
+                f"data.hr_crop / data.scale = {self.data.lr_crop} LR pixels is smaller than the colour-loss "
+                f"window loss.kernel = {self.loss.kernel}; raise data.hr_crop to at least "
+                f"{self.loss.kernel * self.data.scale}"
+            )
         # LPIPS' AlexNet/VGG pools its input down 16-32x: smaller LR crops crash inside lpips.
         if self.loss.perceptual != "none" and self.loss.w_perceptual > 0 and self.data.lr_crop < 32:
             raise ValueError(

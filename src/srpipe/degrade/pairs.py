@@ -19,7 +19,7 @@ from srpipe import __version__, ckpt
 from srpipe.cli.console import info, warn
 from srpipe.config import resolve_device
 from srpipe.degrade.archs import DSGANGenerator
-from srpipe.errors import SrpipeError
+from srpipe.errors import SrpipeError, first_line
 from srpipe.imageio import ImageReadError, list_images, read_image, write_png
 from srpipe.resize import bicubic_down, mod_crop
 from srpipe.runlog import write_json
@@ -43,11 +43,15 @@ def load_generator(model: str | Path, device: torch.device | str = "cpu") -> tup
     state, header = ckpt.load_weights(path)
     if header.get("arch") != "DSGANGenerator":
         raise SrpipeError(f"{path} holds a {header.get('arch', 'unknown')!r} network, not a DSGAN generator")
-    G = DSGANGenerator(**header["args"])
+    try:
+        G = DSGANGenerator(**header.get("args", {}))  # the header is the file's: bad arguments are its fault
+    except (TypeError, ValueError) as e:
+        raise SrpipeError(f"{path}: its header's DSGANGenerator arguments {header.get('args')} are invalid "
+                          f"({first_line(e)}); the file is damaged or was not written by srpipe") from None
     try:
         G.load_state_dict(state)
     except RuntimeError as e:
-        raise SrpipeError(f"{path}: weights do not fit DSGANGenerator{header['args']}: {str(e).splitlines()[0]}") from e
+        raise SrpipeError(f"{path}: weights do not fit DSGANGenerator{header['args']}: {first_line(e)}") from e
     return G.eval().to(device), header, path
 
 
@@ -74,7 +78,13 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
     if tile < 8:
         raise SrpipeError(f"--tile must be >= 8, got {tile}")
     G, header, gpath = load_generator(model, dev)
-    scale = int(header.get("scale", 4))
+    try:
+        scale = int(header.get("scale", 4))
+    except (TypeError, ValueError):
+        scale = 0
+    if scale not in (2, 3, 4):
+        raise SrpipeError(f"{gpath}: its header gives scale {header.get('scale')!r}, not 2, 3 or 4; "
+                          "the file is damaged or was not written by degrade-train")
     paths = list_images(hr_dir)
     if not paths:
         raise SrpipeError(f"HR folder {hr_dir} contains no images (png, jpg, webp, tif, bmp)")
@@ -111,10 +121,11 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
         write_png(out / "lr" / f"{p.stem}.png", lr)
         pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name,
                       "hr_size": [hr.shape[2], hr.shape[1]]})
+    if not pairs:  # one line that says why each file was left out, instead of a warning and an error
+        raise SrpipeError(f"no usable image in {hr_dir}, nothing written: " + "; ".join(skipped[:5])
+                          + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
     if skipped:
         warn(f"skipped {len(skipped)} file(s): " + "; ".join(skipped))
-    if not pairs:
-        raise SrpipeError(f"no usable image in {hr_dir}; nothing written")
     manifest = {
         "pairs": pairs,
         "scale": scale,

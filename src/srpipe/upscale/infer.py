@@ -125,16 +125,20 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:
         raise SrpipeError(f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other")
-    written = []
+    written, unreadable, existing = [], [], 0
     for f in files:
         target = out / f"{f.stem}.png"
         if skip_existing and target.is_file():
             info(f"skip {f.name}: {target} exists")
+            existing += 1
             continue
         try:
             img, meta = read_image(f)
         except ImageReadError as e:
+            if src.is_file():  # the one image asked for: nothing else to do
+                raise
             warn(f"skipped: {e}")
+            unreadable.append(str(e))
             continue
         ac = _autocast_dtype(precision, dev, meta.bit_depth)
         kw = dict(tile=tile, pad=tile_pad, blend=blend, device=dev, autocast=ac, batch=batch)
@@ -153,4 +157,7 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
         write_png(target, sr, like=like)
         written.append(target)
         info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
+    if unreadable and not written and not existing:  # a folder of nothing but broken files is a failure, not "0 written"
+        raise SrpipeError(f"no readable image in {src}, nothing written: " + "; ".join(unreadable[:5])
+                          + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""))
     return written

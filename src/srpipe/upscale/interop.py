@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from srpipe import ckpt
-from srpipe.errors import SrpipeError
+from srpipe.errors import SrpipeError, first_line
 from srpipe.upscale.archs import RRDBNet
 
 ARCH = "RRDBNet"
@@ -153,7 +153,7 @@ def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
             raw = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as e:  # pickled classes, truncated zip, not a torch file at all
             raise ModelFormatError(
-                f"cannot read {p} with torch.load(weights_only=True) ({str(e).splitlines()[0][:160]}); "
+                f"cannot read {p} with torch.load(weights_only=True) ({first_line(e)}); "
                 "srpipe never unpickles code: re-save it as a plain state dict or .safetensors"
             ) from None
     sd = canonicalize(raw)
@@ -162,11 +162,15 @@ def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 def build(args: dict, sd: dict[str, torch.Tensor], *, where: str) -> RRDBNet:
     """An RRDBNet with `args` carrying `sd` (strict), in eval mode."""
-    net = RRDBNet(**args)
+    try:
+        net = RRDBNet(**args)  # args may come from a file's header: unknown names are the file's fault
+    except (TypeError, ValueError) as e:
+        raise ModelFormatError(f"{where}: its header's RRDBNet arguments {args} are invalid ({first_line(e)}); "
+                               "the file is damaged or was not written by srpipe") from None
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        raise ModelFormatError(f"{where} does not fit an RRDBNet{args}: {str(e).splitlines()[0][:200]}") from None
+        raise ModelFormatError(f"{where} does not fit an RRDBNet{args}: {first_line(e, 200)}") from None
     return net.eval()
 
 
