@@ -55,12 +55,13 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from srpipe.errors import SrpipeError
+    from srpipe.errors import SrpipeError, first_line
 
     try:
-        cli.main(args=argv, prog_name="srpipe", standalone_mode=False)
-    except click.exceptions.Abort:
-        console.error("aborted")
+        # Without standalone mode click returns what `ctx.exit(n)` asked for instead of exiting.
+        rv = cli.main(args=argv, prog_name="srpipe", standalone_mode=False)
+    except click.exceptions.Abort as e:  # click turns Ctrl-C inside a command into Abort
+        console.error("interrupted" if isinstance(e.__context__, KeyboardInterrupt) else "aborted")
         sys.exit(130)
     except click.ClickException as e:
         e.show()
@@ -73,6 +74,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         console.error("interrupted")
         sys.exit(130)
+    except OSError as e:
+        # Disk full, a read-only or vanished folder: the machine's state, not a bug. Library code
+        # wraps the writes it expects to fail; this catches the rest with the same kind of line.
+        if _debug_requested(argv):
+            console.err.print_exception()
+        what = f" {e.filename}" if e.filename else ""
+        console.error(f"cannot access{what}: {e.strerror or first_line(e)}; free disk space or fix permissions, "
+                      "then rerun (runs resume from their last checkpoint; --debug shows the traceback)")
+        sys.exit(1)
     except Exception as e:  # a bug: keep the traceback for the report, show one line
         if _debug_requested(argv):
             console.err.print_exception()
@@ -82,9 +92,10 @@ def main(argv: list[str] | None = None) -> None:
                 with open(log, "w") as fh:
                     fh.write(f"srpipe {__version__} {' '.join(argv)}\n")
                     traceback.print_exc(file=fh)
-                where = f"full traceback in {log}"
+                where = f"full traceback in {log}; please report it with that file"
             except OSError:
-                where = "rerun with --debug for the traceback"
-            console.error(f"unexpected {type(e).__name__}: {e} ({where}; please report it with that file)")
+                where = "rerun with --debug for the traceback and please report it"
+            # first line only: torch's messages run over several lines, the log has all of them
+            console.error(f"unexpected {type(e).__name__}: {first_line(e, 300)} ({where})")
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
