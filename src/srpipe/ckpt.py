@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from srpipe import __version__
-from srpipe.errors import SrpipeError, first_line
+from srpipe.errors import SrpipeError, first_line, write_failed
 from srpipe.imageio import atomic_write_bytes
 
 
@@ -72,7 +72,7 @@ def save_weights(path: str | Path, state: dict, *, arch: str, args: dict, meta: 
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
-        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from e
+        raise CheckpointError(write_failed(path, e)) from e
 
 
 def read_header(path: str | Path) -> dict:
@@ -150,7 +150,7 @@ def save_state(path: str | Path, state: dict) -> None:
     try:
         atomic_write_bytes(path, buf.getvalue())
     except OSError as e:
-        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from e
+        raise CheckpointError(write_failed(path, e)) from e
 
 
 def load_state(path: str | Path) -> dict:
@@ -204,9 +204,12 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, nets: dict[str, tuple[dict,
         atomic_write_bytes(root / "latest", (name + "\n").encode())
     except (OSError, CheckpointError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, CheckpointError):
+        cause = e if isinstance(e, OSError) else e.__cause__
+        if not isinstance(cause, OSError):  # a refused state, not the disk: its own message says why
             raise
-        raise CheckpointError(f"cannot write checkpoint {final}: {e.strerror or e}") from e
+        # Name the checkpoint, not a temporary file inside it, and say what survived.
+        prev = f"{root / 'latest'} still points to the previous checkpoint" if (root / "latest").is_file() else ""
+        raise CheckpointError(write_failed(f"checkpoint {final}", cause, kept=prev)) from e
     for aside in root.glob(".step_*.old"):  # `latest` has moved on: copies moved aside are not needed
         shutil.rmtree(aside, ignore_errors=True)
     # Keep the newest `keep` folders of this run's timeline. Folders with a higher step than the one

@@ -22,3 +22,10 @@ def first_line(e: BaseException, limit: int = 160) -> str:
     """The first line of an exception's message (its type name when the message is empty), for one-line errors."""
     lines = str(e).strip().splitlines()
     return (lines[0] if lines else type(e).__name__)[:limit]
+
+
+def write_failed(path, e: OSError, *, kept: str = "") -> str:
+    """One line for a failed write: which file, why, what survived, and what to do (issue 7)."""
+    reason = e.strerror or first_line(e)
+    return (f"cannot write {path}: {reason}; " + (f"{kept}; " if kept else "")
+            + "free disk space or make the folder writable, then rerun the same command")

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from srpipe.errors import SrpipeError
+from srpipe.errors import SrpipeError, write_failed
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
@@ -332,7 +332,7 @@ def write_png(path: str | Path, t, *, like: ImageInfo | None = None) -> None:
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
-        raise SrpipeError(f"cannot write {path}: {e.strerror or e}") from e
+        raise SrpipeError(write_failed(path, e)) from e
 
 
 def write_png_uint8(path: str | Path, rgb: np.ndarray) -> None:
@@ -340,4 +340,4 @@ def write_png_uint8(path: str | Path, rgb: np.ndarray) -> None:
     try:
         atomic_write_bytes(path, encode_png(rgb))
     except OSError as e:
-        raise SrpipeError(f"cannot write {path}: {e.strerror or e}") from e
+        raise SrpipeError(write_failed(path, e)) from e

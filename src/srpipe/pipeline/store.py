@@ -83,7 +83,13 @@ def write_manifest(folder: Path, data: dict) -> dict:
     from srpipe.ckpt import _fault
 
     _fault("manifest")  # crash tests: die right before the manifest lands
-    write_json(folder / MANIFEST, m)
+    try:
+        write_json(folder / MANIFEST, m)
+    except OSError as e:
+        from srpipe.errors import write_failed
+
+        raise SrpipeError(write_failed(folder / MANIFEST, e, kept="the stage is not marked complete and "
+                                       "will resume from its checkpoints")) from e
     return m
 
 

@@ -87,9 +87,10 @@ def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int
             return tiled_apply(img, fn, scale=net.scale, tile=t, pad=p, batch=batch, device=device, blend=blend)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            nxt = (tile if tile > 0 else max(img.shape[-2:])) // 2
-            if nxt < MIN_TILE:
+            cur = tile if tile > 0 else max(img.shape[-2:])
+            if cur <= MIN_TILE:
                 raise SrpipeError(f"out of GPU memory even with {MIN_TILE}-pixel tiles; use --device cpu") from None
+            nxt = max(MIN_TILE, cur // 2)  # 45 -> 32, not 22: try the smallest tile before giving up
             warn(f"CUDA out of memory with tile {tile}; retrying with tile {nxt}")
             tile = nxt
 
