@@ -38,6 +38,13 @@ class RunOptions:
     keep_ckpts: int = 2  # how many step checkpoints to keep
     restart: bool = False  # start over in a folder that holds a run with another config
     weights_dir: str = ""  # extra folder searched first for pretrained backbone files
+    # Speed (issue 6). Not result-changing in the config's sense: they move the numbers by rounding only.
+    precision: str = "auto"  # auto | bf16 | fp32: auto is bf16 autocast on CUDA (fp32 losses/EMA/optimizer), fp32 on CPU
+    channels_last: str = "auto"  # auto | on | off: auto is on for CUDA (tensor-core friendly NHWC convolutions)
+    compile: bool = False  # torch.compile the networks (minutes of compiling; pays off on long GPU runs)
+    data_placement: str = "auto"  # auto | device | pinned | mapped: where the uint8 training images live
+    # Numerical faults (issue 7): a non-finite loss skips its update; this many in a row stop the run.
+    max_bad_steps: int = 20
 
 
 def resolve_device(name: str):

@@ -98,7 +98,8 @@ class CsvLog:
 class Progress:
     """Rich progress bar on stderr: step/total, it/s, ETA and the latest losses."""
 
-    def __init__(self, total: int, start: int, description: str):
+    def __init__(self, total: int, start: int, description: str, *, enabled: bool = True):
+        self._enabled = enabled  # off on DDP ranks other than 0
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         from srpipe.cli.console import err
@@ -119,13 +120,17 @@ class Progress:
         self._start, self._t0 = start, time.time()
 
     def __enter__(self):
-        self._p.start()
+        if self._enabled:
+            self._p.start()
         return self
 
     def __exit__(self, *exc):
-        self._p.stop()
+        if self._enabled:
+            self._p.stop()
 
     def update(self, step: int, losses: dict[str, float] | None = None) -> None:
+        if not self._enabled:
+            return
         dt = time.time() - self._t0
         rate = f"{(step - self._start) / dt:.2f} it/s" if dt > 0 and step > self._start else ""
         fields = {"rate": rate}

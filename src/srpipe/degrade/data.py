@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from srpipe import augment
 from srpipe.errors import SrpipeError
 from srpipe.imageio import ImageReadError, list_images, read_uint8
 
@@ -64,22 +65,18 @@ def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
 
 def random_crops(images: list[torch.Tensor], n: int, size: int, gen: torch.Generator, *,
                  flips: bool = False, rotations: bool = False, multiple: int = 1) -> torch.Tensor:
-    """`n` random `size` x `size` crops as a float (n, 3, size, size) batch in [0, 1].
+    """`n` random `size` x `size` crops as a float (n, 3, size, size) batch in [0, 1], sample by sample.
+
+    The per-sample reference of what training does in one gather (`srpipe.augment.ImageBank`): the
+    same draws (`augment.draw`), the same pixels. Used for the fixed sample-grid crops.
 
     Args:
         multiple: crop corners land on multiples of this (keeps the bicubic grid aligned).
     """
-    idx = torch.randint(len(images), (n,), generator=gen).tolist()
-    out = torch.empty(n, 3, size, size, dtype=torch.uint8)
-    for i, k in enumerate(idx):
-        img = images[k]
-        h, w = img.shape[-2:]
-        y = int(torch.randint((h - size) // multiple + 1, (1,), generator=gen)) * multiple
-        x = int(torch.randint((w - size) // multiple + 1, (1,), generator=gen)) * multiple
-        crop = img[:, y : y + size, x : x + size]
-        if flips and bool(torch.randint(2, (1,), generator=gen)):
-            crop = crop.flip(-1)
-        if rotations:
-            crop = torch.rot90(crop, int(torch.randint(4, (1,), generator=gen)), (-2, -1))
-        out[i] = crop
-    return out.float().div_(255)
+    d = augment.draw(gen, image_sizes(images), n, size, multiple=multiple, flips=flips, rotations=rotations)
+    return augment.reference_crops([im.permute(1, 2, 0) for im in images], d, size).float().div_(255)
+
+
+def image_sizes(images: list[torch.Tensor]) -> torch.Tensor:
+    """(N, 2) heights and widths of (3, H, W) images."""
+    return torch.tensor([list(im.shape[-2:]) for im in images], dtype=torch.long)

@@ -11,15 +11,16 @@ degradation.json (realism table on the held-out real LR, when srpipe.realism is 
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import torch
 
-from srpipe import ckpt
+from srpipe import accel, augment, ckpt, distributed
+from srpipe.accel import LossMeter, NonFiniteError, Speed, StepGuard
+from srpipe.augment import ImageBank
 from srpipe.cli.console import info, warn
-from srpipe.config import RunOptions, resolve_device, to_dict
+from srpipe.config import RunOptions, to_dict
 from srpipe.degrade import losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig, OptimConfig
@@ -37,44 +38,47 @@ def lr_at(step: int, o: OptimConfig) -> float:
     return o.lr * max(0.0, (o.iters - step) / max(1, o.iters - start))
 
 
-def d_step(G, D, opt_d, x, real, cfg: DegradeConfig) -> dict[str, torch.Tensor]:
-    """One discriminator update: real-LR high-passes -> 1, synthetic high-passes -> 0."""
+def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard) -> dict[str, torch.Tensor]:
+    """One discriminator update: real-LR high-passes -> 1, synthetic high-passes -> 0.
+
+    Networks run under `speed` (bf16 autocast on CUDA); the losses are fp32. A non-finite loss skips
+    the update on the device (`guard`), without a host sync.
+    """
     k, kind = cfg.loss.kernel, cfg.loss.filter
     with torch.no_grad():
-        fake = G(x)
-    loss_real = losses.bce_real(D(losses.d_input(real, kernel=k, kind=kind)))
-    loss_fake = losses.bce_fake(D(losses.d_input(fake, kernel=k, kind=kind)))
+        fake = speed.run(G, x)
+    loss_real = losses.bce_real(speed.run(D, losses.d_input(real, kernel=k, kind=kind)))
+    loss_fake = losses.bce_fake(speed.run(D, losses.d_input(fake, kernel=k, kind=kind)))
     loss = loss_real + loss_fake
     opt_d.zero_grad(set_to_none=True)
-    if torch.isfinite(loss):  # a non-finite loss skips the update instead of poisoning the weights
-        loss.backward()
-        opt_d.step()
+    guard.backward(loss)
+    guard.step(opt_d)
     return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
 
-def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig) -> dict[str, torch.Tensor]:
+def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard) -> dict[str, torch.Tensor]:
     """One generator update: colour (low-pass L1) + adversarial (high-pass D) + perceptual.
 
     The adversarial term uses the discriminator *after* this step's update. The official code
     reused the scores D gave before its update; we deviate on purpose, as in standard alternating
-    GAN training, so G always trains against the current D.
+    GAN training, so G always trains against the current D. `D` here is the plain module (not DDP):
+    its weights are frozen for this step, so there are no gradients of D to synchronise.
     """
     L = cfg.loss
     for p in D.parameters():
         p.requires_grad_(False)
-    fake = G(x)
+    fake = speed.run(G, x)
     out = {"color": losses.color_loss(fake, x, kernel=L.kernel, kind=L.filter)}
     total = L.w_color * out["color"]
     if L.w_adv > 0:
-        out["adv"] = losses.bce_real(D(losses.d_input(fake, kernel=L.kernel, kind=L.filter)))
+        out["adv"] = losses.bce_real(speed.run(D, losses.d_input(fake, kernel=L.kernel, kind=L.filter)))
         total = total + L.w_adv * out["adv"]
     if perceptual is not None and L.w_perceptual > 0:
-        out["perceptual"] = perceptual(fake, x)
+        out["perceptual"] = speed.run(perceptual, fake, x)
         total = total + L.w_perceptual * out["perceptual"]
     opt_g.zero_grad(set_to_none=True)
-    if torch.isfinite(total):
-        total.backward()
-        opt_g.step()
+    guard.backward(total)
+    guard.step(opt_g)
     for p in D.parameters():
         p.requires_grad_(True)
     out["g_total"] = total
@@ -93,11 +97,23 @@ def _sample_grid(G, hr: torch.Tensor, real: torch.Tensor, scale: int) -> torch.T
 
 
 def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
-    """Train DSGAN; returns the path of `generator.safetensors`. Resumes a run in `out_dir`."""
-    device = resolve_device(run.device)
+    """Train DSGAN; returns the path of `generator.safetensors`. Resumes a run in `out_dir`.
+
+    Under torchrun (WORLD_SIZE > 1) every process runs this with DDP; rank 0 writes the files.
+    """
+    world, device = distributed.init(run.device)
+    try:
+        return _train(cfg, hr_dir, lr_dir, out_dir, run, world, device)
+    finally:
+        world.close()
+
+
+def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: distributed.World, device) -> Path:
     D_ = cfg.data
     if not D_.same_domain and lr_dir is None:
         raise SrpipeError("a real-LR folder is required unless data.same_domain is true")
+    speed = Speed.resolve(run, device)
+    rows = world.shard(cfg.optim.batch, "batch (optim.batch)")
     record = {
         "stage": "degrade-train",
         "config": to_dict(cfg),
@@ -109,7 +125,7 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
     # Fail early on missing pretrained weights, before reading data or touching the run folder.
     perceptual = None
     if cfg.loss.perceptual != "none" and cfg.loss.w_perceptual > 0:
-        perceptual = losses.Perceptual(cfg.loss.perceptual, run.weights_dir or None).to(device)
+        perceptual = speed.prepare(losses.Perceptual(cfg.loss.perceptual, run.weights_dir or None))
 
     hr_set = load_folder(hr_dir, min_size=D_.hr_crop, what="HR", warn=warn)
     if D_.same_domain:
@@ -119,19 +135,26 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
     train_idx, val_idx = split(len(real_all.images), D_.val_fraction, cfg.seed)
     real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
 
-    out = open_run(out_dir, record, restart=run.restart, clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json"))
-    write_json(out / "split.json", {"train": [p.name for p in real_set.paths],
-                                    "held_out": [real_all.paths[i].name for i in val_idx]})
+    out = Path(out_dir)
+    if world.main:
+        out = open_run(out_dir, record, restart=run.restart,
+                       clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json"))
+        write_json(out / "split.json", {"train": [p.name for p in real_set.paths],
+                                        "held_out": [real_all.paths[i].name for i in val_idx]})
+    world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
 
     torch.manual_seed(cfg.seed)
     g_args = {"features": cfg.model.features, "res_blocks": cfg.model.res_blocks}
     d_args = {"features": cfg.model.d_features}
-    G = DSGANGenerator(**g_args).to(device)
-    D = DSGANDiscriminator(**d_args).to(device)
+    G = DSGANGenerator(**g_args)
+    D = DSGANDiscriminator(**d_args)
+    if world.size > 1:
+        distributed.convert_sync_batchnorm(D)  # batch statistics of the global batch
+    G, D = speed.prepare(G), speed.prepare(D)
     O = cfg.optim
-    opt_g = torch.optim.Adam(G.parameters(), lr=O.lr, betas=(O.beta1, O.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=O.lr, betas=(O.beta1, O.beta2))
-    gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations
+    opt_g = accel.adam(G.parameters(), lr=O.lr, betas=(O.beta1, O.beta2), device=device)
+    opt_d = accel.adam(D.parameters(), lr=O.lr, betas=(O.beta1, O.beta2), device=device)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
 
     start = 0
     last = ckpt.latest_checkpoint(out / "ckpt")
@@ -139,22 +162,23 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
         nets, state = ckpt.load_checkpoint(last)
         G.load_state_dict(nets["generator"])
         D.load_state_dict(nets["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+        accel.load_optimizer(opt_g, state["opt_g"])
+        accel.load_optimizer(opt_d, state["opt_d"])
         gen.set_state(state["data_rng"])
         ckpt.set_rng_state(state["rng"])
         start = int(state["step"])
         info(f"resuming {out} at step {start}/{O.iters}")
 
     def save(step: int) -> None:
-        ckpt.save_checkpoint(
-            out / "ckpt", step,
-            {"generator": (G.state_dict(), "DSGANGenerator", g_args),
-             "discriminator": (D.state_dict(), "DSGANDiscriminator", d_args)},
-            {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "data_rng": gen.get_state(),
-             "rng": ckpt.rng_state()},
-            keep=run.keep_ckpts,
-        )
+        if world.main:
+            ckpt.save_checkpoint(
+                out / "ckpt", step,
+                {"generator": (G.state_dict(), "DSGANGenerator", g_args),
+                 "discriminator": (D.state_dict(), "DSGANDiscriminator", d_args)},
+                {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "data_rng": gen.get_state(),
+                 "rng": ckpt.rng_state()},
+                keep=run.keep_ckpts,
+            )
 
     # Fixed crops for sample grids, so grids from different steps compare like with like.
     sample_gen = torch.Generator().manual_seed(12345)
@@ -165,59 +189,97 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
     def write_samples(step: int) -> None:
         from srpipe.imageio import write_png
 
-        G.eval()
-        write_png(out / "samples" / f"step_{step:08d}.png", _sample_grid(G, sample_hr, sample_real, D_.scale))
-        G.train()
+        if world.main:
+            G.eval()
+            write_png(out / "samples" / f"step_{step:08d}.png", _sample_grid(G, sample_hr, sample_real, D_.scale))
+            G.train()
+
+    # uint8 images for batched device-side crops (srpipe.augment), on the GPU when they fit.
+    hr_bank = ImageBank([im.permute(1, 2, 0) for im in hr_set.images], device=device, placement=run.data_placement)
+    real_bank = ImageBank([im.permute(1, 2, 0) for im in real_set.images], device=device, placement=run.data_placement)
+    # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
+    G_train, D_train = speed.compiled(world.wrap(G)), speed.compiled(world.wrap(D))
+    D_frozen = D_train if world.size == 1 else speed.compiled(D)
+    info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
+         f"images in {hr_bank.placement} memory")
 
     ckpt_every = run.ckpt_every or max(50, min(5000, O.iters // 10))
-    log = CsvLog(out / "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total"], resume_step=start)
+    log = CsvLog(out / "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
+                 resume_step=start) if world.main else None
+    guard, meter = StepGuard(device), LossMeter()
     t0 = time.time()
     step = start
     try:
-        with StopFlag() as stop, Progress(O.iters, start, "degrade-train") as bar:
+        with StopFlag() as stop, Progress(O.iters, start, "degrade-train", enabled=world.main) as bar:
             for step in range(start + 1, O.iters + 1):
                 lr = lr_at(step - 1, O)
                 for opt in (opt_g, opt_d):
                     for group in opt.param_groups:
                         group["lr"] = lr
-                hr = random_crops(hr_set.images, O.batch, D_.hr_crop, gen, flips=D_.flips, rotations=D_.rotations,
-                                  multiple=D_.scale).to(device, non_blocking=True)
-                real = random_crops(real_set.images, O.batch, D_.lr_crop, gen, flips=D_.flips,
-                                    rotations=D_.rotations).to(device, non_blocking=True)
+                # Every rank draws the global batch (same stream) and gathers its own rows on the device.
+                d_hr = augment.draw(gen, hr_bank.sizes, O.batch, D_.hr_crop, multiple=D_.scale,
+                                    flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
+                d_real = augment.draw(gen, real_bank.sizes, O.batch, D_.lr_crop,
+                                      flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
+                hr = augment.to_float(hr_bank.crops(d_hr, D_.hr_crop, channels_last=speed.channels_last))
+                real = augment.to_float(real_bank.crops(d_real, D_.lr_crop, channels_last=speed.channels_last))
                 x = bicubic_down(hr, D_.scale)
 
-                d_losses = d_step(G, D, opt_d, x, real, cfg)
-                g_losses = g_step(G, D, opt_g, x, perceptual, cfg)
+                guard.begin(D)
+                d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
+                g_losses = g_step(G_train, D_frozen, opt_g, x, perceptual, cfg, speed=speed, guard=guard)
+                meter.add({**d_losses, **g_losses}, guard.end())
 
-                if step % run.log_every == 0 or step == O.iters or step == start + 1:
-                    values = {k: float(v) for k, v in {**d_losses, **g_losses}.items()}  # one host sync
-                    if not all(math.isfinite(v) for v in values.values()):
-                        warn(f"step {step}: non-finite loss {values}; that update was skipped")
-                    log.write(step, {"lr": lr, **values})
+                # Losses, the bad-step streak and (under DDP) the stop signal are read from the device
+                # every log_every steps and at checkpoints: no host sync on the other steps.
+                polled = bool(stop)  # read once: a signal landing between two reads must not skip the save
+                stopping = polled and world.size == 1
+                if step % run.log_every == 0 or step % ckpt_every == 0 or step in (start + 1, O.iters) or stopping:
+                    values, skipped, (streak, votes) = meter.read(world, [guard.streak, torch.tensor(float(polled))])
+                    stopping = votes > 0
+                    if streak / world.size >= run.max_bad_steps:
+                        raise _too_many_bad_steps(step, int(streak / world.size), out / "ckpt")
+                    if skipped:
+                        warn(f"step {step}: {skipped} step(s) with a non-finite loss since the last report; "
+                             "their updates were skipped")
+                    if log is not None:
+                        log.write(step, {"lr": lr, **values, "skipped": skipped})
                     bar.update(step, {k: values[k] for k in ("d_real", "d_fake", "color", "g_total")})
                 else:
                     bar.update(step)
                 if run.sample_every and step % run.sample_every == 0:
                     write_samples(step)
-                stopping = bool(stop)  # read once: a signal landing between two reads must not skip the save
                 if step % ckpt_every == 0 or stopping:
                     save(step)
                 if stopping:
                     raise Interrupted(f"stopped by signal at step {step}; checkpoint saved in {out / 'ckpt'}; "
                                       f"rerun the same command to resume")
     finally:
-        log.close()
+        if log is not None:
+            log.close()
     if start < O.iters and O.iters % ckpt_every:
         save(O.iters)
     write_samples(O.iters)
     G.eval()
-    meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active}
-    ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
-    info(f"trained {O.iters - start} steps in {time.time() - t0:.1f} s")
-    if val_idx and not D_.same_domain:
-        held_out = [real_all.images[i].float().div(255) for i in val_idx]
-        realism_check(G, hr_set, held_out, D_.scale, out, run, device)
+    if world.main:
+        meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active}
+        ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
+        info(f"trained {O.iters - start} steps in {time.time() - t0:.1f} s")
+        if val_idx and not D_.same_domain:
+            held_out = [real_all.images[i].float().div(255) for i in val_idx]
+            realism_check(G, hr_set, held_out, D_.scale, out, run, device)
     return out / "generator.safetensors"
+
+
+def _too_many_bad_steps(step: int, streak: int, ckpt_dir: Path) -> NonFiniteError:
+    """Issue 7: the message for a run stopped by repeated non-finite losses."""
+    last = ckpt.latest_checkpoint(ckpt_dir)
+    kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been written yet"
+    return NonFiniteError(
+        f"stopped at step {step}: the loss was non-finite (NaN/Inf) {streak} steps in a row (updates skipped); "
+        f"{kept}; rerun to resume from it with a lower learning rate (--set optim.lr=...) or --precision fp32, "
+        "or check the input images"
+    )
 
 
 MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (bounded time)

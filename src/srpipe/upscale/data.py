@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srpipe import augment
 from srpipe.errors import SrpipeError
 from srpipe.imageio import atomic_write_bytes, list_images, read_uint8
 
@@ -140,26 +141,45 @@ def random_batch(pairs: list[Pair], n: int, lr_patch: int, scale: int, gen: torc
                  flips: bool = True, rotations: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` aligned random crops: (n, 3, p, p) LR and (n, 3, p*scale, p*scale) HR floats in [0, 1].
 
-    The LR corner (y, x) maps to HR (y*scale, x*scale); the same flip / rot90 goes to both.
+    The LR corner (y, x) maps to HR (y*scale, x*scale); the same flip / rot90 goes to both. This is
+    the per-sample reference of `PairBank.batch` (same draws, same pixels), which training uses.
     """
-    hp = lr_patch * scale
-    lr_out = torch.empty(n, 3, lr_patch, lr_patch, dtype=torch.uint8)
-    hr_out = torch.empty(n, 3, hp, hp, dtype=torch.uint8)
-    idx = torch.randint(len(pairs), (n,), generator=gen).tolist()
-    for i, k in enumerate(idx):
-        pair = pairs[k]
-        h, w = pair.lr.shape[:2]
-        y = int(torch.randint(h - lr_patch + 1, (1,), generator=gen))
-        x = int(torch.randint(w - lr_patch + 1, (1,), generator=gen))
-        lr = torch.from_numpy(np.array(pair.lr[y:y + lr_patch, x:x + lr_patch])).permute(2, 0, 1)
-        hr = torch.from_numpy(np.array(pair.hr[y * scale:y * scale + hp, x * scale:x * scale + hp])).permute(2, 0, 1)
-        if flips and bool(torch.randint(2, (1,), generator=gen)):
-            lr, hr = lr.flip(-1), hr.flip(-1)
-        if rotations:
-            k90 = int(torch.randint(4, (1,), generator=gen))
-            lr, hr = torch.rot90(lr, k90, (-2, -1)), torch.rot90(hr, k90, (-2, -1))
-        lr_out[i], hr_out[i] = lr, hr
-    return lr_out.float().div_(255), hr_out.float().div_(255)
+    d = augment.draw(gen, pair_sizes(pairs), n, lr_patch, flips=flips, rotations=rotations)
+    lr = augment.reference_crops([p.lr for p in pairs], d, lr_patch)
+    hr = augment.reference_crops([p.hr for p in pairs], d, lr_patch * scale, corner_scale=scale)
+    return lr.float().div_(255), hr.float().div_(255)
+
+
+def pair_sizes(pairs: list[Pair]) -> torch.Tensor:
+    """(N, 2) LR heights and widths."""
+    return torch.tensor([list(p.lr.shape[:2]) for p in pairs], dtype=torch.long)
+
+
+class PairBank:
+    """The training pairs as two `augment.ImageBank`s (LR, HR): aligned batched crops on the device.
+
+    Args:
+        pairs: the training pairs (memory-mapped uint8).
+        device: where batches are used.
+        placement: see `augment.ImageBank` (``auto``: on the device when both fit).
+    """
+
+    def __init__(self, pairs: list[Pair], scale: int, *, device, placement: augment.Placement = "auto"):
+        self.scale = scale
+        self.sizes = pair_sizes(pairs)
+        nbytes = sum(p.lr.nbytes + p.hr.nbytes for p in pairs)
+        where = augment.choose_placement(nbytes, torch.device(device), placement)
+        self.lr = augment.ImageBank([p.lr for p in pairs], device=device, placement=where)
+        self.hr = augment.ImageBank([p.hr for p in pairs], device=device, placement=where)
+
+    def draw(self, gen: torch.Generator, n: int, lr_patch: int, *, flips: bool, rotations: bool) -> augment.Draws:
+        return augment.draw(gen, self.sizes, n, lr_patch, flips=flips, rotations=rotations)
+
+    def batch(self, d: augment.Draws, lr_patch: int, *, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR, HR) float batches in [0, 1] on the device for draws `d`."""
+        lr = self.lr.crops(d, lr_patch, channels_last=channels_last)
+        hr = self.hr.crops(d, lr_patch * self.scale, corner_scale=self.scale, channels_last=channels_last)
+        return augment.to_float(lr), augment.to_float(hr)
 
 
 def center_pair(pair: Pair, scale: int, *, max_lr: int, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,27 +60,28 @@ class PerceptualLoss(nn.Module):
         return F.l1_loss(f_sr, f_hr)
 
 
-def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, mean=torch.mean) -> torch.Tensor:
     """Generator side of RaGAN: ½ [BCE(C(r) - E[C(f)], 0) + BCE(C(f) - E[C(r)], 1)].
 
     `real_logits` should be detached (D is not trained by this loss); the means run over all
-    elements, i.e. the batch and any patch positions.
+    elements, i.e. the batch and any patch positions (`mean`: `distributed.global_mean` under DDP,
+    so E runs over the global batch).
     """
-    real_rel = real_logits - fake_logits.mean()
-    fake_rel = fake_logits - real_logits.mean()
+    real_rel = real_logits - mean(fake_logits)
+    fake_rel = fake_logits - mean(real_logits)
     return 0.5 * (
         F.binary_cross_entropy_with_logits(real_rel, torch.zeros_like(real_rel))
         + F.binary_cross_entropy_with_logits(fake_rel, torch.ones_like(fake_rel))
     )
 
 
-def ragan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+def ragan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, mean=torch.mean) -> torch.Tensor:
     """Discriminator side of RaGAN: ½ [BCE(C(r) - E[C(f)], 1) + BCE(C(f) - E[C(r)], 0)].
 
-    `fake_logits` must come from a detached generator output.
+    `fake_logits` must come from a detached generator output; `mean` as in `ragan_g_loss`.
     """
-    real_rel = real_logits - fake_logits.mean()
-    fake_rel = fake_logits - real_logits.mean()
+    real_rel = real_logits - mean(fake_logits)
+    fake_rel = fake_logits - mean(real_logits)
     return 0.5 * (
         F.binary_cross_entropy_with_logits(real_rel, torch.ones_like(real_rel))
         + F.binary_cross_entropy_with_logits(fake_rel, torch.zeros_like(fake_rel))

@@ -17,23 +17,24 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from srpipe import ckpt, metrics, weights
+from srpipe import accel, ckpt, distributed, metrics, weights
+from srpipe.accel import LossMeter, NonFiniteError, Speed, StepGuard
 from srpipe.cli.console import info, warn
-from srpipe.config import RunOptions, resolve_device, to_dict
+from srpipe.config import RunOptions, to_dict
+from srpipe.distributed import global_mean
 from srpipe.errors import SrpipeError
 from srpipe.resize import bicubic_up
 from srpipe.runlog import CsvLog, Interrupted, Progress, StopFlag, open_run, write_json
 from srpipe.upscale import interop, losses
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet
 from srpipe.upscale.config import UpscaleConfig
-from srpipe.upscale.data import Pair, center_pair, load_pairs, random_batch, split
+from srpipe.upscale.data import Pair, PairBank, center_pair, load_pairs, split
 
 Phase = Literal["psnr", "gan", "both"]
 VAL_MAX_HR = 512  # validation uses a centre crop of at most this many HR pixels per side (bounded time)
@@ -47,20 +48,26 @@ def lr_at(step: int, base: float, milestones: tuple[int, ...], gamma: float) -> 
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
-    """ema = decay * ema + (1 - decay) * net (BasicSR `model_ema`); buffers are copied."""
-    for e, p in zip(ema.parameters(), net.parameters()):
-        e.mul_(decay).add_(p, alpha=1 - decay)
+    """ema = decay * ema + (1 - decay) * net (BasicSR `model_ema`); buffers are copied.
+
+    One fused lerp over all parameters (as torch.optim.swa_utils does): RRDBNet has ~700 tensors,
+    and a per-tensor loop would be ~1400 kernel launches per step.
+    """
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
     for e, b in zip(ema.buffers(), net.buffers()):
         e.copy_(b)
 
 
-def g_step(G, D, opt_g, lr, hr, cfg: UpscaleConfig, *, perceptual=None, fs=None) -> tuple[dict, torch.Tensor]:
+def g_step(G, D, opt_g, lr, hr, cfg: UpscaleConfig, *, perceptual=None, fs=None, speed: Speed,
+           guard: StepGuard) -> tuple[dict, torch.Tensor]:
     """One generator update; returns (losses, the detached SR batch for `d_step`).
 
     PSNR phase (`D is None`): L1. GAN phase: w_pixel * L1 (of low-passes with FS)
-    + w_perceptual * VGG19 conv5_4 L1 + w_adv * RaGAN, with D frozen for this step.
+    + w_perceptual * VGG19 conv5_4 L1 + w_adv * RaGAN, with D frozen for this step (the plain
+    module, not DDP: no D gradients to synchronise). Networks run under `speed` (bf16 autocast on
+    CUDA), losses in fp32; a non-finite loss skips the update on the device (`guard`).
     """
-    sr = G(lr)
+    sr = speed.run(G, lr)
     out: dict[str, torch.Tensor] = {}
     if D is None:
         total = out["l_pix"] = losses.pixel_loss(sr, hr)
@@ -75,17 +82,17 @@ def g_step(G, D, opt_g, lr, hr, cfg: UpscaleConfig, *, perceptual=None, fs=None)
             out["l_pix"] = losses.pixel_loss(sr, hr)
         total = c.w_pixel * out["l_pix"]
         if perceptual is not None:
-            out["l_percep"] = perceptual(sr, hr)
+            out["l_percep"] = speed.run(perceptual, sr, hr)
             total = total + c.w_perceptual * out["l_percep"]
         if c.w_adv > 0:
             d_in = fs.high if fs is not None else (lambda x: x)
-            real_logits = D(d_in(hr)).detach()
-            out["l_adv"] = losses.ragan_g_loss(real_logits, D(d_in(sr)))
+            real_logits = speed.run(D, d_in(hr)).detach()
+            # the relativistic average runs over the global batch under DDP (distributed.global_mean)
+            out["l_adv"] = losses.ragan_g_loss(real_logits, speed.run(D, d_in(sr)), mean=global_mean)
             total = total + c.w_adv * out["l_adv"]
     opt_g.zero_grad(set_to_none=True)
-    if torch.isfinite(total):  # a non-finite loss skips the update instead of poisoning the weights
-        total.backward()
-        opt_g.step()
+    guard.backward(total)
+    guard.step(opt_g)
     if D is not None:
         for p in D.parameters():
             p.requires_grad_(True)
@@ -93,16 +100,15 @@ def g_step(G, D, opt_g, lr, hr, cfg: UpscaleConfig, *, perceptual=None, fs=None)
     return {k: v.detach() for k, v in out.items()}, sr.detach()
 
 
-def d_step(D, opt_d, sr, hr, *, fs=None) -> dict:
+def d_step(D, opt_d, sr, hr, *, fs=None, speed: Speed, guard: StepGuard) -> dict:
     """One discriminator update with the RaGAN loss on (HR, SR); `sr` is already detached."""
     d_in = fs.high if fs is not None else (lambda x: x)
-    real_logits = D(d_in(hr))
-    fake_logits = D(d_in(sr))
-    loss = losses.ragan_d_loss(real_logits, fake_logits)
+    real_logits = speed.run(D, d_in(hr))
+    fake_logits = speed.run(D, d_in(sr))
+    loss = losses.ragan_d_loss(real_logits, fake_logits, mean=global_mean)
     opt_d.zero_grad(set_to_none=True)
-    if torch.isfinite(loss):
-        loss.backward()
-        opt_d.step()
+    guard.backward(loss)
+    guard.step(opt_d)
     return {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
 
 
@@ -161,10 +167,22 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
             GAN phase with ``gan`` (e.g. fine-tuning a published model, as FSSR did).
         val_every: steps between validations and sample grids (0: with every checkpoint).
         export_pth: also write BasicSR-style `.pth` copies of the weights.
+
+    Under torchrun (WORLD_SIZE > 1) every process runs this with DDP; rank 0 writes the files.
     """
     if phase not in ("psnr", "gan", "both"):
         raise SrpipeError(f"phase must be psnr, gan or both, got {phase!r}")
-    device = resolve_device(run.device)
+    world, device = distributed.init(run.device)
+    try:
+        return _train(cfg, pairs, out_dir, run, phase, init, val_every, export_pth, cache_dir, world, device)
+    finally:
+        world.close()
+
+
+def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, init, val_every: int, export_pth: bool,
+           cache_dir, world: distributed.World, device) -> dict[str, Path]:
+    speed = Speed.resolve(run, device)
+    rows = world.shard(cfg.batch)
     S = cfg.data.scale
     g_args = cfg.generator_args()
     if export_pth and S == 3:
@@ -185,8 +203,8 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
     # Fail early on missing pretrained weights, before reading data or touching the run folder.
     perceptual = lpips = None
     if "gan" in phases and cfg.gan.perceptual == "vgg19" and cfg.gan.w_perceptual > 0:
-        perceptual = losses.PerceptualLoss(weights.vgg19_features(run.weights_dir or None)).to(device)
-    if weights.find("alexnet", run.weights_dir or None) is not None:
+        perceptual = speed.prepare(losses.PerceptualLoss(weights.vgg19_features(run.weights_dir or None)))
+    if "gan" in phases and weights.find("alexnet", run.weights_dir or None) is not None:  # GAN validation only
         lpips = metrics.LPIPS(weights_dir=run.weights_dir or None).to(device)
 
     all_pairs = load_pairs(pairs, S, min_lr=cfg.data.lr_patch, cache_dir=cache_dir, warn=warn)
@@ -197,10 +215,18 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
     sample_src = [all_pairs[i] for i in val_idx[:3]] or train_pairs[:2]
     samples = [center_pair(p, S, max_lr=SAMPLE_MAX_LR, multiple=unit) for p in sample_src]
 
-    out = open_run(out_dir, record, restart=run.restart,
-                   clear=("ckpt", "log_psnr.csv", "log_gan.csv", "samples", "best.json", "psnr.safetensors",
-                          "gan.safetensors", "psnr.pth", "gan.pth"))
-    write_json(out / "split.json", {"train": [p.name for p in train_pairs], "held_out": [all_pairs[i].name for i in val_idx]})
+    out = Path(out_dir)
+    if world.main:
+        out = open_run(out_dir, record, restart=run.restart,
+                       clear=("ckpt", "log_psnr.csv", "log_gan.csv", "samples", "best.json", "psnr.safetensors",
+                              "gan.safetensors", "psnr.pth", "gan.pth"))
+        write_json(out / "split.json", {"train": [p.name for p in train_pairs],
+                                        "held_out": [all_pairs[i].name for i in val_idx]})
+    world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
+    # uint8 pairs for batched device-side crops (srpipe.augment), on the GPU when they fit.
+    bank = PairBank(train_pairs, S, device=device, placement=run.data_placement)
+    info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
+         f"pairs in {bank.lr.placement} memory")
     if val:
         bic = [(bicubic_up(lr, S) if S > 1 else lr, hr) for lr, hr in val]
         b_psnr = sum(float(metrics.psnr(b, h, crop_border=S)[0]) for b, h in bic) / len(bic)
@@ -236,27 +262,30 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
             else:
                 raise SrpipeError(f"the GAN phase starts from the PSNR model, but {out / 'psnr.safetensors'} does not "
                                   "exist: run --phase psnr (or both) first, or pass --init FILE")
-        G = G.to(device)
+        G = speed.prepare(G)
         ema = copy.deepcopy(G).eval()
         for p in ema.parameters():
             p.requires_grad_(False)
         D = opt_d = None
         lr_base = P.lr if name == "psnr" else P.lr_g
-        opt_g = torch.optim.Adam(G.parameters(), lr=lr_base, betas=P.betas)
+        opt_g = accel.adam(G.parameters(), lr=lr_base, betas=P.betas, device=device)
         if name == "gan":
-            D = DISCRIMINATORS[cfg.model.discriminator](**cfg.discriminator_args()).to(device)
-            opt_d = torch.optim.Adam(D.parameters(), lr=P.lr_d, betas=P.betas)
-        gen = torch.Generator().manual_seed(cfg.seed + 1 + phase_i)  # crops, flips, rotations
+            D = DISCRIMINATORS[cfg.model.discriminator](**cfg.discriminator_args())
+            if world.size > 1:
+                distributed.convert_sync_batchnorm(D)  # batch statistics of the global batch
+            D = speed.prepare(D)
+            opt_d = accel.adam(D.parameters(), lr=P.lr_d, betas=P.betas, device=device)
+        gen = torch.Generator().manual_seed(cfg.seed + 1 + phase_i)  # crops, flips, rotations (global batch)
 
         start = 0
         if last is not None:
             nets, state = ckpt.load_checkpoint(last)
             G.load_state_dict(nets["generator"])
             ema.load_state_dict(nets["ema"])
-            opt_g.load_state_dict(state["opt_g"])
+            accel.load_optimizer(opt_g, state["opt_g"])
             if D is not None:
                 D.load_state_dict(nets["discriminator"])
-                opt_d.load_state_dict(state["opt_d"])
+                accel.load_optimizer(opt_d, state["opt_d"])
             gen.set_state(state["data_rng"])
             ckpt.set_rng_state(state["rng"])
             start = int(state["step"])
@@ -265,6 +294,8 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
         last_val: dict[str, float] = {}
 
         def save(step: int) -> None:
+            if not world.main:
+                return
             nets = {"generator": (G.state_dict(), "RRDBNet", g_args), "ema": (ema.state_dict(), "RRDBNet", g_args)}
             state = {"opt_g": opt_g.state_dict(), "data_rng": gen.get_state(), "rng": ckpt.rng_state()}
             if D is not None:
@@ -275,6 +306,8 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
         def evaluate(step: int) -> dict[str, float]:
             from srpipe.imageio import write_png
 
+            if not world.main:
+                return {}
             if samples:
                 write_png(out / "samples" / f"{name}_{step:08d}.png", _sample_grid(ema, samples, S, device))
             if not val:
@@ -296,11 +329,17 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
         fields = ["lr", "l_pix", "g_total", "val_psnr_y", "val_ssim_y", "val_lpips"]
         if name == "gan":
             fields[2:2] = ["l_pix_full", "l_percep", "l_adv", "d_loss", "d_real", "d_fake"]
-        log = CsvLog(out / f"log_{name}.csv", fields, resume_step=start)
+        fields.append("skipped")
+        log = CsvLog(out / f"log_{name}.csv", fields, resume_step=start) if world.main else None
+        # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
+        G_train = speed.compiled(world.wrap(G))
+        D_train = None if D is None else speed.compiled(world.wrap(D))
+        D_frozen = D_train if world.size == 1 else None if D is None else speed.compiled(D)
+        guard, meter = StepGuard(device), LossMeter()
         t0 = time.time()
         G.train()
         try:
-            with StopFlag() as stop, Progress(P.iters, start, f"sr-train {name}") as bar:
+            with StopFlag() as stop, Progress(P.iters, start, f"sr-train {name}", enabled=world.main) as bar:
                 for step in range(start + 1, P.iters + 1):
                     lr_now = lr_at(step, lr_base, P.milestones, P.gamma)
                     for group in opt_g.param_groups:
@@ -308,20 +347,34 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
                     if opt_d is not None:
                         for group in opt_d.param_groups:
                             group["lr"] = lr_at(step, P.lr_d, P.milestones, P.gamma)
-                    lr_b, hr_b = random_batch(train_pairs, cfg.batch, cfg.data.lr_patch, S, gen,
-                                              flips=cfg.data.flips, rotations=cfg.data.rotations)
-                    lr_b, hr_b = lr_b.to(device, non_blocking=True), hr_b.to(device, non_blocking=True)
+                    # Every rank draws the global batch (same stream) and gathers its own rows on the device.
+                    draws = bank.draw(gen, cfg.batch, cfg.data.lr_patch, flips=cfg.data.flips,
+                                      rotations=cfg.data.rotations).slice(rows.start, rows.stop)
+                    lr_b, hr_b = bank.batch(draws, cfg.data.lr_patch, channels_last=speed.channels_last)
 
-                    step_losses, sr = g_step(G, D, opt_g, lr_b, hr_b, cfg, perceptual=perceptual, fs=fs)
+                    guard.begin(*([D] if D is not None else []))
+                    step_losses, sr = g_step(G_train, D_frozen, opt_g, lr_b, hr_b, cfg, perceptual=perceptual, fs=fs,
+                                             speed=speed, guard=guard)
                     if D is not None:
-                        step_losses.update(d_step(D, opt_d, sr, hr_b, fs=fs))
+                        step_losses.update(d_step(D_train, opt_d, sr, hr_b, fs=fs, speed=speed, guard=guard))
                     ema_update(ema, G, cfg.ema_decay)
+                    meter.add(step_losses, guard.end())
 
+                    # Losses, the bad-step streak and (under DDP) the stop signal are read from the
+                    # device every log_every steps and at checkpoints: no host sync on the other steps.
                     row = None
-                    if step % run.log_every == 0 or step == P.iters or step == start + 1:
-                        row = {k: float(v) for k, v in step_losses.items()}  # one host sync
-                        if not all(math.isfinite(v) for v in row.values()):
-                            warn(f"step {step}: non-finite loss {row}; that update was skipped")
+                    polled = bool(stop)  # read once: a signal landing between two reads must not skip the save
+                    stopping = polled and world.size == 1
+                    if (step % run.log_every == 0 or step % ckpt_every == 0 or step in (start + 1, P.iters)
+                            or stopping):
+                        row, skipped, (streak, votes) = meter.read(world, [guard.streak, torch.tensor(float(polled))])
+                        stopping = votes > 0
+                        if streak / world.size >= run.max_bad_steps:
+                            raise _too_many_bad_steps(name, step, int(streak / world.size), ck_dir)
+                        if skipped:
+                            warn(f"step {step}: {skipped} step(s) with a non-finite loss since the last report; "
+                                 "their updates were skipped")
+                        row["skipped"] = skipped
                         bar.update(step, {k: row[k] for k in ("l_pix", "l_adv", "d_loss", "l_percep") if k in row})
                     else:
                         bar.update(step)
@@ -329,26 +382,41 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
                         row = {**(row or {}), **evaluate(step)}
                         if "val_psnr_y" in row:
                             bar.update(step, {"val PSNR-Y": row["val_psnr_y"]})
-                    if row is not None:
+                    if row is not None and log is not None:
                         log.write(step, {"lr": lr_now, **row})
-                    stopping = bool(stop)  # read once: a signal landing between two reads must not skip the save
                     if step % ckpt_every == 0 or stopping:
                         save(step)
                     if stopping:
                         raise Interrupted(f"stopped by signal in the {name} phase at step {step}; checkpoint saved in "
                                           f"{ck_dir}; rerun the same command to resume")
         finally:
-            log.close()
+            if log is not None:
+                log.close()
         if start < P.iters and P.iters % ckpt_every:
             save(P.iters)
         v = last_val if last_val and P.iters % every_val == 0 else evaluate(P.iters)
-        meta = {"stage": "sr-train", "phase": name, "scale": S, "steps": P.iters, "ema_decay": cfg.ema_decay,
-                "config": to_dict(cfg), "validation": {k: v[k] for k in v if k.startswith("val_")}}
-        results[name] = interop.save_generator(final, ema.state_dict(), g_args, meta=meta)
-        if export_pth:
-            interop.export_pth(out / f"{name}.pth", ema.state_dict(), g_args)
-        msg = f"{name} phase: {P.iters - start} steps in {time.time() - t0:.1f} s -> {final}"
-        if "val_psnr_y" in v:
-            msg += f" (held-out PSNR-Y {v['val_psnr_y']:.2f} dB, SSIM-Y {v['val_ssim_y']:.4f})"
-        info(msg)
+        results[name] = final
+        if world.main:
+            meta = {"stage": "sr-train", "phase": name, "scale": S, "steps": P.iters, "ema_decay": cfg.ema_decay,
+                    "config": to_dict(cfg), "validation": {k: v[k] for k in v if k.startswith("val_")}}
+            results[name] = interop.save_generator(final, ema.state_dict(), g_args, meta=meta)
+            if export_pth:
+                interop.export_pth(out / f"{name}.pth", ema.state_dict(), g_args)
+            msg = f"{name} phase: {P.iters - start} steps in {time.time() - t0:.1f} s -> {final}"
+            if "val_psnr_y" in v:
+                msg += f" (held-out PSNR-Y {v['val_psnr_y']:.2f} dB, SSIM-Y {v['val_ssim_y']:.4f})"
+            info(msg)
+        world.barrier()  # the GAN phase of every rank starts from the PSNR weights rank 0 just wrote
     return results
+
+
+def _too_many_bad_steps(phase: str, step: int, streak: int, ckpt_dir: Path) -> NonFiniteError:
+    """Issue 7: the message for a run stopped by repeated non-finite losses."""
+    last = ckpt.latest_checkpoint(ckpt_dir)
+    kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint of this phase had been written yet"
+    return NonFiniteError(
+        f"stopped in the {phase} phase at step {step}: the loss was non-finite (NaN/Inf) {streak} steps in a row "
+        f"(updates skipped); {kept}; rerun to resume from it with a lower learning rate "
+        f"(--set {'psnr.lr' if phase == 'psnr' else 'gan.lr_g / gan.lr_d'}=...) "
+        "or --precision fp32, or check the training pairs"
+    )
