@@ -43,7 +43,13 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def _fault(point: str) -> None:
-    """Fault-injection hook for crash tests: ``SRPIPE_FAULT=<point>`` kills this process here."""
+    """Fault-injection hook for crash tests: ``SRPIPE_FAULT=<point>`` kills this process here.
+
+    Points: ``ckpt-mid`` (checkpoint weights written, state not), ``ckpt-before-latest`` (checkpoint
+    folder in place, `latest` not moved), ``manifest`` (stage done, manifest not written), and
+    ``write:<end of a path>`` (e.g. ``write:run/generator.safetensors``) in `imageio.atomic_write_bytes`
+    (the data written and synced to the temporary file, not renamed into place).
+    """
     if os.environ.get("SRPIPE_FAULT") == point:
         os.kill(os.getpid(), 9)
 

@@ -280,6 +280,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        fault = os.environ.get("SRPIPE_FAULT", "")  # crash tests: `write:<path end>` dies between write and rename
+        if fault.startswith("write:") and ("/" + p.as_posix()).endswith("/" + fault[len("write:"):]):
+            os.kill(os.getpid(), 9)
         os.replace(tmp, p)
     except BaseException:
         try:
