@@ -575,3 +575,17 @@ def test_crop_smaller_than_the_loss_window_is_a_config_error(tmp_path, capsys):
                        "--set", "data.hr_crop=16")
     assert_one_clear_error(code, err, "loss.kernel = 5", "raise data.hr_crop to at least 20", exit_code=2)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4])
+def test_tiny_images_upscale_at_every_scale(tmp_path, capsys, scale):
+    """1x1, 1x7 and 5x1 inputs: x1/x2 models pixel-unshuffle, so the input is padded to the unshuffle grid."""
+    model = rrdb_file(tmp_path / f"x{scale}.safetensors", scale=scale)
+    src = tmp_path / "in"
+    sizes = [(1, 1), (1, 7), (5, 1)]
+    for w, h in sizes:
+        write_file(src, f"i{w}x{h}.png", _png_bytes(_rgb(w, h)))
+    code, out, err = cli(capsys, "upscale", "--model", model, "--input", src, "--out", tmp_path / "sr", "--device", "cpu")
+    assert code == 0 and "3 image(s) written" in out, err
+    for w, h in sizes:
+        assert cv2.imread(str(tmp_path / "sr" / f"i{w}x{h}.png")).shape == (h * scale, w * scale, 3)

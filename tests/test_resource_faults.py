@@ -281,3 +281,17 @@ def _read(p: Path) -> torch.Tensor:
     from srpipe.imageio import read_image
 
     return read_image(p)[0]
+
+
+def test_disk_full_anywhere_else_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch, folders):
+    """A write nobody wrapped (here the run's config.json) still names its file, not a temp file."""
+    hr, lr = folders
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as the kernel reports it: no file name
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    code, _, err = cli(capsys, "degrade-train", "--hr", hr, "--lr", lr, "--out", tmp_path / "run", *DEGRADE)
+    line = one_error(code, err)
+    assert str(tmp_path / "run" / "config.json") in line and ".tmp" not in line
+    no_temp_files(tmp_path / "run")

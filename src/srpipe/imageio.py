@@ -284,11 +284,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if fault.startswith("write:") and ("/" + p.as_posix()).endswith("/" + fault[len("write:"):]):
             os.kill(os.getpid(), 9)
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno is not None and e.filename != str(p):
+            # A full disk fails in write() or fsync(), whose errors name no file, or in os.replace,
+            # which names the temp file: name the file the caller asked for instead.
+            raise OSError(e.errno, e.strerror, str(p)) from e
         raise
 
 
