@@ -489,3 +489,12 @@ def test_encode_png_is_decodable():
     data = imageio.encode_png(rgb)
     with Image.open(io.BytesIO(data)) as im:
         assert np.array_equal(np.asarray(im), rgb)
+
+
+def test_atomic_writes_get_umask_permissions_not_mkstemps_0600(tmp_path):
+    import stat
+
+    from srpipe.imageio import _UMASK, atomic_write_bytes
+
+    atomic_write_bytes(tmp_path / "x.bin", b"data")
+    assert stat.S_IMODE((tmp_path / "x.bin").stat().st_mode) == 0o666 & ~_UMASK

@@ -270,12 +270,17 @@ def to_uint(t, bit_depth: int = 8) -> np.ndarray:
     return a.astype(np.uint16 if bit_depth == 16 else np.uint8)
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` through a temp file in the same folder, fsync, then `os.replace`."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
