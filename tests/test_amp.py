@@ -3,6 +3,8 @@ runs on the CPU, with networks in bf16 and losses, weights and optimizer state i
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -141,3 +143,43 @@ def test_sr_train_end_to_end_in_bf16_channels_last(tmp_path, monkeypatch):
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in state.values())
     log = (tmp_path / "run" / "log_gan.csv").read_text().splitlines()
     assert log[0].endswith(",skipped") and log[-1].split(",")[0] == "1"
+
+
+def test_tiles_with_non_finite_output_are_rerun_by_the_fallback():
+    from srpipe.tiling import auto_batch, tiled_apply
+
+    img = torch.rand(3, 20, 20)
+    calls = []
+
+    def flaky(x):  # "fp16 overflow" in the batch that holds the top-left tile
+        calls.append(x.shape[0])
+        y = x * 2
+        if len(calls) == 1:
+            y[0] = math.nan
+        return y
+
+    out = tiled_apply(img, flaky, tile=8, pad=2, batch=4, blend=True, channels_last=True, fallback=lambda x: x * 2)
+    assert torch.allclose(out, img * 2, atol=1e-6)
+    calls.clear()
+    assert torch.isnan(tiled_apply(img, flaky, tile=8, pad=2, batch=4)).any()  # without a fallback the NaN stays: the check above is not vacuous
+    assert auto_batch("cpu", 512) == 1
+
+
+def test_make_pairs_in_bf16_on_the_cpu_is_close_to_fp32(tmp_path):
+    from conftest import make_folder
+    from srpipe import ckpt
+    from srpipe.degrade.pairs import make_pairs
+    from srpipe.imageio import read_image
+
+    torch.manual_seed(3)
+    g = tmp_path / "g.safetensors"
+    ckpt.save_weights(g, DSGANGenerator(features=8, res_blocks=2).state_dict(), arch="DSGANGenerator",
+                      args={"features": 8, "res_blocks": 2}, meta={"scale": 4})
+    hr = make_folder(tmp_path / "hr", 1, (96, 64))
+    make_pairs(model=g, hr_dir=hr, out_dir=tmp_path / "a", device="cpu", tile=8, batch=3, precision="bf16")
+    make_pairs(model=g, hr_dir=hr, out_dir=tmp_path / "b", device="cpu", tile=8)
+    a, _ = read_image(tmp_path / "a" / "lr" / "img_00.png")
+    b, _ = read_image(tmp_path / "b" / "lr" / "img_00.png")
+    assert a.shape == b.shape == (3, 16, 24) and (a - b).abs().max() <= 3 / 255
+    with pytest.raises(SrpipeError, match="fp16 needs a GPU"):
+        make_pairs(model=g, hr_dir=hr, out_dir=tmp_path / "c", device="cpu", precision="fp16")

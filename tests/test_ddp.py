@@ -27,7 +27,7 @@ from srpipe.degrade.config import DegradeConfig
 from srpipe.runlog import Interrupted
 from srpipe.upscale import train as esrgan
 from srpipe.upscale.archs import PatchDiscriminator, RRDBNet
-from srpipe.upscale.config import PRESETS, UpscaleConfig
+from srpipe.upscale.config import UpscaleConfig
 
 CPU = torch.device("cpu")
 GLOBAL_BATCH, STEPS = 4, 3
@@ -65,7 +65,8 @@ def run_steps(world: distributed.World) -> dict[str, torch.Tensor]:
     out.update({f"dsgan_d.{k}": v for k, v in D.state_dict().items()})
 
     torch.manual_seed(0)
-    ucfg = build_config(UpscaleConfig, preset=PRESETS["tiny"], sets=["data.hr_patch=32", "gan.w_adv=0.1"])
+    ucfg = build_config(UpscaleConfig, sets=["data.hr_patch=32", "model.discriminator=patch", "gan.perceptual=none",
+                                             "gan.w_pixel=0.01", "gan.w_adv=0.1"])
     G, D = RRDBNet(scale=4, num_feat=4, num_block=1, num_grow_ch=4).double(), PatchDiscriminator(num_feat=4).double()
     if world.size > 1:
         distributed.convert_sync_batchnorm(D)

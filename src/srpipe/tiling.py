@@ -43,6 +43,25 @@ def _ramp(n: int, overlap: int, lo: bool, hi: bool) -> torch.Tensor:
     return w
 
 
+BATCH_BUDGET = 6 << 30  # bytes of tile activations per forward pass for `auto_batch`: a 4K -> 16K x4 upscale
+# then fits in 8 GB of device memory with weights, staging buffers and the allocator's slack (issue 6)
+MAX_AUTO_BATCH = 8  # more tiles per pass gain nothing measurable once a GPU is saturated
+
+
+def auto_batch(device: torch.device | str, side: int, channels: int = 64) -> int:
+    """Tiles per forward pass: 1 on the CPU; on CUDA as many as fit BATCH_BUDGET and half the free memory.
+
+    Estimate per tile: about four `channels`-wide activation maps of `side` x `side` output pixels
+    alive at once, in 2-byte precision (the largest maps of RRDBNet's upsampler and DSGAN's body).
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 1
+    per_tile = 4 * channels * side * side * 2
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(MAX_AUTO_BATCH, int(min(BATCH_BUDGET, free // 2) // per_tile)))
+
+
 @torch.no_grad()
 def tiled_apply(
     img: torch.Tensor,
@@ -55,8 +74,14 @@ def tiled_apply(
     device: torch.device | str = "cpu",
     blend: bool = False,
     dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    fallback: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run ``fn`` over tiles of ``img`` and stitch the results.
+
+    On CUDA the host never waits for a batch it has just queued (issue 6). Batch k's result is copied
+    to pinned memory asynchronously and stitched on the host while the GPU computes batch k+1. The
+    feathering weights are applied on the device, so the host only adds.
 
     Args:
         img: (C, H, W) float tensor in host memory.
@@ -68,6 +93,9 @@ def tiled_apply(
         device: where ``fn`` runs.
         blend: feathered blending instead of exact cropping.
         dtype: dtype of the tiles handed to ``fn`` (e.g. torch.bfloat16); results are stored as float32.
+        channels_last: hand ``fn`` NHWC (channels-last) tiles.
+        fallback: called instead of ``fn`` for a batch whose output is not finite (e.g. an fp32
+            rerun after fp16 overflow); checked on the host, after the copy it waits for anyway.
     Returns:
         (C_out, H*scale, W*scale) float32 tensor on the CPU.
     """
@@ -75,6 +103,8 @@ def tiled_apply(
         raise ValueError(f"tiled_apply expects a (C, H, W) tensor, got shape {tuple(img.shape)}")
     if tile < 1 or pad < 0 or batch < 1 or scale < 1:
         raise ValueError(f"tile ({tile}), batch ({batch}) and scale ({scale}) must be >= 1 and pad ({pad}) >= 0")
+    device = torch.device(device)
+    cuda = device.type == "cuda"
     _, h, w = img.shape
     jobs: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]] = []  # (input box, keep box)
     if not blend:
@@ -95,40 +125,90 @@ def tiled_apply(
         (iy0, ix0, iy1, ix1), _ = job
         groups[(iy1 - iy0, ix1 - ix0)].append(job)
 
-    out = weight = None
     s = scale
+    state: dict = {"out": None, "weight": None}
+
+    def run(x: torch.Tensor, f) -> torch.Tensor:
+        y = f(x)
+        want = (x.shape[0], x.shape[2] * s, x.shape[3] * s)
+        if y.dim() != 4 or (y.shape[0], y.shape[2], y.shape[3]) != want:
+            # Without this check a wrong `scale` shows up as an obscure slicing error below.
+            raise ValueError(
+                f"fn returned shape {tuple(y.shape)} for tiles {tuple(x.shape)}; expected "
+                f"(B, C, h*{s}, w*{s}) = ({want[0]}, C, {want[1]}, {want[2]}): is scale={s} right?"
+            )
+        return y.float()
+
+    def weights(chunk) -> torch.Tensor:
+        """(B, 1, h*s, w*s) feathering weights of the tiles of `chunk` (their output sizes)."""
+        out = []
+        for (iy0, ix0, iy1, ix1), _ in chunk:
+            ph, pw = (iy1 - iy0) * s, (ix1 - ix0) * s
+            ov = min(2 * pad * s, ph, pw)
+            out.append((_ramp(ph, ov, iy0 > 0, iy1 < h)[:, None] * _ramp(pw, ov, ix0 > 0, ix1 < w)[None, :])[None])
+        return torch.stack(out)
+
+    def stitch(chunk, y: torch.Tensor, wts: torch.Tensor | None) -> None:
+        if state["out"] is None:
+            state["out"] = torch.zeros(y.shape[1], h * s, w * s)
+            if blend:
+                state["weight"] = torch.zeros(1, h * s, w * s)
+        out, weight = state["out"], state["weight"]
+        for k, ((ibox, kbox), yt) in enumerate(zip(chunk, y)):
+            iy0, ix0, iy1, ix1 = ibox
+            ky0, kx0, ky1, kx1 = kbox
+            part = yt[:, (ky0 - iy0) * s : (ky1 - iy0) * s, (kx0 - ix0) * s : (kx1 - ix0) * s]
+            if not blend:
+                out[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] = part
+            else:  # part is already weighted (on the device)
+                out[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] += part
+                weight[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] += wts[k]
+
+    def finish(pending) -> None:
+        chunk, x, y_host, wts, event = pending
+        if event is not None:
+            event.synchronize()  # this batch's copy is done; the GPU is already on the next one
+        if fallback is not None and not bool(torch.isfinite(y_host).all()):
+            y_host = run(x, fallback)
+            if wts is not None:
+                y_host = y_host * wts.to(y_host.device)
+            y_host = y_host.cpu()
+        stitch(chunk, y_host, None if wts is None else wts.cpu())
+
+    pending = None
     for members in groups.values():
         for i in range(0, len(members), batch):
             chunk = members[i : i + batch]
-            x = torch.stack([img[:, a:c, b:d] for (a, b, c, d), _ in chunk]).to(device, non_blocking=True)
+            tiles = [img[:, a:c, b:d] for (a, b, c, d), _ in chunk]
+            if cuda:  # pinned staging: the host-to-device copy does not block the host
+                x = torch.empty((len(tiles), *tiles[0].shape), dtype=img.dtype, pin_memory=True)
+                torch.stack(tiles, out=x)
+            else:
+                x = torch.stack(tiles)
+            x = x.to(device, non_blocking=True)
             if dtype is not None:
                 x = x.to(dtype)
-            y = fn(x)
-            want = (x.shape[0], x.shape[2] * s, x.shape[3] * s)
-            if y.dim() != 4 or (y.shape[0], y.shape[2], y.shape[3]) != want:
-                # Without this check a wrong `scale` shows up as an obscure slicing error below.
-                raise ValueError(
-                    f"fn returned shape {tuple(y.shape)} for tiles {tuple(x.shape)}; expected "
-                    f"(B, C, h*{s}, w*{s}) = ({want[0]}, C, {want[1]}, {want[2]}): is scale={s} right?"
-                )
-            y = y.float().cpu()
-            if out is None:
-                out = torch.zeros(y.shape[1], h * s, w * s)
-                if blend:
-                    weight = torch.zeros(1, h * s, w * s)
-            for (ibox, kbox), yt in zip(chunk, y):
-                iy0, ix0, iy1, ix1 = ibox
-                ky0, kx0, ky1, kx1 = kbox
-                part = yt[:, (ky0 - iy0) * s : (ky1 - iy0) * s, (kx0 - ix0) * s : (kx1 - ix0) * s]
-                if not blend:
-                    out[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] = part
-                else:
-                    ov = min(2 * pad * s, part.shape[1], part.shape[2])
-                    wy = _ramp(part.shape[1], ov, ky0 > 0, ky1 < h)
-                    wx = _ramp(part.shape[2], ov, kx0 > 0, kx1 < w)
-                    wt = wy[:, None] * wx[None, :]
-                    out[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] += part * wt
-                    weight[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] += wt
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = run(x, fn)
+            wts = weights(chunk).to(device, non_blocking=True) if blend else None
+            if wts is not None:
+                y = y * wts
+            event = None
+            if cuda:
+                y = y.contiguous()  # NCHW on the device, then one plain copy into pinned memory
+                y_host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
+                y_host.copy_(y, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+            else:
+                y_host = y.cpu()
+            if pending is not None:
+                finish(pending)
+            pending = (chunk, x if fallback is not None else None, y_host, wts, event)
+    if pending is not None:
+        finish(pending)
+    out = state["out"]
     if blend:
-        out /= weight
+        out /= state["weight"]
     return out

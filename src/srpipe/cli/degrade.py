@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from srpipe.cli.options import build, config_options, run_options
+from srpipe.cli.options import build, config_options, run_options, speed_options
 
 
 @click.command("degrade-train")
@@ -21,9 +21,13 @@ from srpipe.cli.options import build, config_options, run_options
 @click.option("--sample-every", type=int, default=0, help="Steps between sample grids (0: at the end).")
 @config_options
 @run_options
+@speed_options
 def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, ckpt_every, sample_every,
-                  preset, config_file, sets, device, weights_dir):
-    """Learn the degradation of the real-LR domain (DSGAN) from two unpaired folders."""
+                  preset, config_file, sets, device, weights_dir, speed):
+    """Learn the degradation of the real-LR domain (DSGAN) from two unpaired folders.
+
+    Several GPUs: torchrun --nproc-per-node N -m srpipe degrade-train ... (DDP; optim.batch is global).
+    """
     from srpipe.config import RunOptions
     from srpipe.degrade.config import PRESETS, DegradeConfig
 
@@ -38,7 +42,7 @@ def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, c
     if lr_dir is None and not cfg.data.same_domain:
         raise click.UsageError("--lr DIR is required (or pass --same-domain to use crops of --hr as real samples)")
     run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, sample_every=sample_every,
-                     weights_dir=weights_dir or "")
+                     weights_dir=weights_dir or "", **speed)
     from srpipe.cli.console import out
     from srpipe.degrade.train import train
 
@@ -53,12 +57,18 @@ def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, c
 @click.option("--cleanup-factor", type=int, default=1, show_default=True,
               help="TDSR: first clean HR by a bicubic downscale of this factor (1 = SDSR, HR kept).")
 @click.option("--tile", type=int, default=512, show_default=True, help="Tile size in LR pixels for large images.")
+@click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
+              help="auto: fp16 on GPU (a tile batch with non-finite output reruns in fp32), fp32 on CPU.")
+@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Tiles per forward pass (0: auto, several on a GPU, 1 on the CPU).")
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+              help="torch.compile the generator (pays off on large folders on a GPU).")
 @run_options
-def make_pairs(model, hr_dir, out_dir, cleanup_factor, tile, device, weights_dir):
+def make_pairs(model, hr_dir, out_dir, cleanup_factor, tile, precision, batch, compile_, device, weights_dir):
     """Turn an HR folder into realistic LR/HR pairs with a trained degradation generator."""
     from srpipe.cli.console import out
     from srpipe.degrade.pairs import make_pairs as run_make_pairs
 
     manifest = run_make_pairs(model=model, hr_dir=hr_dir, out_dir=out_dir, cleanup_factor=cleanup_factor,
-                              tile=tile, device=device)
+                              tile=tile, device=device, precision=precision, batch=batch, compile=compile_)
     out.print(f"{len(manifest['pairs'])} pairs (x{manifest['scale']}) in {out_dir}")

@@ -38,6 +38,30 @@ def run_options(f):
     return wrapper
 
 
+def speed_options(f):
+    """Training speed switches (issue 6), passed on as one `speed` dict of RunOptions fields."""
+
+    @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+                  help="auto: bf16 autocast on CUDA (losses, EMA and optimizer state stay fp32), fp32 on the CPU.")
+    @click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+                  help="NHWC memory format for the networks (auto: on for CUDA).")
+    @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+                  help="torch.compile the networks: minutes of compiling first, faster steps after (long GPU runs).")
+    @click.option("--data-on", "data_placement", type=click.Choice(["auto", "device", "pinned", "mapped"]), default="auto",
+                  show_default=True, help="Where the uint8 training images live (auto: GPU memory when they fit).")
+    @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
+                  help="Steps between loss reads (the only host syncs of the loop), log rows and progress updates.")
+    @click.option("--max-bad-steps", type=click.IntRange(min=1), default=20, show_default=True,
+                  help="Stop after this many steps in a row with a non-finite loss (each one's update is skipped).")
+    @functools.wraps(f)
+    def wrapper(*args, precision, channels_last, compile_, data_placement, log_every, max_bad_steps, **kwargs):
+        speed = {"precision": precision, "channels_last": channels_last, "compile": compile_,
+                 "data_placement": data_placement, "log_every": log_every, "max_bad_steps": max_bad_steps}
+        return f(*args, speed=speed, **kwargs)
+
+    return wrapper
+
+
 def build(cls, presets: dict, preset: str, config_file: str | None, sets: tuple[str, ...]):
     """The stage config: dataclass defaults < preset < TOML < --set."""
     from srpipe.config import build_config, read_toml

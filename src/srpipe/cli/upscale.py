@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from srpipe.cli.options import build, config_options, run_options
+from srpipe.cli.options import build, config_options, run_options, speed_options
 
 
 @click.command("sr-train")
@@ -30,9 +30,13 @@ from srpipe.cli.options import build, config_options, run_options
 @click.option("--ckpt-every", type=int, default=0, help="Steps between checkpoints (0: about ten per phase).")
 @config_options
 @run_options
+@speed_options
 def sr_train(pairs, out_dir, phase, psnr_iters, gan_iters, scale, init, fs, perceptual, val_fraction, val_every,
-             export_pth, restart, ckpt_every, preset, config_file, sets, device, weights_dir):
-    """Train ESRGAN on LR/HR pairs: L1 (PSNR) phase, then RaGAN + perceptual (GAN) phase."""
+             export_pth, restart, ckpt_every, preset, config_file, sets, device, weights_dir, speed):
+    """Train ESRGAN on LR/HR pairs: L1 (PSNR) phase, then RaGAN + perceptual (GAN) phase.
+
+    Several GPUs: torchrun --nproc-per-node N -m srpipe sr-train ... (DDP; batch is the global batch).
+    """
     from srpipe.config import RunOptions
     from srpipe.upscale.config import PRESETS, UpscaleConfig
 
@@ -46,7 +50,7 @@ def sr_train(pairs, out_dir, phase, psnr_iters, gan_iters, scale, init, fs, perc
     if perceptual is not None:
         sets.append(f"gan.perceptual={'vgg19' if perceptual else 'none'}")
     cfg = build(UpscaleConfig, PRESETS, preset, config_file, tuple(sets))
-    run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, weights_dir=weights_dir or "")
+    run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, weights_dir=weights_dir or "", **speed)
     from srpipe.cli.console import out
     from srpipe.upscale.train import train
 
@@ -93,16 +97,20 @@ def interpolate(psnr_model, gan_model, alpha, sweep, out_path, export_pth):
 @click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
               help="auto: fp16 on GPU (a tile with non-finite output reruns in fp32), fp32 on CPU and for 16-bit images.")
 @click.option("--outscale", type=float, default=None, help="Final size factor, resized after the network (e.g. 3.5 with a x4 model).")
-@click.option("--batch", type=int, default=1, show_default=True, help="Tiles per forward pass.")
+@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Tiles per forward pass (0: auto, several on a GPU within a device-memory budget, 1 on the CPU).")
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+              help="torch.compile the network: a compile per tile shape first, faster after (large folders on a GPU).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def upscale(model, inputs, out_dir, tile, tile_pad, exact_tiles, precision, outscale, batch, skip_existing, device):
+def upscale(model, inputs, out_dir, tile, tile_pad, exact_tiles, precision, outscale, batch, compile_, skip_existing, device):
     """Upscale images of any size with a trained model, tile by tile (alpha, 16-bit and gray kept)."""
     from srpipe.cli.console import out
     from srpipe.upscale.infer import upscale as run_upscale
 
     written = run_upscale(model, inputs, out_dir, tile=tile, tile_pad=tile_pad, blend=not exact_tiles,
-                          precision=precision, device=device, outscale=outscale, skip_existing=skip_existing, batch=batch)
+                          precision=precision, device=device, outscale=outscale, skip_existing=skip_existing, batch=batch,
+                          compile=compile_)
     out.print(f"{len(written)} image(s) written to {out_dir}")
 
 

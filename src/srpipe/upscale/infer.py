@@ -8,6 +8,11 @@ so a 32-pixel overlap hides seams (see DEFAULT_PAD). With ``blend=False`` and a 
 
 Alpha planes are upscaled separately (as a gray image through the same network, Real-ESRGAN's
 default) and kept; 16-bit inputs give 16-bit outputs (and run in fp32); gray stays gray.
+
+Speed on a GPU (issue 6): fp16 autocast (a batch with non-finite output is rerun in fp32),
+channels-last, several tiles per forward pass (`tiling.auto_batch`, within a device-memory budget), and
+stitching on the host that overlaps the next batch's compute (`srpipe.tiling`). `torch.compile` is
+a switch: it costs a compile per tile shape and pays off on large folders.
 """
 
 from __future__ import annotations
@@ -22,13 +27,24 @@ from srpipe.cli.console import info, warn
 from srpipe.config import resolve_device
 from srpipe.errors import SrpipeError
 from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_png
-from srpipe.tiling import tiled_apply
+from srpipe.tiling import auto_batch, tiled_apply
 from srpipe.upscale import interop
 
 Precision = Literal["auto", "fp16", "bf16", "fp32"]
 DEFAULT_TILE = 256  # input pixels per tile side: ~3 GB of activations for the full x4 net in fp16
 DEFAULT_PAD = 32  # overlap half-width in input pixels (feathered blending, see the module docstring)
 MIN_TILE = 32  # smallest tile the CUDA out-of-memory back-off goes down to
+
+
+def prepare(net: torch.nn.Module, device: torch.device, *, compile: bool = False) -> torch.nn.Module:
+    """`net` for inference on `device`: eval mode, channels-last on CUDA, `torch.compile`d if asked.
+
+    Keeps `scale` and `unshuffle` readable on the result (the compiled wrapper forwards attributes).
+    """
+    net = net.eval().to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    return torch.compile(net, dynamic=None) if compile else net
 
 
 def _autocast_dtype(precision: Precision, device: torch.device, bit_depth: int) -> torch.dtype | None:
@@ -45,8 +61,8 @@ def _autocast_dtype(precision: Precision, device: torch.device, bit_depth: int) 
 def make_fn(net: torch.nn.Module, unit: int, autocast: torch.dtype | None, device: torch.device):
     """(B, C, h, w) -> (B, C, h*s, w*s): pads h, w to the pixel-unshuffle `unit` (reflect), runs, crops.
 
-    Under fp16/bf16 a batch with non-finite output is rerun in fp32 (fp16 overflow gives black or
-    NaN images, Real-ESRGAN #632/#330).
+    `autocast` None runs fp32. Callers rerun a batch with non-finite output in fp32 (the `fallback`
+    of `srpipe.tiling`): fp16 overflow gives black or NaN images (Real-ESRGAN #632/#330).
     """
     s = net.scale
 
@@ -58,8 +74,6 @@ def make_fn(net: torch.nn.Module, unit: int, autocast: torch.dtype | None, devic
         if autocast is not None:
             with torch.autocast(device.type, dtype=autocast):
                 y = net(x)
-            if not torch.isfinite(y).all():
-                y = net(x.float())
         else:
             y = net(x.float())
         return y[..., : h * s, : w * s].float().clamp_(0, 1)
@@ -71,20 +85,29 @@ def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int
                    device="cpu", autocast: torch.dtype | None = None, batch: int = 1) -> torch.Tensor:
     """(C, H, W) float in [0, 1] on the host -> (C, H*s, W*s), tiled; tile <= 0 runs the whole image.
 
-    On CUDA out-of-memory the tile size halves and the image is retried (down to MIN_TILE).
+    `batch` tiles per forward pass (0: `auto_batch`). On CUDA out-of-memory the tile size halves and
+    the image is retried (down to MIN_TILE).
     """
     device = torch.device(device)
     unit = net.unshuffle
     fn = make_fn(net, unit, autocast, device)
+    fp32 = make_fn(net, unit, None, device) if autocast is not None else None
+    cl = device.type == "cuda"
     while True:
         try:
             if tile <= 0:
                 with torch.no_grad():
-                    return fn(img[None].to(device))[0].cpu()
+                    x = img[None].to(device)
+                    y = fn(x.contiguous(memory_format=torch.channels_last) if cl else x)
+                    if fp32 is not None and not bool(torch.isfinite(y).all()):
+                        y = fp32(x)
+                    return y[0].cpu()
             # multiples of the unshuffle factor keep every tile on the whole image's pixel-unshuffle grid
             t = -(-tile // unit) * unit
             p = -(-pad // unit) * unit
-            return tiled_apply(img, fn, scale=net.scale, tile=t, pad=p, batch=batch, device=device, blend=blend)
+            b = batch or auto_batch(device, (t + 2 * p) * net.scale)
+            return tiled_apply(img, fn, scale=net.scale, tile=t, pad=p, batch=b, device=device, blend=blend,
+                               channels_last=cl, fallback=fp32)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             cur = tile if tile > 0 else max(img.shape[-2:])
@@ -103,11 +126,14 @@ def _outscale(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int = DEFAULT_PAD, blend: bool = True,
             precision: Precision = "auto", device: str = "auto", outscale: float | None = None,
-            skip_existing: bool = False, batch: int = 1) -> list[Path]:
-    """Upscale an image file or every image of a folder into `out_dir` as PNG (same stem); returns written paths."""
+            skip_existing: bool = False, batch: int = 0, compile: bool = False) -> list[Path]:
+    """Upscale an image file or every image of a folder into `out_dir` as PNG (same stem); returns written paths.
+
+    `batch`: tiles per forward pass (0: auto, see `auto_batch`); `compile`: torch.compile the network.
+    """
     dev = resolve_device(device)
     net, args, _ = interop.load_generator(model)
-    net = net.to(dev)
+    net = prepare(net, dev, compile=compile)
     src = Path(inputs)
     if src.is_dir():
         files = list_images(src)
