@@ -62,8 +62,10 @@ def _context():
     global _ctx
     if _ctx is None:
         _ctx = multiprocessing.get_context("forkserver")
-        _ctx.set_forkserver_preload(["torch", "srpipe.cli", "srpipe.degrade.train", "srpipe.upscale.train",
-                                     "srpipe.pipeline.run"])
+        # torchvision pulls in torch._dynamo (seconds): import it here once, not in every child
+        _ctx.set_forkserver_preload(["torch", "torchvision", "rich.progress", "srpipe.cli", "srpipe.degrade.train",
+                                     "srpipe.degrade.pairs", "srpipe.upscale.train", "srpipe.pipeline.run",
+                                     "srpipe.pipeline.report"])
     return _ctx
 
 
