@@ -91,9 +91,9 @@ def interpolate(psnr_model, gan_model, alpha, sweep, out_path, export_pth):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the PNG results.")
 @click.option("--tile", type=int, default=256, show_default=True, help="Tile size in input pixels (0: whole image at once).")
 @click.option("--tile-pad", type=int, default=32, show_default=True,
-              help="Overlap half-width in input pixels; tiles are feathered together so seams stay invisible.")
-@click.option("--exact-tiles", is_flag=True,
-              help="Crop tile borders instead of feathering; equals an untiled run when --tile-pad >= the receptive field.")
+              help="Context pixels around each tile (cropped off after the network), so seams stay invisible.")
+@click.option("--feather", is_flag=True,
+              help="Blend overlapping tiles with linear ramps instead of cropping their borders (measured worse at equal pad).")
 @click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
               help="auto: fp16 on GPU (a tile with non-finite output reruns in fp32), fp32 on CPU and for 16-bit images.")
 @click.option("--outscale", type=float, default=None, help="Final size factor, resized after the network (e.g. 3.5 with a x4 model).")
@@ -103,12 +103,12 @@ def interpolate(psnr_model, gan_model, alpha, sweep, out_path, export_pth):
               help="torch.compile the network: a compile per tile shape first, faster after (large folders on a GPU).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def upscale(model, inputs, out_dir, tile, tile_pad, exact_tiles, precision, outscale, batch, compile_, skip_existing, device):
+def upscale(model, inputs, out_dir, tile, tile_pad, feather, precision, outscale, batch, compile_, skip_existing, device):
     """Upscale images of any size with a trained model, tile by tile (alpha, 16-bit and gray kept)."""
     from srpipe.cli.console import out
     from srpipe.upscale.infer import upscale as run_upscale
 
-    written = run_upscale(model, inputs, out_dir, tile=tile, tile_pad=tile_pad, blend=not exact_tiles,
+    written = run_upscale(model, inputs, out_dir, tile=tile, tile_pad=tile_pad, blend=feather,
                           precision=precision, device=device, outscale=outscale, skip_existing=skip_existing, batch=batch,
                           compile=compile_)
     out.print(f"{len(written)} image(s) written to {out_dir}")
