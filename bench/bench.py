@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import inspect
 import json
 import os
 import sys
@@ -314,8 +315,10 @@ def bench_upscale(S: dict, device, *, compile: bool = False, size=None, baseline
         return mp / best, (torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None)
 
     ours_net = infer.prepare(copy.deepcopy(net), device, compile=compile)
+    # srpipe's defaults as `srpipe upscale` uses them (pad, exact or feathered tiles), except the tile size
+    blend = inspect.signature(infer.upscale).parameters["blend"].default
     mine, mine_mem = measure(lambda: infer.upscale_tensor(ours_net, img, tile=u["tile"], pad=infer.DEFAULT_PAD,
-                                                          device=device, autocast=ac, batch=0))
+                                                          blend=blend, device=device, autocast=ac, batch=0))
     del ours_net
     _free(device)
     base = base_mem = None
@@ -329,7 +332,8 @@ def bench_upscale(S: dict, device, *, compile: bool = False, size=None, baseline
         _free(device)
     dev = _device_name(device)
     setting = (f"{w}x{h} -> {4 * w}x{4 * h}, RRDB {u['num_block']} blocks x{u['num_feat']}, tile {u['tile']} "
-               f"(srpipe pad {infer.DEFAULT_PAD} feathered, batch auto; Real-ESRGAN pad 10, batch 1), "
+               f"(srpipe pad {infer.DEFAULT_PAD} {'feathered' if blend else 'cropped'}, batch auto; "
+               f"Real-ESRGAN pad 10 cropped, batch 1), "
                f"{'fp16' if cuda else 'fp32'}")
     name = f"{label}{' (compiled)' if compile else ''}"
     rows = [Row(name, dev, mine, base, "output MP/s", setting)]
