@@ -187,13 +187,17 @@ def test_init_from_an_old_layout_pth(tmp_path, pairs):
         train(cfg, pairs=pairs, out_dir=tmp_path / "run2", run=run_opts(), phase="gan", init=tmp_path / "wide.safetensors")
 
 
-def test_gan_phase_with_perceptual_and_frequency_separation(tmp_path, pairs, torch_home):
+def test_gan_phase_with_perceptual_frequency_separation_and_lpips(tmp_path, pairs, torch_home):
     cfg = config("gan.perceptual=vgg19", "fs.enabled=true", "fs.kernel=5", "psnr.iters=1", "gan.iters=2")
-    train(cfg, pairs=pairs, out_dir=tmp_path / "run", run=run_opts())
+    train(cfg, pairs=pairs, out_dir=tmp_path / "run", run=run_opts(), val_every=1)
     log = rows(tmp_path / "run" / "log_gan.csv")
     for k in ("l_percep", "l_pix", "l_pix_full", "l_adv"):
         assert all(np.isfinite(float(r[k])) for r in log), k
     assert float(log[0]["l_percep"]) > 0
+    # AlexNet weights are present (stand-in), so GAN validation adds LPIPS and picks the best step by it
+    assert all(float(r["val_lpips"]) > 0 for r in log)
+    assert json.loads((tmp_path / "run" / "best.json").read_text())["gan"]["metric"] == "val_lpips"
+    assert rows(tmp_path / "run" / "log_psnr.csv")[0]["val_lpips"] == ""  # PSNR phase: PSNR/SSIM only
 
 
 def test_x3_and_x2_train(tmp_path, pairs):
