@@ -24,6 +24,7 @@ DataLoader workers. Here a batch of sixteen 128-px crops costs a few kernel laun
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -160,7 +161,12 @@ class ImageBank:
         pin = self.placement == "pinned"
         self._pixels = torch.empty(int(pixels.sum()), 3, dtype=torch.uint8, device=where, pin_memory=pin)
         for im, off, n in zip(images, offsets.tolist(), pixels.tolist()):
-            src = torch.from_numpy(np.ascontiguousarray(im)) if isinstance(im, np.ndarray) else im.contiguous()
+            if isinstance(im, np.ndarray):
+                with warnings.catch_warnings():  # a read-only memmap of the decode cache: only read, copied below
+                    warnings.simplefilter("ignore", UserWarning)
+                    src = torch.from_numpy(np.ascontiguousarray(im))
+            else:
+                src = im.contiguous()
             self._pixels[off:off + n].copy_(src.reshape(n, 3))
         self._offsets = offsets.to(where)
         self._widths = self.sizes[:, 1].to(where)

@@ -132,18 +132,18 @@ class UpscaleConfig:
 
 PRESETS: dict[str, dict] = {
     "paper": {},
-    # About two minutes on a 2-core CPU and still beats bicubic: a narrow, shallow RRDBNet (growth
+    # About three minutes on a 2-core CPU and still beats bicubic: a narrow, shallow RRDBNet (growth
     # stays 32 so spandrel loads the result), small patches, a patch D (VGG-128 needs 128 px), a
     # higher lr so a few hundred steps get somewhere, and a short EMA so the saved weights follow.
-    # Measured on the bundled photos (bicubic x4 pairs): the PSNR model beats bicubic by ~0.5 dB on
-    # Set5 after 600 steps (+0.6 with lr 1e-3 halved at 400; 300 steps stay below bicubic).
+    # Measured on the demo pipeline's realistic (DSGAN) pairs, Set5 test pairs: PSNR-Y 26.16 dB vs
+    # bicubic 25.36 after 1500 steps (lr 1e-3 halved at 1000), only +0.13 dB after 600 steps.
     # Perceptual is off unless asked for (its VGG19 costs more than this generator), so the GAN
     # phase keeps L1 at weight 1 (Real-ESRGAN's) to anchor content: with the paper's 1e-2 and no
     # perceptual term, RaGAN alone drifts into colour artefacts within 100 steps.
     "tiny": {
         "data": {"hr_patch": 64},
         "model": {"num_feat": 32, "num_block": 2, "discriminator": "patch", "d_features": 32},
-        "psnr": {"iters": 600, "lr": 1e-3, "milestones": [400]},
+        "psnr": {"iters": 1500, "lr": 1e-3, "milestones": [1000]},
         "gan": {"iters": 100, "lr_g": 1e-4, "lr_d": 1e-4, "milestones": [], "perceptual": "none", "w_pixel": 1.0},
         "batch": 8,
         "ema_decay": 0.9,
