@@ -75,7 +75,12 @@ class World:
 
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
-            dist.destroy_process_group()
+            try:
+                # No rank tears the group down while a peer still talks to it (gloo aborts the
+                # process with "terminate called without an active exception" otherwise).
+                dist.barrier()
+            finally:
+                dist.destroy_process_group()
 
 
 def init(device: str) -> tuple[World, torch.device]:
