@@ -44,6 +44,7 @@ Rows (the statistics need no pretrained network, except KID/FID):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -171,7 +172,9 @@ def blockiness(x: torch.Tensor) -> float:
         rest = torch.cat([per[:best], per[best + 1 :]]).mean()
         return float(per[best] / rest.clamp(min=1e-6))
 
-    return float(np.nanmean([ratio(y[:, 1:] - y[:, :-1]), ratio((y[1:, :] - y[:-1, :]).T)]))
+    with warnings.catch_warnings():  # both directions too small to measure: NaN is the answer
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean([ratio(y[:, 1:] - y[:, :-1]), ratio((y[1:, :] - y[:-1, :]).T)]))
 
 
 def _value_histograms(x: torch.Tensor) -> torch.Tensor:
@@ -213,12 +216,15 @@ def _set_stats(images: list[torch.Tensor], cfg: RealismConfig) -> _SetStats:
     # noise and compression shape remains (sets of different photos stay comparable).
     ref = _centers(cfg) < cfg.hf_band
     ref[0] = False  # the lowest ring is mostly image layout
-    spec = spec - np.nanmean(spec[:, ref], axis=1, keepdims=True)
+    with warnings.catch_warnings():  # bins no image reaches (tiny images) stay NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spec = spec - np.nanmean(spec[:, ref], axis=1, keepdims=True)
+        spectrum = np.nanmean(spec, axis=0)
     hist = sum(_value_histograms(im) for im in images)
     blk = np.array([blockiness(im) for im in images])
     return _SetStats(
         noise=np.median(noise, axis=0),
-        spectrum=np.nanmean(spec, axis=0),
+        spectrum=spectrum,
         hist=hist,
         blockiness=float(np.nanmedian(blk)) if np.isfinite(blk).any() else float("nan"),
         count=len(images),
