@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,8 @@ class ImageInfo:
     bit_depth: int  # 8 or 16
     gray: bool  # the source had one colour channel
     alpha: np.ndarray | None = None  # (H, W) float32 in [0, 1], or None
+    icc: bytes | None = None  # ICC colour profile of the source, written back with the result
+    exif: bytes | None = None  # EXIF block (TIFF bytes) with orientation reset to 1, as pixels are upright
 
 
 def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
@@ -121,21 +124,33 @@ def _jpeg_truncated(data: bytes) -> bool:
     return True  # the file ends inside its headers
 
 
-def _pil_header(data: bytes, fmt: str) -> tuple[int, str | None]:
-    """(EXIF orientation, Pillow mode) from a lazy header parse; (1, None) when Pillow cannot tell."""
+def _pil_header(data: bytes, fmt: str) -> tuple[int, str | None, bytes | None, bytes | None]:
+    """(EXIF orientation, Pillow mode, ICC profile, EXIF bytes) from a lazy header parse.
+
+    (1, None, None, None) when Pillow cannot tell. The EXIF bytes returned have their orientation
+    set to 1: the pixels srpipe returns are already upright.
+    """
     try:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
             mode = im.mode
+            icc = im.info.get("icc_profile") or None
             # Pillow's PNG getexif() decodes the whole image to find a late eXIf chunk: only ask
             # when the file has one.
             if fmt == "png" and b"eXIf" not in data:
-                return 1, mode
-            o = int(im.getexif().get(0x0112, 1))
-            return (o if 1 <= o <= 8 else 1), mode
+                return 1, mode, icc, None
+            exif = im.getexif()
+            o = int(exif.get(0x0112, 1))
+            raw = None
+            if len(exif):
+                if 0x0112 in exif:
+                    exif[0x0112] = 1
+                raw = exif.tobytes()
+                raw = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
+            return (o if 1 <= o <= 8 else 1), mode, icc, raw
     except Exception:  # no EXIF, or a format Pillow cannot parse: OpenCV decides readability
-        return 1, None
+        return 1, None, None, None
 
 
 def _exif_orientation(path: Path) -> int:
@@ -204,7 +219,7 @@ def read_array(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
     data = _read_bytes(p)
     fmt = _sniff(data[:16])
     a = _decode(p, data, fmt)
-    orientation, mode = _pil_header(data, fmt)
+    orientation, mode, icc, exif = _pil_header(data, fmt)
     if fmt == "tiff":
         if mode in ("LA", "La") and a.ndim == 2:
             # OpenCV drops the alpha plane of gray+alpha TIFFs; Pillow keeps it (but, unlike
@@ -242,7 +257,7 @@ def read_array(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
         raise ImageReadError(f"{p} has {a.shape[2]} channels; srpipe reads gray, RGB and RGBA images")
     if alpha is not None and float(alpha.min()) >= 1.0:
         alpha = None  # an opaque alpha plane carries nothing worth writing back
-    return np.ascontiguousarray(rgb), ImageInfo(str(p), depth, gray, alpha)
+    return np.ascontiguousarray(rgb), ImageInfo(str(p), depth, gray, alpha, icc, exif)
 
 
 def read_uint8(path: str | Path) -> np.ndarray:
@@ -336,11 +351,72 @@ def _alpha_plane(alpha: np.ndarray, hw: tuple[int, int], dtype) -> np.ndarray:
     return np.clip(np.round(alpha * maxv), 0, maxv).astype(dtype)
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def add_png_metadata(png: bytes, *, icc: bytes | None = None, exif: bytes | None = None) -> bytes:
+    """Insert iCCP and eXIf chunks right after IHDR (PNG spec: before PLTE/IDAT), any bit depth."""
+    if not icc and not exif:
+        return png
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, IHDR length, type, 13 data bytes, CRC
+    extra = b""
+    if icc:
+        extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
+    if exif:
+        extra += _png_chunk(b"eXIf", exif)
+    return png[:ihdr_end] + extra + png[ihdr_end:]
+
+
+def encode_image(t, ext: str = "png", *, like: ImageInfo | None = None, quality: int = 95) -> bytes:
+    """Encode a (3, H, W) tensor in [0, 1] as PNG, JPEG or WebP bytes, written back like `like`.
+
+    PNG keeps bit depth, gray and alpha; JPEG and WebP are 8-bit (JPEG has no alpha). The source's
+    ICC profile and EXIF (orientation reset) are carried over in every format.
+    """
+    ext = ext.lower().lstrip(".")
+    icc, exif = (like.icc, like.exif) if like else (None, None)
+    if ext == "png":
+        rgb = to_uint(t, like.bit_depth if like else 8)
+        png = encode_png(rgb, gray=bool(like and like.gray), alpha=like.alpha if like else None)
+        return add_png_metadata(png, icc=icc, exif=exif)
+    if ext not in ("jpg", "jpeg", "webp"):
+        raise SrpipeError(f"unknown output format {ext!r}: use png, jpg or webp")
+    from PIL import Image
+
+    rgb = to_uint(t, 8)
+    im = Image.fromarray(rgb, "RGB")
+    if like and like.gray:
+        im = im.convert("L")
+    if like and like.alpha is not None and ext == "webp":
+        im = im.convert("RGBA") if not like.gray else im.convert("LA").convert("RGBA")
+        im.putalpha(Image.fromarray(_alpha_plane(like.alpha, rgb.shape[:2], np.uint8), "L"))
+    kw = {"quality": quality}
+    if icc:
+        kw["icc_profile"] = icc
+    if exif:
+        kw["exif"] = b"Exif\x00\x00" + exif
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG" if ext in ("jpg", "jpeg") else "WEBP", **kw)
+    return buf.getvalue()
+
+
+def write_image(path: str | Path, t, *, like: ImageInfo | None = None, quality: int = 95) -> None:
+    """Write a tensor atomically in the format of `path`'s extension (png, jpg, webp); see encode_image."""
+    data = encode_image(t, Path(path).suffix or "png", like=like, quality=quality)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        raise SrpipeError(write_failed(path, e)) from e
+
+
 def write_png(path: str | Path, t, *, like: ImageInfo | None = None) -> None:
     """Write a (3, H, W) tensor in [0, 1] as PNG, atomically; `like` restores depth, gray and alpha."""
     depth = like.bit_depth if like else 8
     rgb = to_uint(t, depth)
     data = encode_png(rgb, gray=bool(like and like.gray), alpha=like.alpha if like else None)
+    if like is not None:
+        data = add_png_metadata(data, icc=like.icc, exif=like.exif)
     try:
         atomic_write_bytes(path, data)
     except OSError as e:

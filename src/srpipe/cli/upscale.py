@@ -88,7 +88,7 @@ def interpolate(psnr_model, gan_model, alpha, sweep, out_path, export_pth):
 @click.command("upscale")
 @click.option("--model", required=True, type=click.Path(), help="Weights file (any ESRGAN layout) or sr-train run folder.")
 @click.option("--input", "inputs", required=True, type=click.Path(), help="Image file or folder of images.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the PNG results.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the results (PNG unless --ext).")
 @click.option("--tile", type=int, default=256, show_default=True, help="Tile size in input pixels (0: whole image at once).")
 @click.option("--tile-pad", type=int, default=32, show_default=True,
               help="Context pixels around each tile (cropped off after the network), so seams stay invisible.")
@@ -102,15 +102,17 @@ def interpolate(psnr_model, gan_model, alpha, sweep, out_path, export_pth):
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
               help="torch.compile the network: a compile per tile shape first, faster after (large folders on a GPU).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists.")
+@click.option("--ext", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
+              help="Output format: png keeps 16-bit, gray and alpha; jpg/webp are 8-bit (jpg drops alpha).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def upscale(model, inputs, out_dir, tile, tile_pad, feather, precision, outscale, batch, compile_, skip_existing, device):
+def upscale(model, inputs, out_dir, tile, tile_pad, feather, precision, outscale, batch, compile_, skip_existing, ext, device):
     """Upscale images of any size with a trained model, tile by tile (alpha, 16-bit and gray kept)."""
     from srpipe.cli.console import out
     from srpipe.upscale.infer import upscale as run_upscale
 
     written = run_upscale(model, inputs, out_dir, tile=tile, tile_pad=tile_pad, blend=feather,
                           precision=precision, device=device, outscale=outscale, skip_existing=skip_existing, batch=batch,
-                          compile=compile_)
+                          compile=compile_, ext=ext)
     out.print(f"{len(written)} image(s) written to {out_dir}")
 
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from srpipe.cli.console import info, warn
 from srpipe.config import resolve_device
 from srpipe.errors import SrpipeError
-from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_png
+from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
 from srpipe.tiling import auto_batch, tiled_apply
 from srpipe.upscale import interop
 
@@ -140,8 +140,9 @@ def _outscale(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int = DEFAULT_PAD, blend: bool = False,
             precision: Precision = "auto", device: str = "auto", outscale: float | None = None,
-            skip_existing: bool = False, batch: int = 0, compile: bool = False) -> list[Path]:
-    """Upscale an image file or every image of a folder into `out_dir` as PNG (same stem); returns written paths.
+            skip_existing: bool = False, batch: int = 0, compile: bool = False, ext: str = "png") -> list[Path]:
+    """Upscale an image file or every image of a folder into `out_dir` (same stem, `.{ext}`: png, jpg or
+    webp; ICC profile and EXIF carried over); returns written paths.
 
     `batch`: tiles per forward pass (0: auto, see `auto_batch`); `compile`: torch.compile the network.
     """
@@ -157,6 +158,8 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
         files = [src]
     else:
         raise SrpipeError(f"--input {src} does not exist")
+    if ext not in ("png", "jpg", "webp"):
+        raise SrpipeError(f"--ext {ext!r}: use png, jpg or webp")
     if outscale is not None and outscale <= 0:
         raise SrpipeError(f"--outscale must be > 0, got {outscale}")
     out = Path(out_dir)
@@ -168,7 +171,7 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
         raise SrpipeError(f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other")
     written, unreadable, existing = [], [], 0
     for f in files:
-        target = out / f"{f.stem}.png"
+        target = out / f"{f.stem}.{ext}"
         if skip_existing and target.is_file():
             info(f"skip {f.name}: {target} exists")
             existing += 1
@@ -194,8 +197,8 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
             sr = _outscale(sr, size)
             if alpha is not None:
                 alpha = _outscale(alpha[None], size)[0]
-        like = ImageInfo(str(f), meta.bit_depth, meta.gray, None if alpha is None else alpha.numpy())
-        write_png(target, sr, like=like)
+        like = ImageInfo(str(f), meta.bit_depth, meta.gray, None if alpha is None else alpha.numpy(), meta.icc, meta.exif)
+        write_image(target, sr, like=like)
         written.append(target)
         info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
     if unreadable and not written and not existing:  # a folder of nothing but broken files is a failure, not "0 written"
