@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from srpipe import augment
 from srpipe.upscale import data
 
 
@@ -98,11 +99,11 @@ def test_random_batch_crops_are_aligned(tmp_path, cache):
 
 
 def test_split_holds_out_at_least_one_and_keeps_one():
-    assert data.split(10, 0.1, 0)[1] and len(data.split(10, 0.1, 0)[1]) == 1
-    assert len(data.split(3, 0.01, 0)[1]) == 1
-    assert len(data.split(2, 0.9, 0)[0]) == 1
-    assert data.split(5, 0.0, 0) == ([0, 1, 2, 3, 4], [])
-    assert data.split(10, 0.3, 7) == data.split(10, 0.3, 7)
+    assert augment.split(10, 0.1, 0)[1] and len(augment.split(10, 0.1, 0)[1]) == 1
+    assert len(augment.split(3, 0.01, 0)[1]) == 1
+    assert len(augment.split(2, 0.9, 0)[0]) == 1
+    assert augment.split(5, 0.0, 0) == ([0, 1, 2, 3, 4], [])
+    assert augment.split(10, 0.3, 7) == augment.split(10, 0.3, 7)
 
 
 def test_center_pair_respects_the_unshuffle_multiple(tmp_path, cache):

@@ -220,3 +220,11 @@ class ImageBank:
 def to_float(batch: torch.Tensor) -> torch.Tensor:
     """uint8 -> float32 in [0, 1], keeping the memory format (channels-last stays channels-last)."""
     return batch.float().div_(255)
+
+
+def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices of `n` items, both stages' validation split: round(n * fraction)
+    held out, at least one when fraction > 0, and at least one left for training."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = 0 if fraction <= 0 or n < 2 else min(max(1, round(n * fraction)), n - 1)
+    return sorted(perm[n_val:]), sorted(perm[:n_val])

@@ -54,15 +54,6 @@ def load_folder(folder: str | Path, *, min_size: int, what: str, warn=print) -> 
     return ImageSet(images, kept)
 
 
-def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train indices, held-out indices); at least one image stays for training."""
-    if n == 0:
-        return [], []
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = min(int(round(n * fraction)), n - 1)
-    return sorted(perm[n_val:]), sorted(perm[:n_val])
-
-
 def random_crops(images: list[torch.Tensor], n: int, size: int, gen: torch.Generator, *,
                  flips: bool = False, rotations: bool = False, multiple: int = 1) -> torch.Tensor:
     """`n` random `size` x `size` crops as a float (n, 3, size, size) batch in [0, 1], sample by sample.

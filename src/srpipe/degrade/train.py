@@ -18,13 +18,13 @@ import torch
 
 from srpipe import accel, augment, ckpt, distributed
 from srpipe.accel import LossMeter, NonFiniteError, Speed, StepGuard
-from srpipe.augment import ImageBank
+from srpipe.augment import ImageBank, split
 from srpipe.cli.console import info, warn
 from srpipe.config import RunOptions, to_dict
 from srpipe.degrade import losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig, OptimConfig
-from srpipe.degrade.data import ImageSet, load_folder, random_crops, split
+from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.errors import SrpipeError
 from srpipe.resize import bicubic_down
 from srpipe.runlog import CsvLog, Interrupted, Progress, StopFlag, open_run, write_json

@@ -129,14 +129,6 @@ def load_pairs(folder: str | Path, scale: int, *, min_lr: int, cache_dir: Path |
     return pairs
 
 
-def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, held-out) indices: round(n * fraction) held out, at least one when fraction > 0,
-    and at least one left for training."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = 0 if fraction <= 0 else min(max(1, round(n * fraction)), n - 1)
-    return sorted(perm[n_val:]), sorted(perm[:n_val])
-
-
 def random_batch(pairs: list[Pair], n: int, lr_patch: int, scale: int, gen: torch.Generator, *,
                  flips: bool = True, rotations: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` aligned random crops: (n, 3, p, p) LR and (n, 3, p*scale, p*scale) HR floats in [0, 1].

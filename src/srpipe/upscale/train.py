@@ -25,6 +25,7 @@ import torch
 
 from srpipe import accel, ckpt, distributed, metrics, weights
 from srpipe.accel import LossMeter, NonFiniteError, Speed, StepGuard
+from srpipe.augment import split
 from srpipe.cli.console import info, warn
 from srpipe.config import RunOptions, to_dict
 from srpipe.distributed import global_mean
@@ -34,7 +35,7 @@ from srpipe.runlog import CsvLog, Interrupted, Progress, StopFlag, open_run, wri
 from srpipe.upscale import interop, losses
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet
 from srpipe.upscale.config import UpscaleConfig
-from srpipe.upscale.data import Pair, PairBank, center_pair, load_pairs, split
+from srpipe.upscale.data import Pair, PairBank, center_pair, load_pairs
 
 Phase = Literal["psnr", "gan", "both"]
 VAL_MAX_HR = 512  # validation uses a centre crop of at most this many HR pixels per side (bounded time)
