@@ -17,7 +17,7 @@ What makes the result independent of how the batch is split:
   CPU tensors, which the gloo test needs, and it syncs with the host in every layer (a boolean mask
   on gathered counts), which issue 6 rules out per step.
 
-Only rank 0 writes files, logs and progress. The other ranks' consoles are muted.
+Only rank 0 writes files, logs and progress; the command line mutes the other ranks' output.
 """
 
 from __future__ import annotations
@@ -98,10 +98,6 @@ def init(device: str) -> tuple[World, torch.device]:
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     if dist.get_world_size() != size:
         raise SrpipeError(f"WORLD_SIZE is {size} but the process group has {dist.get_world_size()} processes")
-    if rank != 0:
-        from srpipe.cli.console import err, out
-
-        err.quiet = out.quiet = True  # one voice: rank 0 prints progress, warnings and results
     return World(rank, size, owns), dev
 
 

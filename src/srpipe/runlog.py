@@ -1,11 +1,10 @@
-"""What every training run shares: its folder, resume checks, logging, progress and stop signals.
+"""What every training run shares: its folder, resume checks, loss logs and stop signals.
 
 - `open_run(out_dir, config, restart=...)`: a run folder holds ``config.json`` (the resolved,
   result-changing config plus inputs). Rerunning with the same config resumes; another config is
   refused unless ``restart`` (then old checkpoints and logs are cleared).
 - `CsvLog`: append-only CSV of losses; on resume, rows past the resumed step are dropped so that
   the step column only moves forward.
-- `Progress`: a rich progress bar on stderr (step, it/s, ETA, latest losses).
 - `StopFlag`: SIGINT/SIGTERM set a flag; the loop checkpoints at the next step and exits.
 """
 
@@ -93,50 +92,6 @@ class CsvLog:
 
     def close(self) -> None:
         self._fh.close()
-
-
-class Progress:
-    """Rich progress bar on stderr: step/total, it/s, ETA and the latest losses."""
-
-    def __init__(self, total: int, start: int, description: str, *, enabled: bool = True):
-        self._enabled = enabled  # off on DDP ranks other than 0
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        from srpipe.cli.console import err
-
-        self._p = RichProgress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[losses]}"),
-            console=err,
-            transient=False,
-        )
-        self._task = self._p.add_task(description, total=total, completed=start, rate="", losses="")
-        self._start, self._t0 = start, time.time()
-
-    def __enter__(self):
-        if self._enabled:
-            self._p.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self._enabled:
-            self._p.stop()
-
-    def update(self, step: int, losses: dict[str, float] | None = None) -> None:
-        if not self._enabled:
-            return
-        dt = time.time() - self._t0
-        rate = f"{(step - self._start) / dt:.2f} it/s" if dt > 0 and step > self._start else ""
-        fields = {"rate": rate}
-        if losses is not None:
-            fields["losses"] = " ".join(f"{k} {v:.4g}" for k, v in losses.items())
-        self._p.update(self._task, completed=step, **fields)
 
 
 class StopFlag:

@@ -55,6 +55,7 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    console.configure()
     from srpipe.errors import SrpipeError, first_line
 
     try:

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 
 from srpipe import __version__, ckpt
-from srpipe.cli.console import info, warn
 from srpipe.config import resolve_device
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.errors import SrpipeError, first_line
 from srpipe.imageio import ImageReadError, list_images, read_image, write_png
+from srpipe.log import info, track, warn
 from srpipe.resize import bicubic_down, mod_crop
 from srpipe.runlog import write_json
 from srpipe.tiling import auto_batch, tiled_apply
@@ -141,11 +141,7 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
     mode = "TDSR" if cleanup_factor > 1 else "SDSR"
     info(f"make-pairs {mode} x{scale} with {gpath} on {dev}: {len(paths)} image(s)")
     pairs, skipped = [], []
-    from rich.progress import track
-
-    from srpipe.cli.console import err
-
-    for p in track(paths, description="make-pairs", console=err, transient=True):
+    for p in track(paths, "make-pairs"):
         try:
             img, _ = read_image(p)
         except ImageReadError as e:

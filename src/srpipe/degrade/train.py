@@ -19,15 +19,15 @@ import torch
 from srpipe import accel, augment, ckpt, distributed
 from srpipe.accel import LossMeter, NonFiniteError, Speed, StepGuard
 from srpipe.augment import ImageBank, split
-from srpipe.cli.console import info, warn
 from srpipe.config import RunOptions, to_dict
 from srpipe.degrade import losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig, OptimConfig
 from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.errors import SrpipeError
+from srpipe.log import info, progress, warn
 from srpipe.resize import bicubic_down
-from srpipe.runlog import CsvLog, Interrupted, Progress, StopFlag, open_run, write_json
+from srpipe.runlog import CsvLog, Interrupted, StopFlag, open_run, write_json
 
 
 def lr_at(step: int, o: OptimConfig) -> float:
@@ -210,7 +210,7 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     t0 = time.time()
     step = start
     try:
-        with StopFlag() as stop, Progress(O.iters, start, "degrade-train", enabled=world.main) as bar:
+        with StopFlag() as stop, progress(O.iters, "degrade-train", start=start, enabled=world.main) as bar:
             for step in range(start + 1, O.iters + 1):
                 lr = lr_at(step - 1, O)
                 for opt in (opt_g, opt_d):

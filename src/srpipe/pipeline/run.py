@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srpipe import __version__
-from srpipe.cli.console import info, warn
 from srpipe.config import RunOptions, diff_configs
 from srpipe.errors import SrpipeError
+from srpipe.log import info, warn
 from srpipe.pipeline.fingerprint import folder_fingerprint, stage_key
 from srpipe.pipeline.spec import Pipeline
 from srpipe.pipeline.stages import Context, Stage, build_stages

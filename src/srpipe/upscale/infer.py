@@ -37,10 +37,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from srpipe.cli.console import info, warn
 from srpipe.config import resolve_device
 from srpipe.errors import SrpipeError
 from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
+from srpipe.log import info, warn
 from srpipe.tiling import auto_batch, tiled_apply
 from srpipe.upscale import interop
 

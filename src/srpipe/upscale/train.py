@@ -26,12 +26,12 @@ import torch
 from srpipe import accel, ckpt, distributed, metrics, weights
 from srpipe.accel import LossMeter, NonFiniteError, Speed, StepGuard
 from srpipe.augment import split
-from srpipe.cli.console import info, warn
 from srpipe.config import RunOptions, to_dict
 from srpipe.distributed import global_mean
 from srpipe.errors import SrpipeError
+from srpipe.log import info, progress, warn
 from srpipe.resize import bicubic_up
-from srpipe.runlog import CsvLog, Interrupted, Progress, StopFlag, open_run, write_json
+from srpipe.runlog import CsvLog, Interrupted, StopFlag, open_run, write_json
 from srpipe.upscale import interop, losses
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet
 from srpipe.upscale.config import UpscaleConfig
@@ -340,7 +340,7 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         t0 = time.time()
         G.train()
         try:
-            with StopFlag() as stop, Progress(P.iters, start, f"sr-train {name}", enabled=world.main) as bar:
+            with StopFlag() as stop, progress(P.iters, f"sr-train {name}", start=start, enabled=world.main) as bar:
                 for step in range(start + 1, P.iters + 1):
                     lr_now = lr_at(step, lr_base, P.milestones, P.gamma)
                     for group in opt_g.param_groups:
