@@ -144,3 +144,28 @@ def tiny_hr(tmp_path) -> Path:
 @pytest.fixture
 def tiny_lr(tmp_path) -> Path:
     return make_folder(tmp_path / "lr", 6, (32, 32), seed=2)
+
+
+@pytest.fixture(autouse=True)
+def _library_logging():
+    """`srpipe.log` as a library user finds it (no CLI handler, no progress bars), INFO kept for caplog.
+
+    Tests that go through `srpipe.cli.main` get the CLI's rendering on stderr (main configures it);
+    tests that call the library read its messages with caplog. Restored after each test, so a CLI
+    test does not change what the next one sees.
+    """
+    import logging
+
+    from srpipe import log
+
+    logger = log.logger
+    saved = (logger.handlers[:], logger.level, logger.propagate, log._factory)
+    logger.handlers[:] = []
+    logger.setLevel(logging.INFO)
+    logger.propagate = True
+    log.set_progress(None)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+    log.set_progress(saved[3])

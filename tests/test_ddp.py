@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from conftest import make_folder
-from srpipe import accel, distributed
+from srpipe import accel, distributed, loop
 from srpipe.config import RunOptions, build_config
 from srpipe.degrade import train as dsgan
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
@@ -118,15 +118,15 @@ def _worker(rank: int, size: int, port: int, tmp: str) -> None:
         cfg = build_config(DegradeConfig, preset=TINY_DSGAN)
         kw = dict(hr_dir=os.path.join(tmp, "hr"), lr_dir=os.path.join(tmp, "lr"), out_dir=os.path.join(tmp, "ddp_run"))
         run = RunOptions(device="cpu", log_every=1, ckpt_every=10)
-        real_stop = dsgan.StopFlag
-        dsgan.StopFlag = (lambda: _StopAfter(2)) if rank == 1 else real_stop  # only rank 1 gets the signal
+        real_stop = loop.StopFlag
+        loop.StopFlag = (lambda: _StopAfter(2)) if rank == 1 else real_stop  # only rank 1 gets the signal
         try:
             dsgan.train(cfg, run=run, **kw)
             raise AssertionError("rank did not stop")
         except Interrupted:
             pass
         finally:
-            dsgan.StopFlag = real_stop
+            loop.StopFlag = real_stop
         dsgan.train(cfg, run=run, **kw)  # resumes from the step-2 checkpoint
     finally:
         world.close()

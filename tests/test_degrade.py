@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from conftest import make_folder
-from srpipe import ckpt
+from srpipe import ckpt, loop
 from srpipe.cli import main
 from srpipe.config import RunOptions, build_config
-from srpipe.degrade import train as train_mod
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import PRESETS, DegradeConfig, OptimConfig
 from srpipe.degrade.pairs import make_pairs
@@ -120,7 +119,7 @@ class _StopAfter:
 
 def test_interrupt_then_resume_equals_an_uninterrupted_run(tiny_hr, tiny_lr, tmp_path, monkeypatch):
     full = train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "a", run=run_opts())
-    monkeypatch.setattr(train_mod, "StopFlag", lambda: _StopAfter(3))
+    monkeypatch.setattr(loop, "StopFlag", lambda: _StopAfter(3))
     with pytest.raises(Interrupted):
         train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "b", run=run_opts())
     assert (tmp_path / "b" / "ckpt" / "latest").read_text().strip() == "step_00000003"
@@ -164,12 +163,12 @@ def test_missing_perceptual_weights_fail_before_anything_is_written(tiny_hr, tin
     assert not (tmp_path / "r").exists()
 
 
-def test_bad_and_small_images_are_skipped_and_listed(tiny_hr, tiny_lr, tmp_path, capsys):
+def test_bad_and_small_images_are_skipped_and_listed(tiny_hr, tiny_lr, tmp_path, caplog):
     (tiny_hr / "broken.png").write_bytes(b"not a png")
     (tiny_hr / "empty.jpg").write_bytes(b"")
     make_folder(tiny_hr, 1, (16, 16), prefix="small")
     train(cfg(**{"optim.iters": 1}), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "skipped 2 unreadable" in err and "broken.png" in err and "empty.jpg" in err
     assert "small_00.png (16x16)" in err
 

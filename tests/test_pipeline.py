@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import make_folder
+from srpipe import loop
 from srpipe.config import RunOptions
-from srpipe.degrade import train as dtrain
 from srpipe.errors import SrpipeError, UsageError
 from srpipe.pipeline.fingerprint import StatCache, folder_fingerprint
 from srpipe.pipeline.run import gc, plan, run_pipeline
@@ -139,7 +139,7 @@ def test_version_bump_is_a_staleness_reason(project, monkeypatch):
     assert states(project)["pairs"] == ("stale", "stage version 1 -> 2")
 
 
-def test_interrupted_stage_resumes_from_its_checkpoints(project, monkeypatch, capsys):
+def test_interrupted_stage_resumes_from_its_checkpoints(project, monkeypatch, caplog):
     class StopAtStep2:
         calls = 0
 
@@ -153,15 +153,15 @@ def test_interrupted_stage_resumes_from_its_checkpoints(project, monkeypatch, ca
             StopAtStep2.calls += 1
             return StopAtStep2.calls >= 2
 
-    monkeypatch.setattr(dtrain, "StopFlag", StopAtStep2)
+    monkeypatch.setattr(loop, "StopFlag", StopAtStep2)
     with pytest.raises(Interrupted):
         go(project)
     st = states(project)
     assert st["degrade"] == ("stale", "interrupted; will resume from its checkpoints")
     monkeypatch.undo()
-    capsys.readouterr()
+    caplog.clear()
     assert go(project)["degrade"] == "ran"
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "degrade: resuming" in err and "at step 2/3" in err
     log = (Path(json.loads((project / "run" / "run.json").read_text())["stages"]["degrade"]["entry"]) / "log.csv")
     steps = [int(r.split(",")[0]) for r in log.read_text().splitlines()[1:]]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from srpipe import ckpt
+from srpipe import ckpt, loop
 from srpipe.config import RunOptions, build_config
 from srpipe.runlog import ConfigChangedError, Interrupted
-from srpipe.upscale import interop, train as train_mod
+from srpipe.upscale import interop
 from srpipe.upscale.archs import RRDBNet
 from srpipe.upscale.config import PRESETS, UpscaleConfig
 from srpipe.upscale.train import ema_update, lr_at, train
@@ -136,7 +136,7 @@ def test_interrupt_checkpoints_and_resume_is_bit_exact(tmp_path, pairs, monkeypa
     cfg = config("psnr.iters=3", "gan.iters=5")
     train(cfg, pairs=pairs, out_dir=tmp_path / "straight", run=run_opts(ckpt_every=100))
 
-    monkeypatch.setattr(train_mod, "StopFlag", _StopAfter(3 + 1))  # 3 psnr steps run through, gan stops at step 2
+    monkeypatch.setattr(loop, "StopFlag", _StopAfter(3 + 1))  # 3 psnr steps run through, gan stops at step 2
     with pytest.raises(Interrupted, match="gan phase at step 2"):
         train(cfg, pairs=pairs, out_dir=tmp_path / "cut", run=run_opts(ckpt_every=100))
     assert ckpt.latest_checkpoint(tmp_path / "cut" / "ckpt" / "gan").name == "step_00000002"

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from srpipe import accel, augment, ckpt, distributed
-from srpipe.accel import LossMeter, NonFiniteError, Speed, StepGuard
+from srpipe.accel import Speed, StepGuard
 from srpipe.augment import ImageBank, split
 from srpipe.config import RunOptions, to_dict
 from srpipe.degrade import losses
@@ -25,9 +25,10 @@ from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig, OptimConfig
 from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.errors import SrpipeError
-from srpipe.log import info, progress, warn
+from srpipe.log import info, warn
+from srpipe.loop import Checkpoint, PhaseInfo, resume, run_steps
 from srpipe.resize import bicubic_down
-from srpipe.runlog import CsvLog, Interrupted, StopFlag, open_run, write_json
+from srpipe.runlog import open_run, write_json
 
 
 def lr_at(step: int, o: OptimConfig) -> float:
@@ -156,29 +157,10 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     opt_d = accel.adam(D.parameters(), lr=O.lr, betas=(O.beta1, O.beta2), device=device)
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
 
-    start = 0
-    last = ckpt.latest_checkpoint(out / "ckpt")
-    if last is not None:
-        nets, state = ckpt.load_checkpoint(last)
-        G.load_state_dict(nets["generator"])
-        D.load_state_dict(nets["discriminator"])
-        accel.load_optimizer(opt_g, state["opt_g"])
-        accel.load_optimizer(opt_d, state["opt_d"])
-        gen.set_state(state["data_rng"])
-        ckpt.set_rng_state(state["rng"])
-        start = int(state["step"])
-        info(f"resuming {out} at step {start}/{O.iters}")
-
-    def save(step: int) -> None:
-        if world.main:
-            ckpt.save_checkpoint(
-                out / "ckpt", step,
-                {"generator": (G.state_dict(), "DSGANGenerator", g_args),
-                 "discriminator": (D.state_dict(), "DSGANDiscriminator", d_args)},
-                {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "data_rng": gen.get_state(),
-                 "rng": ckpt.rng_state()},
-                keep=run.keep_ckpts,
-            )
+    state = Checkpoint(out / "ckpt", {"generator": (G, "DSGANGenerator", g_args),
+                                      "discriminator": (D, "DSGANDiscriminator", d_args)},
+                       {"opt_g": opt_g, "opt_d": opt_d}, gen, keep=run.keep_ckpts)
+    start = resume(state, str(out), O.iters)
 
     # Fixed crops for sample grids, so grids from different steps compare like with like.
     sample_gen = torch.Generator().manual_seed(12345)
@@ -203,62 +185,33 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
          f"images in {hr_bank.placement} memory")
 
-    ckpt_every = run.ckpt_every or max(50, min(5000, O.iters // 10))
-    log = CsvLog(out / "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
-                 resume_step=start) if world.main else None
-    guard, meter = StepGuard(device), LossMeter()
+    def train_step(step: int, guard: StepGuard) -> tuple[float, dict[str, torch.Tensor]]:
+        lr = lr_at(step - 1, O)
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        # Every rank draws the global batch (same stream) and gathers its own rows on the device.
+        d_hr = augment.draw(gen, hr_bank.sizes, O.batch, D_.hr_crop, multiple=D_.scale,
+                            flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
+        d_real = augment.draw(gen, real_bank.sizes, O.batch, D_.lr_crop,
+                              flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
+        hr = augment.to_float(hr_bank.crops(d_hr, D_.hr_crop, channels_last=speed.channels_last))
+        real = augment.to_float(real_bank.crops(d_real, D_.lr_crop, channels_last=speed.channels_last))
+        x = bicubic_down(hr, D_.scale)
+        d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
+        g_losses = g_step(G_train, D_frozen, opt_g, x, perceptual, cfg, speed=speed, guard=guard)
+        return lr, {**d_losses, **g_losses}
+
+    def after_step(step: int) -> None:
+        if run.sample_every and step % run.sample_every == 0:
+            write_samples(step)
+
+    phase = PhaseInfo("degrade-train", out / "log.csv",
+                  ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
+                  shown={k: k for k in ("d_real", "d_fake", "color", "g_total")})
     t0 = time.time()
-    step = start
-    try:
-        with StopFlag() as stop, progress(O.iters, "degrade-train", start=start, enabled=world.main) as bar:
-            for step in range(start + 1, O.iters + 1):
-                lr = lr_at(step - 1, O)
-                for opt in (opt_g, opt_d):
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-                # Every rank draws the global batch (same stream) and gathers its own rows on the device.
-                d_hr = augment.draw(gen, hr_bank.sizes, O.batch, D_.hr_crop, multiple=D_.scale,
-                                    flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
-                d_real = augment.draw(gen, real_bank.sizes, O.batch, D_.lr_crop,
-                                      flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
-                hr = augment.to_float(hr_bank.crops(d_hr, D_.hr_crop, channels_last=speed.channels_last))
-                real = augment.to_float(real_bank.crops(d_real, D_.lr_crop, channels_last=speed.channels_last))
-                x = bicubic_down(hr, D_.scale)
-
-                guard.begin(D)
-                d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
-                g_losses = g_step(G_train, D_frozen, opt_g, x, perceptual, cfg, speed=speed, guard=guard)
-                meter.add({**d_losses, **g_losses}, guard.end())
-
-                # Losses, the bad-step streak and (under DDP) the stop signal are read from the device
-                # every log_every steps and at checkpoints: no host sync on the other steps.
-                polled = bool(stop)  # read once: a signal landing between two reads must not skip the save
-                stopping = polled and world.size == 1
-                if step % run.log_every == 0 or step % ckpt_every == 0 or step in (start + 1, O.iters) or stopping:
-                    values, skipped, (streak, votes) = meter.read(world, [guard.streak, torch.tensor(float(polled))])
-                    stopping = votes > 0
-                    if streak / world.size >= run.max_bad_steps:
-                        raise _too_many_bad_steps(step, int(streak / world.size), out / "ckpt")
-                    if skipped:
-                        warn(f"step {step}: {skipped} step(s) with a non-finite loss since the last report; "
-                             "their updates were skipped")
-                    if log is not None:
-                        log.write(step, {"lr": lr, **values, "skipped": skipped})
-                    bar.update(step, {k: values[k] for k in ("d_real", "d_fake", "color", "g_total")})
-                else:
-                    bar.update(step)
-                if run.sample_every and step % run.sample_every == 0:
-                    write_samples(step)
-                if step % ckpt_every == 0 or stopping:
-                    save(step)
-                if stopping:
-                    raise Interrupted(f"stopped by signal at step {step}; checkpoint saved in {out / 'ckpt'}; "
-                                      f"rerun the same command to resume")
-    finally:
-        if log is not None:
-            log.close()
-    if start < O.iters and O.iters % ckpt_every:
-        save(O.iters)
+    run_steps(train_step, phase=phase, iters=O.iters, start=start, state=state, world=world, device=device, run=run,
+              guarded=[D], after_step=after_step)
     write_samples(O.iters)
     G.eval()
     if world.main:
@@ -269,17 +222,6 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
             held_out = [real_all.images[i].float().div(255) for i in val_idx]
             realism_check(G, hr_set, held_out, D_.scale, out, run, device)
     return out / "generator.safetensors"
-
-
-def _too_many_bad_steps(step: int, streak: int, ckpt_dir: Path) -> NonFiniteError:
-    """Issue 7: the message for a run stopped by repeated non-finite losses."""
-    last = ckpt.latest_checkpoint(ckpt_dir)
-    kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been written yet"
-    return NonFiniteError(
-        f"stopped at step {step}: the loss was non-finite (NaN/Inf) {streak} steps in a row (updates skipped); "
-        f"{kept}; rerun to resume from it with a lower learning rate (--set optim.lr=...) or --precision fp32, "
-        "or check the input images"
-    )
 
 
 MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (bounded time)

@@ -24,14 +24,15 @@ from typing import Literal
 import torch
 
 from srpipe import accel, ckpt, distributed, metrics, weights
-from srpipe.accel import LossMeter, NonFiniteError, Speed, StepGuard
+from srpipe.accel import Speed, StepGuard
 from srpipe.augment import split
 from srpipe.config import RunOptions, to_dict
 from srpipe.distributed import global_mean
 from srpipe.errors import SrpipeError
-from srpipe.log import info, progress, warn
+from srpipe.log import info, warn
+from srpipe.loop import Checkpoint, PhaseInfo, ckpt_interval, resume, run_steps
 from srpipe.resize import bicubic_up
-from srpipe.runlog import CsvLog, Interrupted, StopFlag, open_run, write_json
+from srpipe.runlog import open_run, write_json
 from srpipe.upscale import interop, losses
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet
 from srpipe.upscale.config import UpscaleConfig
@@ -278,31 +279,15 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
             opt_d = accel.adam(D.parameters(), lr=P.lr_d, betas=P.betas, device=device)
         gen = torch.Generator().manual_seed(cfg.seed + 1 + phase_i)  # crops, flips, rotations (global batch)
 
-        start = 0
-        if last is not None:
-            nets, state = ckpt.load_checkpoint(last)
-            G.load_state_dict(nets["generator"])
-            ema.load_state_dict(nets["ema"])
-            accel.load_optimizer(opt_g, state["opt_g"])
-            if D is not None:
-                D.load_state_dict(nets["discriminator"])
-                accel.load_optimizer(opt_d, state["opt_d"])
-            gen.set_state(state["data_rng"])
-            ckpt.set_rng_state(state["rng"])
-            start = int(state["step"])
-            info(f"resuming the {name} phase in {out} at step {start}/{P.iters}")
+        nets = {"generator": (G, "RRDBNet", g_args), "ema": (ema, "RRDBNet", g_args)}
+        optimizers = {"opt_g": opt_g}
+        if D is not None:
+            nets["discriminator"] = (D, type(D).__name__, cfg.discriminator_args())
+            optimizers["opt_d"] = opt_d
+        state = Checkpoint(ck_dir, nets, optimizers, gen, keep=run.keep_ckpts)
+        start = resume(state, f"the {name} phase in {out}", P.iters)
 
         last_val: dict[str, float] = {}
-
-        def save(step: int) -> None:
-            if not world.main:
-                return
-            nets = {"generator": (G.state_dict(), "RRDBNet", g_args), "ema": (ema.state_dict(), "RRDBNet", g_args)}
-            state = {"opt_g": opt_g.state_dict(), "data_rng": gen.get_state(), "rng": ckpt.rng_state()}
-            if D is not None:
-                nets["discriminator"] = (D.state_dict(), type(D).__name__, cfg.discriminator_args())
-                state["opt_d"] = opt_d.state_dict()
-            ckpt.save_checkpoint(ck_dir, step, nets, state, keep=run.keep_ckpts)
 
         def evaluate(step: int) -> dict[str, float]:
             from srpipe.imageio import write_png
@@ -325,76 +310,45 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
             return v
 
         # ---- the loop
-        ckpt_every = run.ckpt_every or max(50, min(5000, P.iters // 10))
-        every_val = val_every or ckpt_every
+        every_val = val_every or ckpt_interval(run, P.iters)
         fields = ["lr", "l_pix", "g_total", "val_psnr_y", "val_ssim_y", "val_lpips"]
         if name == "gan":
             fields[2:2] = ["l_pix_full", "l_percep", "l_adv", "d_loss", "d_real", "d_fake"]
         fields.append("skipped")
-        log = CsvLog(out / f"log_{name}.csv", fields, resume_step=start) if world.main else None
         # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
         G_train = speed.compiled(world.wrap(G))
         D_train = None if D is None else speed.compiled(world.wrap(D))
         D_frozen = D_train if world.size == 1 else None if D is None else speed.compiled(D)
-        guard, meter = StepGuard(device), LossMeter()
+
+        def train_step(step: int, guard: StepGuard) -> tuple[float, dict[str, torch.Tensor]]:
+            lr_now = lr_at(step, lr_base, P.milestones, P.gamma)
+            for group in opt_g.param_groups:
+                group["lr"] = lr_now
+            if opt_d is not None:
+                for group in opt_d.param_groups:
+                    group["lr"] = lr_at(step, P.lr_d, P.milestones, P.gamma)
+            # Every rank draws the global batch (same stream) and gathers its own rows on the device.
+            draws = bank.draw(gen, cfg.batch, cfg.data.lr_patch, flips=cfg.data.flips,
+                              rotations=cfg.data.rotations).slice(rows.start, rows.stop)
+            lr_b, hr_b = bank.batch(draws, cfg.data.lr_patch, channels_last=speed.channels_last)
+            step_losses, sr = g_step(G_train, D_frozen, opt_g, lr_b, hr_b, cfg, perceptual=perceptual, fs=fs,
+                                     speed=speed, guard=guard)
+            if D is not None:
+                step_losses.update(d_step(D_train, opt_d, sr, hr_b, fs=fs, speed=speed, guard=guard))
+            ema_update(ema, G, cfg.ema_decay)
+            return lr_now, step_losses
+
+        def after_step(step: int) -> dict[str, float] | None:
+            return evaluate(step) if step % every_val == 0 else None
+
+        shown = {k: k for k in ("l_pix", "l_adv", "d_loss", "l_percep")} | {"val_psnr_y": "val PSNR-Y"}
+        lr_keys = "psnr.lr" if name == "psnr" else "gan.lr_g / gan.lr_d"
         t0 = time.time()
         G.train()
-        try:
-            with StopFlag() as stop, progress(P.iters, f"sr-train {name}", start=start, enabled=world.main) as bar:
-                for step in range(start + 1, P.iters + 1):
-                    lr_now = lr_at(step, lr_base, P.milestones, P.gamma)
-                    for group in opt_g.param_groups:
-                        group["lr"] = lr_now
-                    if opt_d is not None:
-                        for group in opt_d.param_groups:
-                            group["lr"] = lr_at(step, P.lr_d, P.milestones, P.gamma)
-                    # Every rank draws the global batch (same stream) and gathers its own rows on the device.
-                    draws = bank.draw(gen, cfg.batch, cfg.data.lr_patch, flips=cfg.data.flips,
-                                      rotations=cfg.data.rotations).slice(rows.start, rows.stop)
-                    lr_b, hr_b = bank.batch(draws, cfg.data.lr_patch, channels_last=speed.channels_last)
-
-                    guard.begin(*([D] if D is not None else []))
-                    step_losses, sr = g_step(G_train, D_frozen, opt_g, lr_b, hr_b, cfg, perceptual=perceptual, fs=fs,
-                                             speed=speed, guard=guard)
-                    if D is not None:
-                        step_losses.update(d_step(D_train, opt_d, sr, hr_b, fs=fs, speed=speed, guard=guard))
-                    ema_update(ema, G, cfg.ema_decay)
-                    meter.add(step_losses, guard.end())
-
-                    # Losses, the bad-step streak and (under DDP) the stop signal are read from the
-                    # device every log_every steps and at checkpoints: no host sync on the other steps.
-                    row = None
-                    polled = bool(stop)  # read once: a signal landing between two reads must not skip the save
-                    stopping = polled and world.size == 1
-                    if (step % run.log_every == 0 or step % ckpt_every == 0 or step in (start + 1, P.iters)
-                            or stopping):
-                        row, skipped, (streak, votes) = meter.read(world, [guard.streak, torch.tensor(float(polled))])
-                        stopping = votes > 0
-                        if streak / world.size >= run.max_bad_steps:
-                            raise _too_many_bad_steps(name, step, int(streak / world.size), ck_dir)
-                        if skipped:
-                            warn(f"step {step}: {skipped} step(s) with a non-finite loss since the last report; "
-                                 "their updates were skipped")
-                        row["skipped"] = skipped
-                        bar.update(step, {k: row[k] for k in ("l_pix", "l_adv", "d_loss", "l_percep") if k in row})
-                    else:
-                        bar.update(step)
-                    if step % every_val == 0:
-                        row = {**(row or {}), **evaluate(step)}
-                        if "val_psnr_y" in row:
-                            bar.update(step, {"val PSNR-Y": row["val_psnr_y"]})
-                    if row is not None and log is not None:
-                        log.write(step, {"lr": lr_now, **row})
-                    if step % ckpt_every == 0 or stopping:
-                        save(step)
-                    if stopping:
-                        raise Interrupted(f"stopped by signal in the {name} phase at step {step}; checkpoint saved in "
-                                          f"{ck_dir}; rerun the same command to resume")
-        finally:
-            if log is not None:
-                log.close()
-        if start < P.iters and P.iters % ckpt_every:
-            save(P.iters)
+        run_steps(train_step, phase=PhaseInfo(f"sr-train {name}", out / f"log_{name}.csv", fields, shown, name=name,
+                                          lr_keys=lr_keys, inputs="the training pairs"),
+                  iters=P.iters, start=start, state=state, world=world, device=device, run=run,
+                  guarded=[D] if D is not None else [], after_step=after_step)
         v = last_val if last_val and P.iters % every_val == 0 else evaluate(P.iters)
         results[name] = final
         if world.main:
@@ -409,15 +363,3 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
             info(msg)
         world.barrier()  # the GAN phase of every rank starts from the PSNR weights rank 0 just wrote
     return results
-
-
-def _too_many_bad_steps(phase: str, step: int, streak: int, ckpt_dir: Path) -> NonFiniteError:
-    """Issue 7: the message for a run stopped by repeated non-finite losses."""
-    last = ckpt.latest_checkpoint(ckpt_dir)
-    kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint of this phase had been written yet"
-    return NonFiniteError(
-        f"stopped in the {phase} phase at step {step}: the loss was non-finite (NaN/Inf) {streak} steps in a row "
-        f"(updates skipped); {kept}; rerun to resume from it with a lower learning rate "
-        f"(--set {'psnr.lr' if phase == 'psnr' else 'gan.lr_g / gan.lr_d'}=...) "
-        "or --precision fp32, or check the training pairs"
-    )
