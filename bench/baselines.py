@@ -1,4 +1,4 @@
-"""The baselines of bench.py, written the way the peers' code runs them (peers.md), so the ratios mean
+"""The baselines of bench.py, written the way the field's own code runs them, so the ratios mean
 "srpipe against the field's tools as their users run them", on identical networks and weights.
 
 - BasicSR ESRGAN (XPixelGroup/BasicSR `PairedImageDataset`, `SRModel`/`ESRGANModel.optimize_parameters`,

@@ -1,4 +1,4 @@
-"""Bad inputs end to end (issue 7): every case goes through `srpipe.cli.main` as a user would.
+"""Bad inputs end to end: every case goes through `srpipe.cli.main` as a user would.
 
 For each input the CLI either produces an output (valid images always do) or stops with exactly
 one `error:` line naming what, which file and what to do, a non-zero exit code, no traceback, and

@@ -293,3 +293,27 @@ def test_run_options_and_devices():
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_typed_overrides_come_last_and_are_checked():
+    c = build_config(DegradeConfig, preset=PRESETS["tiny"], sets=["data.scale=4"], overrides={"data": {"scale": 2}})
+    assert c.data.scale == 2 and c.model.features == PRESETS["tiny"]["model"]["features"]
+    with pytest.raises(UsageError, match=r"config data\.scale: expected an integer, got '3'"):
+        build_config(DegradeConfig, overrides={"data": {"scale": "3"}})
+    with pytest.raises(UsageError, match="unknown config key data.nosuch"):
+        build_config(DegradeConfig, overrides={"data": {"nosuch": 1}})
+
+
+def test_pipeline_files_are_checked_by_the_config_validator(tmp_path):
+    from srpipe.pipeline.spec import load_pipeline
+
+    spec = tmp_path / "p.toml"
+    spec.write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n[interpolate]\nalphas = [0, 1]\n')
+    p = load_pipeline(spec)
+    assert p.alphas == (0.0, 1.0) and all(type(a) is float for a in p.alphas) and p.tile == 256
+    spec.write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n[upscale]\ntile = "big"\n')
+    with pytest.raises(UsageError, match=r"upscale\.tile \(pipeline file\): expected an integer, got 'big'"):
+        load_pipeline(spec)
+    spec.write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n[eval]\nfid = 1\n')
+    with pytest.raises(UsageError, match=r"eval\.fid \(pipeline file\): expected true or false, got 1"):
+        load_pipeline(spec)

@@ -1,4 +1,4 @@
-"""Crash safety under SIGKILL (issue 7).
+"""Crash safety under SIGKILL.
 
 Tiny `srpipe degrade-train`, `sr-train` and `run` commands are started in child processes and killed
 with SIGKILL, 8 times in all: at random moments (while checkpoints, samples and logs are being

@@ -1,4 +1,4 @@
-"""`--debug` / SRPIPE_DEBUG and the CLI's error contract (issue 7).
+"""`--debug` / SRPIPE_DEBUG and the CLI's error contract.
 
 Without debug an unexpected error (a bug) prints exactly one line: what happened and where the log
 with the full traceback is. With `--debug` or `SRPIPE_DEBUG=1` the traceback itself is shown, for

@@ -1,4 +1,4 @@
-"""imageio: every input kind issue 2 lists, EXIF orientation, write-back, errors, listing, atomic writes."""
+"""imageio: every input kind (formats, depths, gray, alpha), EXIF orientation, write-back, errors, listing, atomic writes."""
 
 from __future__ import annotations
 

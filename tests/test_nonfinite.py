@@ -1,4 +1,4 @@
-"""Numerical faults (issue 7): a non-finite loss skips its update on the device; repeated ones stop
+"""Numerical faults: a non-finite loss skips its update on the device; repeated ones stop
 training with the last good checkpoint kept; NaN weights are never saved."""
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def test_report_of_a_real_run_without_sr(tmp_path):
     assert [a for a in alts if a.startswith("DSGAN, step")] == ["DSGAN, step 3: bicubic LR | synthetic LR | real LR"]
     assert any(a.startswith("DSGAN degradation (degrade): ") and "d_real" in a for a in alts)
     degrade_entry = Path(record["stages"]["degrade"]["entry"])
-    if (degrade_entry / "degradation.json").is_file():  # degrade-train's own realism check (issue 4)
+    if (degrade_entry / "degradation.json").is_file():  # degrade-train's own realism check
         table = json.loads((degrade_entry / "degradation.json").read_text())
         assert "Source: degrade stage: held-out real LR" in text
         assert re.findall(r'data-metric="(\w+)"', text) == [r["metric"] for r in table["rows"]]

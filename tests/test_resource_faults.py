@@ -1,4 +1,4 @@
-"""Resource faults (issue 7): failed writes and CUDA out-of-memory.
+"""Resource faults: failed writes and CUDA out-of-memory.
 
 A full disk or a read-only folder is injected as `OSError(ENOSPC)` from `os.replace` (the last step
 of every atomic write) for chosen target paths, since tests may run as root, where permissions do

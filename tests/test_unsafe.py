@@ -1,4 +1,4 @@
-"""Model and statistics files from strangers never run code (issue 7, "Unsafe files").
+"""Model and statistics files from strangers never run code.
 
 Every file a user hands srpipe is read with `torch.load(weights_only=True)`, `safetensors` or
 `np.load(allow_pickle=False)`. Each test feeds a pickle whose unpickling would create a marker file

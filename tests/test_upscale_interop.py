@@ -15,7 +15,7 @@ spandrel = pytest.importorskip("spandrel")
 
 
 def net(scale: int, **kw) -> RRDBNet:
-    # spandrel assumes 32 growth channels (peers.md), so interop tests keep num_grow_ch=32
+    # spandrel assumes 32 growth channels, so interop tests keep num_grow_ch=32
     args = {"scale": scale, "num_feat": 16, "num_block": 2, "num_grow_ch": 32, **kw}
     return RRDBNet(**args).eval()
 

@@ -1,5 +1,5 @@
 """How a training step runs on the device: precision, memory format, optimizer, compile, and
-non-finite protection without host synchronisation (issues 6 and 7).
+non-finite protection without host synchronisation.
 
 - `Speed.resolve(run, device)`: the run options made concrete. On CUDA the defaults are bf16 autocast,
   channels-last, fused Adam and `cudnn.benchmark`. On the CPU they are fp32 and NCHW unless asked.
@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 import torch
 
+from srpipe.config import TRAIN_PRECISIONS
 from srpipe.errors import SrpipeError
 
 
 class NonFiniteError(SrpipeError):
-    """Training stopped: too many consecutive steps with a non-finite loss (issue 7)."""
+    """Training stopped: too many consecutive steps with a non-finite loss."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class Speed:
     def resolve(cls, run, device: torch.device) -> "Speed":
         """`run.precision` auto|bf16|fp32, `run.channels_last` auto|on|off, `run.compile` bool."""
         cuda = device.type == "cuda"
-        if run.precision not in ("auto", "bf16", "fp32"):
-            raise SrpipeError(f"--precision {run.precision!r}: training takes auto, bf16 or fp32")
+        if run.precision not in TRAIN_PRECISIONS:
+            raise SrpipeError(f"--precision {run.precision!r}: training takes "
+                              f"{', '.join(TRAIN_PRECISIONS[:-1])} or {TRAIN_PRECISIONS[-1]}")
         if run.precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
             raise SrpipeError("--precision bf16: this GPU has no bf16 support; use --precision fp32")
         bf16 = run.precision == "bf16" or (run.precision == "auto" and cuda and torch.cuda.is_bf16_supported())

@@ -1,4 +1,4 @@
-"""Random crops, flips and 90-degree rotations for a whole batch in one gather on the device (issue 6).
+"""Random crops, flips and 90-degree rotations for a whole batch in one gather on the device.
 
 Both training stages draw their patches here. The random numbers of a batch come first, all at once,
 from a CPU `torch.Generator` whose state goes into checkpoints (`draw`). They are small and do not
@@ -17,7 +17,7 @@ then fetched in one step by `ImageBank.crops`:
 - The gather reads (n, h, w, 3) pixels, so the batch comes out channels-last for free; `.contiguous()`
   turns it into NCHW where that is wanted (on the CPU).
 
-FSSR spent 0.5-2.6 s per step loading data (peers.md); BasicSR crops and flips per sample in
+FSSR's training code spends 0.5-2.6 s per step loading data; BasicSR crops and flips per sample in
 DataLoader workers. Here a batch of sixteen 128-px crops costs a few kernel launches.
 """
 

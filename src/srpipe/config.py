@@ -4,12 +4,13 @@ A stage config is a frozen dataclass whose fields are scalars, tuples, `Literal`
 frozen dataclasses (sections). `build_config` layers, in order:
 
     dataclass defaults  <  preset (a small dict next to the dataclass)  <  TOML file  <  --set a.b=v
+                        <  typed overrides (the command's own options, e.g. --scale 2)
 
 Unknown keys and values of the wrong type are errors (nanoGPT's configurator semantics, without
 its `exec`). TOML is used, not YAML, so `1e-4` is a float and not a string (BasicSR's `!!float`).
 
-Result-changing parameters live in the stage config; run options (device, workers, logging) live in
-`RunOptions` and never enter a cache key or a "config changed" check.
+Result-changing parameters live in the stage config; run options (device, precision, logging) live
+in `RunOptions` and never enter a cache key or a "config changed" check.
 """
 
 from __future__ import annotations
@@ -31,20 +32,22 @@ class RunOptions:
     """How to run, not what to compute: never part of a cache key or a resume check."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto picks CUDA when present
-    workers: int = 0  # data-loading worker processes (data is pre-decoded, 0 is usually enough)
     log_every: int = 10  # steps between CSV log rows / progress loss refreshes
     sample_every: int = 0  # steps between sample grids (0: at the end only)
     ckpt_every: int = 0  # steps between checkpoints (0: choose from the run length)
     keep_ckpts: int = 2  # how many step checkpoints to keep
     restart: bool = False  # start over in a folder that holds a run with another config
     weights_dir: str = ""  # extra folder searched first for pretrained backbone files
-    # Speed (issue 6). Not result-changing in the config's sense: they move the numbers by rounding only.
-    precision: str = "auto"  # auto | bf16 | fp32: auto is bf16 autocast on CUDA (fp32 losses/EMA/optimizer), fp32 on CPU
+    # Speed. Not result-changing in the config's sense: they move the numbers by rounding only.
+    precision: str = "auto"  # TRAIN_PRECISIONS: auto is bf16 autocast on CUDA (fp32 losses/EMA/optimizer), fp32 on CPU
     channels_last: str = "auto"  # auto | on | off: auto is on for CUDA (tensor-core friendly NHWC convolutions)
     compile: bool = False  # torch.compile the networks (minutes of compiling; pays off on long GPU runs)
     data_placement: str = "auto"  # auto | device | pinned | mapped: where the uint8 training images live
-    # Numerical faults (issue 7): a non-finite loss skips its update; this many in a row stop the run.
+    # A non-finite loss skips its update; this many in a row stop the run (a diverged run, not a glitch).
     max_bad_steps: int = 20
+
+
+TRAIN_PRECISIONS = ("auto", "bf16", "fp32")  # checked by accel.Speed.resolve; fp16 would need loss scaling
 
 
 def resolve_device(name: str):
@@ -70,8 +73,13 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def check_value(value: Any, tp: Any, where: str) -> Any:
+    """`value` checked against annotation `tp` (the one validator of configs and pipeline files),
+    converted only where that loses nothing (int -> float); `where` names the key in errors."""
+    return _coerce(value, tp, where)
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check `value` against annotation `tp`, converting only where it loses nothing (int -> float)."""
     origin = get_origin(tp)
     if origin is Literal:
         # Compare types too: `True in (1, 2)` and `1.0 in (1, 2)` are true in Python.
@@ -204,8 +212,13 @@ def read_toml(path: str | Path) -> dict:
         raise UsageError(f"cannot read config file {p}: {e.strerror or e}") from None
 
 
-def build_config(cls: type, *, preset: dict | None = None, toml: dict | None = None, sets: list[str] = ()) -> Any:
-    """Defaults < preset < TOML data < `--set` items; every layer checked for unknown keys and types."""
+def build_config(cls: type, *, preset: dict | None = None, toml: dict | None = None, sets: list[str] = (),
+                 overrides: dict | None = None) -> Any:
+    """Defaults < preset < TOML data < `--set` items < `overrides`; every layer checked for unknown keys and types.
+
+    `overrides` is nested typed data like a TOML table (`{"data": {"scale": 2}}`): what a command's
+    own options ask for, so they need no round trip through `--set` strings.
+    """
     if isinstance(sets, str):  # a lone "a.b=v" would otherwise be read character by character
         sets = [sets]
     data: dict = {}
@@ -213,6 +226,7 @@ def build_config(cls: type, *, preset: dict | None = None, toml: dict | None = N
         data = _merge(data, layer)
     for item in sets:
         data = _merge(data, parse_set(item))
+    data = _merge(data, overrides or {})
     return _build(cls, data, "")
 
 

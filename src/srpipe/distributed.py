@@ -1,4 +1,4 @@
-"""Training on several GPUs with torchrun and DistributedDataParallel (issue 6).
+"""Training on several GPUs with torchrun and DistributedDataParallel.
 
 `torchrun --nproc-per-node N -m srpipe sr-train ...` starts N processes with WORLD_SIZE, RANK and
 LOCAL_RANK set. `init` joins them: NCCL for CUDA, gloo for the CPU. A plain `srpipe ...` (or
@@ -15,7 +15,7 @@ What makes the result independent of how the batch is split:
 - Batch norm in the discriminators normalises with global batch statistics (`SyncBatchNorm2d`).
   This is srpipe's own small version, not torch.nn.SyncBatchNorm, for two reasons: torch's refuses
   CPU tensors, which the gloo test needs, and it syncs with the host in every layer (a boolean mask
-  on gathered counts), which issue 6 rules out per step.
+  on gathered counts), which would stall every step.
 
 Only rank 0 writes files, logs and progress; the command line mutes the other ranks' output.
 """

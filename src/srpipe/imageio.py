@@ -13,6 +13,7 @@ bytes, not the extension. Writes are atomic: a temporary file in the target fold
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -153,15 +154,6 @@ def _pil_header(data: bytes, fmt: str) -> tuple[int, str | None, bytes | None, b
         return 1, None, None, None
 
 
-def _exif_orientation(path: Path) -> int:
-    """EXIF orientation (1..8) of an image file, 1 when absent or unreadable."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return 1
-    return _pil_header(data, _sniff(data[:16]))[0]
-
-
 def _apply_orientation(a: np.ndarray, o: int) -> np.ndarray:
     # EXIF 0x0112 values 2..8 (TIFF 6.0 spec): mirror and/or rotate so that row 0 is the visual top.
     if o == 2:
@@ -287,6 +279,15 @@ def to_uint(t, bit_depth: int = 8) -> np.ndarray:
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -422,10 +423,3 @@ def write_png(path: str | Path, t, *, like: ImageInfo | None = None) -> None:
     except OSError as e:
         raise SrpipeError(write_failed(path, e)) from e
 
-
-def write_png_uint8(path: str | Path, rgb: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 RGB array as PNG, atomically."""
-    try:
-        atomic_write_bytes(path, encode_png(rgb))
-    except OSError as e:
-        raise SrpipeError(write_failed(path, e)) from e

@@ -44,7 +44,7 @@ def _ramp(n: int, overlap: int, lo: bool, hi: bool) -> torch.Tensor:
 
 
 BATCH_BUDGET = 6 << 30  # bytes of tile activations per forward pass for `auto_batch`: a 4K -> 16K x4 upscale
-# then fits in 8 GB of device memory with weights, staging buffers and the allocator's slack (issue 6)
+# then fits in 8 GB of device memory with weights, staging buffers and the allocator's slack
 MAX_AUTO_BATCH = 8  # more tiles per pass gain nothing measurable once a GPU is saturated
 
 
@@ -79,7 +79,7 @@ def tiled_apply(
 ) -> torch.Tensor:
     """Run ``fn`` over tiles of ``img`` and stitch the results.
 
-    On CUDA the host never waits for a batch it has just queued (issue 6). Batch k's result is copied
+    On CUDA the host never waits for a batch it has just queued (a sync per batch would idle the GPU). Batch k's result is copied
     to pinned memory asynchronously and stitched on the host while the GPU computes batch k+1. The
     feathering weights are applied on the device, so the host only adds.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from srpipe.cli.options import build, config_options, run_options, speed_options
+from srpipe.degrade.config import PRESETS
 
 
 @click.command("degrade-train")
@@ -12,14 +13,14 @@ from srpipe.cli.options import build, config_options, run_options, speed_options
 @click.option("--lr", "lr_dir", type=click.Path(), default=None,
               help="Folder of real low-quality photos of the target domain (not needed with --same-domain).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder (resumed if it exists).")
-@click.option("--scale", type=click.Choice(["2", "3", "4"]), default=None, help="Downscaling factor (default: from the preset, 4).")
+@click.option("--scale", type=int, default=None, help="Downscaling factor: 2, 3 or 4 (default: from the preset, 4).")
 @click.option("--iters", type=int, default=None, help="Training steps (default: from the preset).")
 @click.option("--same-domain", is_flag=True, default=None,
               help="Official DSGAN mode: real samples are native-resolution crops of the HR folder.")
 @click.option("--restart", is_flag=True, help="Start over in OUT even if it holds a run with another config.")
 @click.option("--ckpt-every", type=int, default=0, help="Steps between checkpoints (0: about ten per run).")
 @click.option("--sample-every", type=int, default=0, help="Steps between sample grids (0: at the end).")
-@config_options
+@config_options(PRESETS)
 @run_options
 @speed_options
 def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, ckpt_every, sample_every,
@@ -29,16 +30,10 @@ def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, c
     Several GPUs: torchrun --nproc-per-node N -m srpipe degrade-train ... (DDP; optim.batch is global).
     """
     from srpipe.config import RunOptions
-    from srpipe.degrade.config import PRESETS, DegradeConfig
+    from srpipe.degrade.config import DegradeConfig
 
-    sets = list(sets)
-    if scale is not None:
-        sets.append(f"data.scale={scale}")
-    if iters is not None:
-        sets.append(f"optim.iters={iters}")
-    if same_domain:
-        sets.append("data.same_domain=true")
-    cfg = build(DegradeConfig, PRESETS, preset, config_file, tuple(sets))
+    cfg = build(DegradeConfig, PRESETS, preset, config_file, sets,
+                {"data.scale": scale, "optim.iters": iters, "data.same_domain": same_domain})
     if lr_dir is None and not cfg.data.same_domain:
         raise click.UsageError("--lr DIR is required (or pass --same-domain to use crops of --hr as real samples)")
     run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, sample_every=sample_every,

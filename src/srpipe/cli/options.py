@@ -6,23 +6,26 @@ import functools
 
 import click
 
-PRESETS = ("paper", "tiny")
+from srpipe.config import TRAIN_PRECISIONS
 
 
-def config_options(f):
-    """--preset, --config FILE.toml, --set a.b=v (repeatable)."""
+def config_options(presets: dict[str, dict]):
+    """--preset (one of the stage's `presets`), --config FILE.toml, --set a.b=v (repeatable)."""
 
-    @click.option("--preset", type=click.Choice(PRESETS), default="paper", show_default=True,
-                  help="Recipe to start from: the published one, or a minutes-on-a-CPU one.")
-    @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                  help="TOML file overriding preset values.")
-    @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                  help="Override one value, e.g. --set optim.lr=1e-4 (repeatable).")
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        return f(*args, **kwargs)
+    def decorate(f):
+        @click.option("--preset", type=click.Choice(list(presets)), default="paper", show_default=True,
+                      help="Recipe to start from: the published one, or a minutes-on-a-CPU one.")
+        @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                      help="TOML file overriding preset values.")
+        @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                      help="Override one value, e.g. --set optim.lr=1e-4 (repeatable).")
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            return f(*args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 def run_options(f):
@@ -39,9 +42,10 @@ def run_options(f):
 
 
 def speed_options(f):
-    """Training speed switches (issue 6), passed on as one `speed` dict of RunOptions fields."""
+    """Training speed switches, passed on as one `speed` dict of RunOptions fields."""
 
-    @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+    # The library checks the value (accel.Speed.resolve), for the CLI and for callers alike.
+    @click.option("--precision", default="auto", show_default=True, metavar=f"[{'|'.join(TRAIN_PRECISIONS)}]",
                   help="auto: bf16 autocast on CUDA (losses, EMA and optimizer state stay fp32), fp32 on the CPU.")
     @click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
                   help="NHWC memory format for the networks (auto: on for CUDA).")
@@ -62,9 +66,20 @@ def speed_options(f):
     return wrapper
 
 
-def build(cls, presets: dict, preset: str, config_file: str | None, sets: tuple[str, ...]):
-    """The stage config: dataclass defaults < preset < TOML < --set."""
+def build(cls, presets: dict, preset: str, config_file: str | None, sets: tuple[str, ...], overrides: dict):
+    """The stage config: dataclass defaults < preset < TOML < --set < the command's own options.
+
+    `overrides` maps dotted keys to typed values, None for an option not given: {"data.scale": 2}.
+    """
     from srpipe.config import build_config, read_toml
 
+    nested: dict = {}
+    for key, value in overrides.items():
+        if value is not None:
+            *sections, name = key.split(".")
+            node = nested
+            for s in sections:
+                node = node.setdefault(s, {})
+            node[name] = value
     toml = read_toml(config_file) if config_file else None
-    return build_config(cls, preset=presets[preset], toml=toml, sets=list(sets))
+    return build_config(cls, preset=presets[preset], toml=toml, sets=list(sets), overrides=nested)

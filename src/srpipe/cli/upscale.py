@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from srpipe.cli.options import build, config_options, run_options, speed_options
+from srpipe.upscale.config import PRESETS
 
 
 @click.command("sr-train")
@@ -14,8 +15,8 @@ from srpipe.cli.options import build, config_options, run_options, speed_options
               help="PSNR phase (L1), GAN phase (from OUT/psnr.safetensors or --init), or one after the other.")
 @click.option("--psnr-iters", type=int, default=None, help="PSNR-phase steps (default: from the preset).")
 @click.option("--gan-iters", type=int, default=None, help="GAN-phase steps (default: from the preset).")
-@click.option("--scale", type=click.Choice(["1", "2", "3", "4"]), default=None,
-              help="SR factor (default 4); must match the pairs. x3 is srpipe-only (not exportable).")
+@click.option("--scale", type=int, default=None,
+              help="SR factor: 1, 2, 3 or 4 (default 4); must match the pairs. x3 is srpipe-only (not exportable).")
 @click.option("--init", type=click.Path(), default=None,
               help="Start from existing ESRGAN weights (any layout: srpipe, BasicSR, ESRGAN, ESRGAN-FS), e.g. to fine-tune "
                    "a published model.")
@@ -28,7 +29,7 @@ from srpipe.cli.options import build, config_options, run_options, speed_options
 @click.option("--export-pth", is_flag=True, help="Also write BasicSR-style psnr.pth / gan.pth ({params, params_ema}).")
 @click.option("--restart", is_flag=True, help="Start over in OUT even if it holds a run with another config.")
 @click.option("--ckpt-every", type=int, default=0, help="Steps between checkpoints (0: about ten per phase).")
-@config_options
+@config_options(PRESETS)
 @run_options
 @speed_options
 def sr_train(pairs, out_dir, phase, psnr_iters, gan_iters, scale, init, fs, perceptual, val_fraction, val_every,
@@ -38,18 +39,11 @@ def sr_train(pairs, out_dir, phase, psnr_iters, gan_iters, scale, init, fs, perc
     Several GPUs: torchrun --nproc-per-node N -m srpipe sr-train ... (DDP; batch is the global batch).
     """
     from srpipe.config import RunOptions
-    from srpipe.upscale.config import PRESETS, UpscaleConfig
+    from srpipe.upscale.config import UpscaleConfig
 
-    sets = list(sets)
-    for key, value in (("data.scale", scale), ("psnr.iters", psnr_iters), ("gan.iters", gan_iters),
-                       ("data.val_fraction", val_fraction)):
-        if value is not None:
-            sets.append(f"{key}={value}")
-    if fs:
-        sets.append("fs.enabled=true")
-    if perceptual is not None:
-        sets.append(f"gan.perceptual={'vgg19' if perceptual else 'none'}")
-    cfg = build(UpscaleConfig, PRESETS, preset, config_file, tuple(sets))
+    cfg = build(UpscaleConfig, PRESETS, preset, config_file, sets, {
+        "data.scale": scale, "psnr.iters": psnr_iters, "gan.iters": gan_iters, "data.val_fraction": val_fraction,
+        "fs.enabled": fs, "gan.perceptual": None if perceptual is None else "vgg19" if perceptual else "none"})
     run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, weights_dir=weights_dir or "", **speed)
     from srpipe.cli.console import out
     from srpipe.upscale.train import train

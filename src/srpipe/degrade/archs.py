@@ -73,7 +73,3 @@ class DSGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-# For rebuilding a network from a weights file's header ({"arch": name, "args": {...}}).
-ARCHS = {"DSGANGenerator": DSGANGenerator, "DSGANDiscriminator": DSGANDiscriminator}

@@ -10,7 +10,6 @@ bounded device memory. `pairs.json` is written last: a folder without it is not 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ from srpipe import __version__, ckpt
 from srpipe.config import resolve_device
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.errors import SrpipeError, first_line
-from srpipe.imageio import ImageReadError, list_images, read_image, write_png
+from srpipe.imageio import ImageReadError, file_sha256, list_images, read_image, write_png
 from srpipe.log import info, track, warn
 from srpipe.resize import bicubic_down, mod_crop
 from srpipe.runlog import write_json
@@ -53,14 +52,6 @@ def load_generator(model: str | Path, device: torch.device | str = "cpu") -> tup
     except RuntimeError as e:
         raise SrpipeError(f"{path}: weights do not fit DSGANGenerator{header['args']}: {first_line(e)}") from e
     return G.eval().to(device), header, path
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def degrade_image(G: DSGANGenerator, hr: torch.Tensor, scale: int, *, tile: int = 512, device="cpu",

@@ -229,7 +229,7 @@ MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (
 
 @torch.no_grad()
 def realism_check(G, hr_set: ImageSet, held_out: list[torch.Tensor], scale: int, out: Path, run: RunOptions, device) -> dict:
-    """Issue 4: compare the held-out real LR with G's LR and with bicubic LR of the same HR images.
+    """Compare the held-out real LR with G's LR and with bicubic LR of the same HR images.
 
     Writes `degradation.json` next to the generator and prints whether G got closer than bicubic.
     """

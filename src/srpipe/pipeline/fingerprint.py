@@ -5,7 +5,8 @@
   files. Per-file hashes are cached by (inode, mtime_ns, size), as dvc-data's `State` does, so an
   unchanged folder is not read again.
 - `stage_key`: sha256 of canonical JSON of {stage, version, params, inputs}; the srpipe version and
-  run options are deliberately not part of it (STYLE.md section 6: key by inputs, bump versions by hand).
+  run options are deliberately not part of it (key by inputs; a stage's version is bumped by hand when
+  its results change).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from pathlib import Path
 
 from srpipe.errors import SrpipeError
-from srpipe.imageio import atomic_write_bytes
+from srpipe.imageio import atomic_write_bytes, file_sha256  # noqa: F401  (file_sha256: used by store)
 
 
 def canonical_json(obj) -> str:
@@ -25,14 +26,6 @@ def canonical_json(obj) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class StatCache:

@@ -1,4 +1,4 @@
-"""`srpipe report RUN_DIR`: one self-contained HTML page about a pipeline run (issue 5).
+"""`srpipe report RUN_DIR`: one self-contained HTML page about a pipeline run.
 
 Reads ``RUN_DIR/run.json`` and the cache entries it names, and renders whatever exists; a section
 whose stage is absent (``[sr] enabled = false``, no ``test_hr``, an entry removed by `gc`) says so

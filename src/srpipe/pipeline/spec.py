@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from srpipe.config import build_config, read_toml, to_dict
+from srpipe.config import build_config, check_value, read_toml, to_dict
 from srpipe.errors import UsageError
 
 SECTIONS = {
@@ -79,13 +79,8 @@ def _check(where: str, table, allowed: set[str]) -> dict:
 
 
 def _typed(where: str, value, tp, default):
-    if value is None:
-        return default
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise UsageError(f"pipeline: {where} must be {tp.__name__}, got {value!r}")
-    return value
+    """`value` checked as stage configs are (`check_value`), or `default` when the key is absent."""
+    return default if value is None else check_value(value, tp, f"{where} (pipeline file)")
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -109,7 +104,9 @@ def load_pipeline(path: str | Path) -> Pipeline:
         preset = _typed(f"{name}.preset", sec[name].get("preset"), str, "paper")
         if preset not in presets:
             raise UsageError(f"pipeline: {name}.preset must be one of {', '.join(presets)}, got {preset!r}")
-        over = _typed(f"{name}.config", sec[name].get("config"), dict, {})
+        over = sec[name].get("config", {})
+        if not isinstance(over, dict):
+            raise UsageError(f"pipeline: {name}.config must be a table, e.g. [{name}.config.data]")
         return build_config(cls, preset=presets[preset], toml=over)
 
     degrade = stage_cfg("degrade", DegradeConfig, DPRESETS)
@@ -121,7 +118,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
         if sr.data.scale != degrade.data.scale:
             raise UsageError(f"pipeline: sr scale x{sr.data.scale} differs from degrade scale x{degrade.data.scale}; "
                              f"set [sr.config.data] scale = {degrade.data.scale}")
-    alphas = tuple(float(a) for a in _typed("interpolate.alphas", sec["interpolate"].get("alphas"), list, [0.8]))
+    alphas = _typed("interpolate.alphas", sec["interpolate"].get("alphas"), tuple[float, ...], (0.8,))
     for a in alphas:
         if not 0 <= a <= 1:
             raise UsageError(f"pipeline: interpolate.alphas values must be in [0, 1], got {a}")

@@ -73,7 +73,7 @@ def outputs_fingerprint(manifest: dict) -> str:
     """What downstream stages depend on: the outputs' hashes and the run that made them.
 
     The run id makes a forced rerun upstream invalidate downstream even if it reproduced
-    byte-identical files (issue 5: "a forced rerun upstream makes downstream stale").
+    byte-identical files: a user who forces a rerun asks for everything after it to run again.
     """
     return sha256_bytes(canonical_json({"outputs": manifest["outputs"], "run": manifest["run_id"]}).encode())
 

@@ -1,7 +1,7 @@
 """ESRGAN networks (Wang et al., "ESRGAN: Enhanced Super-Resolution GANs", ECCVW 2018).
 
 Pure modules: no I/O, no losses. Keyword-only arguments, recorded in weights file headers so a file
-alone rebuilds its network (`ARCHS[header["arch"]](**header["args"])`).
+alone rebuilds its network (`RRDBNet(**header["args"])`, see `interop.load_generator`).
 
 `RRDBNet` uses BasicSR's parameter names (`conv_first`, `body.N.rdbK.convM`, `conv_body`,
 `conv_up1`, `conv_up2`, `conv_hr`, `conv_last`) and BasicSR's x2/x1 scheme (pixel-unshuffle of the
@@ -65,6 +65,11 @@ class RRDB(nn.Module):
         return self.rdb3(self.rdb2(self.rdb1(x))) * RESIDUAL_SCALE + x
 
 
+def unshuffle_factor(scale: int) -> int:
+    """RRDBNet's pixel-unshuffle of its input at `scale`: x1 by 4, x2 by 2, else none (H, W must divide by it)."""
+    return {1: 4, 2: 2}.get(scale, 1)
+
+
 class RRDBNet(nn.Module):
     """The ESRGAN generator (no batch norm).
 
@@ -96,7 +101,7 @@ class RRDBNet(nn.Module):
         if scale not in (1, 2, 3, 4):
             raise ValueError(f"RRDBNet scale must be 1, 2, 3 or 4, got {scale}")
         self.scale = scale
-        self.unshuffle = {1: 4, 2: 2}.get(scale, 1)
+        self.unshuffle = unshuffle_factor(scale)
         self.conv_first = nn.Conv2d(num_in_ch * self.unshuffle**2, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*[RRDB(num_feat=num_feat, num_grow_ch=num_grow_ch) for _ in range(num_block)])
         self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
@@ -222,6 +227,3 @@ class PatchDiscriminator(nn.Module):
 
 
 DISCRIMINATORS = {"vgg": VGGStyleDiscriminator, "patch": PatchDiscriminator}
-
-# For rebuilding a network from a weights file's header ({"arch": name, "args": {...}}).
-ARCHS = {"RRDBNet": RRDBNet, "VGGStyleDiscriminator": VGGStyleDiscriminator, "PatchDiscriminator": PatchDiscriminator}

@@ -1,6 +1,5 @@
 """ESRGAN configuration. Defaults are the `paper` recipe: the ESRGAN paper's networks and loss
-weights with BasicSR's step counts (`train_RRDBNet_PSNR_x4.yml`, `train_ESRGAN_x4.yml`), as issue 3
-lists them."""
+weights with BasicSR's step counts (`train_RRDBNet_PSNR_x4.yml`, `train_ESRGAN_x4.yml`)."""
 
 from __future__ import annotations
 

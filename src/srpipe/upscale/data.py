@@ -7,7 +7,7 @@ A pairs folder holds ``hr/`` and ``lr/`` with matching file names (extensions ma
 Every image is decoded once into an RGB uint8 ``.npy`` in a cache keyed by the SHA-256 of the file's
 bytes, and opened memory-mapped (`np.load(mmap_mode="r")`): data larger than RAM works, the OS page
 cache is shared by every process reading it, and the training loop never decodes a PNG (FSSR's code
-spent 0.5-2.6 s per step mostly loading data, peers.md). The cache lives in ``$SRPIPE_CACHE_DIR``,
+spent 0.5-2.6 s per step mostly loading data). The cache lives in ``$SRPIPE_CACHE_DIR``,
 else ``$XDG_CACHE_HOME/srpipe``, else ``~/.cache/srpipe``, under ``decoded/``.
 """
 

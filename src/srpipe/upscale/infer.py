@@ -23,7 +23,7 @@ feathered pixel also mixes in outputs computed at a tile's very edge. The full 2
 Alpha planes are upscaled separately (as a gray image through the same network, Real-ESRGAN's
 default) and kept; 16-bit inputs give 16-bit outputs (and run in fp32); gray stays gray.
 
-Speed on a GPU (issue 6): fp16 autocast (a batch with non-finite output is rerun in fp32),
+Speed on a GPU: fp16 autocast (a batch with non-finite output is rerun in fp32),
 channels-last, several tiles per forward pass (`tiling.auto_batch`, within a device-memory budget), and
 stitching on the host that overlaps the next batch's compute (`srpipe.tiling`). `torch.compile` is
 a switch: it costs a compile per tile shape and pays off on large folders.

@@ -15,7 +15,6 @@ A phase whose weights file exists and whose checkpoint reached its last step is 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -29,12 +28,13 @@ from srpipe.augment import split
 from srpipe.config import RunOptions, to_dict
 from srpipe.distributed import global_mean
 from srpipe.errors import SrpipeError
+from srpipe.imageio import file_sha256
 from srpipe.log import info, warn
 from srpipe.loop import Checkpoint, PhaseInfo, ckpt_interval, resume, run_steps
 from srpipe.resize import bicubic_up
 from srpipe.runlog import open_run, write_json
 from srpipe.upscale import interop, losses
-from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet
+from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet, unshuffle_factor
 from srpipe.upscale.config import UpscaleConfig
 from srpipe.upscale.data import Pair, PairBank, center_pair, load_pairs
 
@@ -60,7 +60,7 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None
         e.copy_(b)
 
 
-def g_step(G, D, opt_g, lr, hr, cfg: UpscaleConfig, *, perceptual=None, fs=None, speed: Speed,
+def g_step(G, D, opt_g, lq, gt, cfg: UpscaleConfig, *, perceptual=None, fs=None, speed: Speed,
            guard: StepGuard) -> tuple[dict, torch.Tensor]:
     """One generator update; returns (losses, the detached SR batch for `d_step`).
 
@@ -69,26 +69,26 @@ def g_step(G, D, opt_g, lr, hr, cfg: UpscaleConfig, *, perceptual=None, fs=None,
     module, not DDP: no D gradients to synchronise). Networks run under `speed` (bf16 autocast on
     CUDA), losses in fp32; a non-finite loss skips the update on the device (`guard`).
     """
-    sr = speed.run(G, lr)
+    sr = speed.run(G, lq)
     out: dict[str, torch.Tensor] = {}
     if D is None:
-        total = out["l_pix"] = losses.pixel_loss(sr, hr)
+        total = out["l_pix"] = losses.pixel_loss(sr, gt)
     else:
         c = cfg.gan
         for p in D.parameters():
             p.requires_grad_(False)
         if fs is not None:
-            out["l_pix"] = losses.pixel_loss(fs.low(sr), fs.low(hr))
-            out["l_pix_full"] = losses.pixel_loss(sr.detach(), hr)  # logged, not optimised (ESRGAN-FS l_g_pix_nf)
+            out["l_pix"] = losses.pixel_loss(fs.low(sr), fs.low(gt))
+            out["l_pix_full"] = losses.pixel_loss(sr.detach(), gt)  # logged, not optimised (ESRGAN-FS l_g_pix_nf)
         else:
-            out["l_pix"] = losses.pixel_loss(sr, hr)
+            out["l_pix"] = losses.pixel_loss(sr, gt)
         total = c.w_pixel * out["l_pix"]
         if perceptual is not None:
-            out["l_percep"] = speed.run(perceptual, sr, hr)
+            out["l_percep"] = speed.run(perceptual, sr, gt)
             total = total + c.w_perceptual * out["l_percep"]
         if c.w_adv > 0:
             d_in = fs.high if fs is not None else (lambda x: x)
-            real_logits = speed.run(D, d_in(hr)).detach()
+            real_logits = speed.run(D, d_in(gt)).detach()
             # the relativistic average runs over the global batch under DDP (distributed.global_mean)
             out["l_adv"] = losses.ragan_g_loss(real_logits, speed.run(D, d_in(sr)), mean=global_mean)
             total = total + c.w_adv * out["l_adv"]
@@ -102,10 +102,10 @@ def g_step(G, D, opt_g, lr, hr, cfg: UpscaleConfig, *, perceptual=None, fs=None,
     return {k: v.detach() for k, v in out.items()}, sr.detach()
 
 
-def d_step(D, opt_d, sr, hr, *, fs=None, speed: Speed, guard: StepGuard) -> dict:
-    """One discriminator update with the RaGAN loss on (HR, SR); `sr` is already detached."""
+def d_step(D, opt_d, sr, gt, *, fs=None, speed: Speed, guard: StepGuard) -> dict:
+    """One discriminator update with the RaGAN loss on (GT, SR); `sr` is already detached."""
     d_in = fs.high if fs is not None else (lambda x: x)
-    real_logits = speed.run(D, d_in(hr))
+    real_logits = speed.run(D, d_in(gt))
     fake_logits = speed.run(D, d_in(sr))
     loss = losses.ragan_d_loss(real_logits, fake_logits, mean=global_mean)
     opt_d.zero_grad(set_to_none=True)
@@ -118,12 +118,12 @@ def d_step(D, opt_d, sr, hr, *, fs=None, speed: Speed, guard: StepGuard) -> dict
 def validate(G, val: list[tuple[torch.Tensor, torch.Tensor]], scale: int, device, lpips=None) -> dict[str, float]:
     """Mean PSNR-Y / SSIM-Y (border `scale` cropped, BasicSR convention) and LPIPS of G on held-out crops."""
     ps, ss, lp = [], [], []
-    for lr, hr in val:
-        sr = G(lr.to(device)).clamp(0, 1).float().cpu()
-        ps.append(float(metrics.psnr(sr, hr, crop_border=scale)[0]))
-        ss.append(float(metrics.ssim(sr, hr, crop_border=scale)[0]))
+    for lq, gt in val:
+        sr = G(lq.to(device)).clamp(0, 1).float().cpu()
+        ps.append(float(metrics.psnr(sr, gt, crop_border=scale)[0]))
+        ss.append(float(metrics.ssim(sr, gt, crop_border=scale)[0]))
         if lpips is not None:
-            lp.append(float(lpips(sr, hr)[0]))
+            lp.append(float(lpips(sr, gt)[0]))
     out = {"val_psnr_y": sum(ps) / len(ps), "val_ssim_y": sum(ss) / len(ss)}
     if lp:
         out["val_lpips"] = sum(lp) / len(lp)
@@ -136,9 +136,9 @@ def _sample_grid(G, crops: list[tuple[torch.Tensor, torch.Tensor]], scale: int, 
 
     tiles = []
     with torch.no_grad():
-        for lr, hr in crops:
-            sr = G(lr.to(device)).clamp(0, 1).float().cpu()
-            tiles += [bicubic_up(lr, scale)[0] if scale > 1 else lr[0], sr[0], hr[0]]
+        for lq, gt in crops:
+            sr = G(lq.to(device)).clamp(0, 1).float().cpu()
+            tiles += [bicubic_up(lq, scale)[0] if scale > 1 else lq[0], sr[0], gt[0]]
     return make_grid(tiles, nrow=3, padding=2, pad_value=1.0)
 
 
@@ -148,7 +148,7 @@ def _file_record(path: str | Path | None) -> dict | None:
     p = interop.resolve_model(path)
     if not p.is_file():
         raise SrpipeError(f"--init {p} does not exist")
-    return {"path": str(p.resolve()), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    return {"path": str(p.resolve()), "sha256": file_sha256(p)}
 
 
 def _load_init(path, g_args: dict, what: str) -> dict:
@@ -212,7 +212,7 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
     all_pairs = load_pairs(pairs, S, min_lr=cfg.data.lr_patch, cache_dir=cache_dir, warn=warn)
     train_idx, val_idx = split(len(all_pairs), cfg.data.val_fraction, cfg.seed)
     train_pairs: list[Pair] = [all_pairs[i] for i in train_idx]
-    unit = RRDBNet(**g_args).unshuffle  # x2/x1 inputs must divide by the pixel-unshuffle factor
+    unit = unshuffle_factor(S)  # x2/x1 inputs must divide by the pixel-unshuffle factor
     val = [center_pair(all_pairs[i], S, max_lr=VAL_MAX_HR // S, multiple=unit) for i in val_idx]
     sample_src = [all_pairs[i] for i in val_idx[:3]] or train_pairs[:2]
     samples = [center_pair(p, S, max_lr=SAMPLE_MAX_LR, multiple=unit) for p in sample_src]
@@ -230,7 +230,7 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
     info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
          f"pairs in {bank.lr.placement} memory")
     if val:
-        bic = [(bicubic_up(lr, S) if S > 1 else lr, hr) for lr, hr in val]
+        bic = [(bicubic_up(lq, S) if S > 1 else lq, gt) for lq, gt in val]
         b_psnr = sum(float(metrics.psnr(b, h, crop_border=S)[0]) for b, h in bic) / len(bic)
         info(f"{len(train_pairs)} training pairs, {len(val)} held out (bicubic on them: PSNR-Y {b_psnr:.2f} dB)")
     else:
@@ -330,11 +330,11 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
             # Every rank draws the global batch (same stream) and gathers its own rows on the device.
             draws = bank.draw(gen, cfg.batch, cfg.data.lr_patch, flips=cfg.data.flips,
                               rotations=cfg.data.rotations).slice(rows.start, rows.stop)
-            lr_b, hr_b = bank.batch(draws, cfg.data.lr_patch, channels_last=speed.channels_last)
-            step_losses, sr = g_step(G_train, D_frozen, opt_g, lr_b, hr_b, cfg, perceptual=perceptual, fs=fs,
+            lq, gt = bank.batch(draws, cfg.data.lr_patch, channels_last=speed.channels_last)
+            step_losses, sr = g_step(G_train, D_frozen, opt_g, lq, gt, cfg, perceptual=perceptual, fs=fs,
                                      speed=speed, guard=guard)
             if D is not None:
-                step_losses.update(d_step(D_train, opt_d, sr, hr_b, fs=fs, speed=speed, guard=guard))
+                step_losses.update(d_step(D_train, opt_d, sr, gt, fs=fs, speed=speed, guard=guard))
             ema_update(ema, G, cfg.ema_decay)
             return lr_now, step_losses
 
