@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test chromium bench clean
+.PHONY: demo test lint chromium bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found; install Python 3.11 or run make PY=python3"; exit 1; }
@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	bash scripts/demo.sh
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium lint
 	$(BIN)/python -m pytest -q
 
-# The report test renders the page in headless Chromium (issue 5). Install it when missing and we can
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+# The report test renders the page in headless Chromium. Install it when missing and we can
 # (apt-get as root or with password-less sudo); never fail here: without it that test is skipped with a notice.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \

@@ -1,4 +1,4 @@
-"""srpipe benchmark (issue 6): training steps/s and upscaling throughput, each against a baseline
+"""srpipe benchmark: training steps/s and upscaling throughput, each against a baseline
 measured in the same run on identical networks and weights (see baselines.py for what they are).
 
     python bench/bench.py            # paper settings on a GPU; reduced sizes on a CPU (a few minutes)
@@ -13,7 +13,7 @@ Rows:
 - x4 upscaling output megapixels/s and peak device memory. Baseline: Real-ESRGAN's fp16 tiled loop.
 - On CUDA: the same with `--compile`, and a 4K -> 16K upscale (target: within 8 GB).
 
-Issue 6's targets on one H100: GAN phase >= 3x the baseline and >= 25 steps/s; PSNR phase >= 50 steps/s;
+Targets on one H100: GAN phase >= 3x the baseline and >= 25 steps/s; PSNR phase >= 50 steps/s;
 DSGAN >= 20 steps/s; upscaling >= 2x the baseline and >= 100 output MP/s; 4K -> 16K within 8 GB.
 Stand-in (random, He-initialised) VGG19/AlexNet weights are used when the real files are absent;
 they time the same, and the output says so.
@@ -33,7 +33,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -179,11 +178,11 @@ def bench_esrgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fa
 
         def ours():
             d = bank.draw(gen, e["batch"], lr_patch, flips=True, rotations=True)
-            lr, hr = bank.batch(d, lr_patch, channels_last=speed.channels_last)
+            lq, gt = bank.batch(d, lr_patch, channels_last=speed.channels_last)
             guard.begin(*([D] if gan else []))
-            losses, sr = esrgan.g_step(G_train, D_train, opt_g, lr, hr, cfg, perceptual=vgg, speed=speed, guard=guard)
+            losses, sr = esrgan.g_step(G_train, D_train, opt_g, lq, gt, cfg, perceptual=vgg, speed=speed, guard=guard)
             if gan:
-                losses.update(esrgan.d_step(D_train, opt_d, sr, hr, speed=speed, guard=guard))
+                losses.update(esrgan.d_step(D_train, opt_d, sr, gt, speed=speed, guard=guard))
             esrgan.ema_update(ema, G, 0.999)
             meter.add(losses, guard.end())
             n[0] += 1
@@ -191,7 +190,8 @@ def bench_esrgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fa
                 meter.read()
 
         mine = _rate(ours, S, device)
-        del G, ema, D, vgg, opt_g, opt_d, G_train, D_train, bank
+        # Free device memory before the baseline runs (names, not `del`: the step closure refers to them).
+        G = ema = D = vgg = opt_g = opt_d = G_train = D_train = bank = None
         _free(device)
 
         # ---- baseline: BasicSR's recipe, fp32 eager, DataLoader workers reading PNGs
@@ -260,7 +260,7 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
             meter.read()
 
     mine = _rate(ours, S, device)
-    del G, D, lpips, opt_g, opt_d, G_train, D_train, bank
+    G = D = lpips = opt_g = opt_d = G_train = D_train = bank = None  # free device memory (see above)
     _free(device)
     base = None
     if baseline:
@@ -319,7 +319,7 @@ def bench_upscale(S: dict, device, *, compile: bool = False, size=None, baseline
     blend = inspect.signature(infer.upscale).parameters["blend"].default
     mine, mine_mem = measure(lambda: infer.upscale_tensor(ours_net, img, tile=u["tile"], pad=infer.DEFAULT_PAD,
                                                           blend=blend, device=device, autocast=ac, batch=0))
-    del ours_net
+    ours_net = None  # free device memory before the baseline runs
     _free(device)
     base = base_mem = None
     if baseline:

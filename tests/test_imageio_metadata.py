@@ -1,8 +1,6 @@
-"""ICC profiles and EXIF are carried from a source image to what srpipe writes (issue 3, upscale)."""
+"""ICC profiles and EXIF are carried from a source image to what srpipe writes (upscale)."""
 
 from __future__ import annotations
-
-import io
 
 import cv2
 import numpy as np

@@ -152,19 +152,19 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     if world.size > 1:
         distributed.convert_sync_batchnorm(D)  # batch statistics of the global batch
     G, D = speed.prepare(G), speed.prepare(D)
-    O = cfg.optim
-    opt_g = accel.adam(G.parameters(), lr=O.lr, betas=(O.beta1, O.beta2), device=device)
-    opt_d = accel.adam(D.parameters(), lr=O.lr, betas=(O.beta1, O.beta2), device=device)
+    optim = cfg.optim
+    opt_g = accel.adam(G.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), device=device)
+    opt_d = accel.adam(D.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), device=device)
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
 
     state = Checkpoint(out / "ckpt", {"generator": (G, "DSGANGenerator", g_args),
                                       "discriminator": (D, "DSGANDiscriminator", d_args)},
                        {"opt_g": opt_g, "opt_d": opt_d}, gen, keep=run.keep_ckpts)
-    start = resume(state, str(out), O.iters)
+    start = resume(state, str(out), optim.iters)
 
     # Fixed crops for sample grids, so grids from different steps compare like with like.
     sample_gen = torch.Generator().manual_seed(12345)
-    n_samples = min(4, O.batch)
+    n_samples = min(4, optim.batch)
     sample_hr = random_crops(hr_set.images, n_samples, D_.hr_crop, sample_gen).to(device)
     sample_real = random_crops(real_set.images, n_samples, D_.lr_crop, sample_gen).to(device)
 
@@ -186,14 +186,14 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
          f"images in {hr_bank.placement} memory")
 
     def train_step(step: int, guard: StepGuard) -> tuple[float, dict[str, torch.Tensor]]:
-        lr = lr_at(step - 1, O)
+        lr = lr_at(step - 1, optim)
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr
         # Every rank draws the global batch (same stream) and gathers its own rows on the device.
-        d_hr = augment.draw(gen, hr_bank.sizes, O.batch, D_.hr_crop, multiple=D_.scale,
+        d_hr = augment.draw(gen, hr_bank.sizes, optim.batch, D_.hr_crop, multiple=D_.scale,
                             flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
-        d_real = augment.draw(gen, real_bank.sizes, O.batch, D_.lr_crop,
+        d_real = augment.draw(gen, real_bank.sizes, optim.batch, D_.lr_crop,
                               flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
         hr = augment.to_float(hr_bank.crops(d_hr, D_.hr_crop, channels_last=speed.channels_last))
         real = augment.to_float(real_bank.crops(d_real, D_.lr_crop, channels_last=speed.channels_last))
@@ -210,14 +210,14 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
                   ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
                   shown={k: k for k in ("d_real", "d_fake", "color", "g_total")})
     t0 = time.time()
-    run_steps(train_step, phase=phase, iters=O.iters, start=start, state=state, world=world, device=device, run=run,
+    run_steps(train_step, phase=phase, iters=optim.iters, start=start, state=state, world=world, device=device, run=run,
               guarded=[D], after_step=after_step)
-    write_samples(O.iters)
+    write_samples(optim.iters)
     G.eval()
     if world.main:
         meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active}
         ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
-        info(f"trained {O.iters - start} steps in {time.time() - t0:.1f} s")
+        info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
         if val_idx and not D_.same_domain:
             held_out = [real_all.images[i].float().div(255) for i in val_idx]
             realism_check(G, hr_set, held_out, D_.scale, out, run, device)
