@@ -193,15 +193,20 @@ def lattice_residuals(img: torch.Tensor) -> np.ndarray:
             coef = _coefficients(y[oy:, ox:], clipped[oy:, ox:], max_blocks=SEARCH_BLOCKS)
             scores[(oy, ox)] = float(np.abs(coef - np.round(coef)).mean()) if coef.size else math.inf
     oy, ox = min(scores, key=lambda k: (scores[k], k))  # ties (flat images): the uncropped grid
-    coef = _coefficients(y[oy:, ox:], clipped[oy:, ox:])
-    out = np.full(100, np.nan)
-    for i in range(100):
-        r = coef / _LUMA_TABLES[i]
-        live = np.abs(r) >= 0.5  # coefficients this table keeps: zeros fit every table
-        if live.sum() < MIN_COEFFS:
-            continue
-        out[i] = float(np.abs(r[live] - np.round(r[live])).mean())
-    return out
+    # Unclipped blocks only, and all blocks (saturated images leave few unclipped ones): the better fit.
+    best = np.full(100, np.nan)
+    for drop in (True, False):
+        coef = _coefficients(y[oy:, ox:], clipped[oy:, ox:] if drop else np.zeros_like(clipped[oy:, ox:]))
+        out = np.full(100, np.nan)
+        for i in range(100):
+            r = coef / _LUMA_TABLES[i]
+            live = np.abs(r) >= 0.5  # coefficients this table keeps: zeros fit every table
+            if live.sum() < MIN_COEFFS:
+                continue
+            out[i] = float(np.abs(r[live] - np.round(r[live])).mean())
+        if np.isfinite(out).any() and not np.nanmin(out) >= np.nanmin(np.append(best, np.inf)):
+            best = out
+    return best
 
 
 def _coefficients(y: np.ndarray, clipped: np.ndarray, max_blocks: int = 0) -> np.ndarray:
@@ -211,7 +216,7 @@ def _coefficients(y: np.ndarray, clipped: np.ndarray, max_blocks: int = 0) -> np
         return np.zeros((0, 64))
     blocks = y[: hb * 8, : wb * 8].reshape(hb, 8, wb, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
     bad = clipped[: hb * 8, : wb * 8].reshape(hb, 8, wb, 8).any(axis=(1, 3)).reshape(-1)
-    if (~bad).sum() >= max(4, len(bad) // 4):
+    if (~bad).sum() >= 8:  # enough unclipped blocks to judge on their own
         blocks = blocks[~bad]
     if max_blocks and len(blocks) > max_blocks:  # evenly spread sample, deterministic
         blocks = blocks[np.linspace(0, len(blocks) - 1, max_blocks).astype(np.int64)]
@@ -293,11 +298,13 @@ def _is_jpeg_file(p: Path) -> bool:
         return False
 
 
-def estimate_folder(paths: Sequence[Path], *, synthetic_lr: Sequence[torch.Tensor] | None = None) -> JpegEstimate:
+def estimate_folder(paths: Sequence[Path], *, synthetic_lr: Sequence[torch.Tensor] | None = None,
+                    max_decoded: int = 64) -> JpegEstimate:
     """The JPEG stage of the images `paths` (see the module docstring).
 
     JPEG files give their qualities from their tables; when at least one is a JPEG file, the other
-    files are not decoded. Otherwise every image's decoded pixels are fitted. `synthetic_lr` is
+    files are not decoded. Otherwise the decoded pixels of up to `max_decoded` images (evenly spread
+    over the sorted list: bounded time) are fitted. `synthetic_lr` is
     accepted so callers can pass the generator's LR; the lattice fit does not need it.
     """
     from PIL import Image
@@ -331,6 +338,8 @@ def estimate_folder(paths: Sequence[Path], *, synthetic_lr: Sequence[torch.Tenso
             notes.append(f"{len(paths) - len(jpegs)} non-JPEG file(s) not used")
         return _from_qualities("qtables", qualities, len(paths), "; ".join(notes))
     qualities, unreadable = [], 0
+    if max_decoded and len(paths) > max_decoded:
+        paths = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, max_decoded).round()]
     for p in paths:
         try:
             img, _ = read_image(p)
