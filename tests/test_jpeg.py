@@ -263,3 +263,27 @@ def test_cli_make_pairs_jpeg_option(model_dir, hr_photos, tmp_path, capsys):
     m = json.loads((tmp_path / "o" / "pairs.json").read_text())
     assert m["jpeg"]["seed"] == 7 and all(40 <= q <= 45 for q in m["jpeg"]["qualities"].values())
     assert "2/2 LR image(s) compressed" in capsys.readouterr().err
+
+
+def test_degrade_train_stores_the_real_lrs_jpeg_stage_and_make_pairs_uses_it(tiny_hr, tmp_path, capsys):
+    from srpipe.config import RunOptions, build_config
+    from srpipe.degrade.config import DegradeConfig
+    from srpipe.degrade.train import train
+
+    real = tmp_path / "real_jpg"
+    real.mkdir()
+    for i, p in enumerate(sorted(make_folder(tmp_path / "lrpng", 4, (32, 32), seed=2).iterdir())):
+        (real / f"{p.stem}.jpg").write_bytes(_jpeg_bytes(read_image(p)[0], (35, 45, 55, 65)[i]))
+    cfg = build_config(DegradeConfig, preset={
+        "data": {"hr_crop": 32, "val_fraction": 0.0}, "model": {"features": 8, "res_blocks": 1, "d_features": 8},
+        "loss": {"perceptual": "none"}, "optim": {"batch": 2, "iters": 1}})
+    gpath = train(cfg, hr_dir=tiny_hr, lr_dir=real, out_dir=tmp_path / "run", run=RunOptions(device="cpu"))
+    assert "JPEG stage of the real LR: 4/4 JPEG files, quality" in capsys.readouterr().err
+    est = jpeg.JpegEstimate.from_json(json.loads((tmp_path / "run" / "jpeg.json").read_text()))
+    assert est.kind == "qtables" and sorted(est.qualities) == [35, 45, 55, 65]
+    lone = tmp_path / "lone" / "g.safetensors"  # the header alone carries the estimate
+    lone.parent.mkdir()
+    lone.write_bytes(gpath.read_bytes())
+    m = make_pairs(model=lone, hr_dir=tiny_hr, out_dir=tmp_path / "pairs", device="cpu")
+    assert m["jpeg"]["estimate"]["qualities"] == list(est.qualities)
+    assert set(m["jpeg"]["qualities"].values()) <= {35, 45, 55, 65} and len(m["jpeg"]["qualities"]) == 6
