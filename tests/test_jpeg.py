@@ -287,3 +287,26 @@ def test_degrade_train_stores_the_real_lrs_jpeg_stage_and_make_pairs_uses_it(tin
     m = make_pairs(model=lone, hr_dir=tiny_hr, out_dir=tmp_path / "pairs", device="cpu")
     assert m["jpeg"]["estimate"]["qualities"] == list(est.qualities)
     assert set(m["jpeg"]["qualities"].values()) <= {35, 45, 55, 65} and len(m["jpeg"]["qualities"]) == 6
+
+
+def test_eval_degradation_reports_the_jpeg_stage_of_both_sets(photo, tmp_path, capsys):
+    from srpipe.imageio import write_png
+
+    real, syn, hr = tmp_path / "real", tmp_path / "syn", tmp_path / "hr"
+    real.mkdir()
+    for i in range(3):
+        crop = photo[:, 32 * i: 32 * i + 64, :64]
+        (real / f"r{i}.jpg").write_bytes(_jpeg_bytes(bicubic_down(crop, 2), 40))
+        write_png(hr / f"p{i}.png", crop)
+        write_png(syn / f"p{i}.png", bicubic_down(crop, 2))
+    args = ["eval-degradation", "--real", str(real), "--synthetic", str(syn), "--hr", str(hr), "--no-inception"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert ("JPEG stage: real LR: 3/3 JPEG files, quality 40-40 (median 40) from quantization tables; "
+            "synthetic: no JPEG compression found (3 image(s))") in " ".join(out.split())
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["jpeg"]["real"]["qualities"] == [40, 40, 40] and rep["jpeg"]["synthetic"]["kind"] == "none"
