@@ -69,7 +69,8 @@ IJG_RESIDUAL = 0.05
 # of 0.035 to clean images (the mean of >= 200 uniform residuals has std <= 0.01); q >= 98 may read
 # as "none", which is visually lossless anyway.
 LATTICE_THRESHOLD = 0.20
-SEARCH_BLOCKS = 1024  # blocks sampled per offset while searching the grid offset
+FIT_BLOCKS = 2048  # blocks sampled for the fit (the mean residual's std stays below 0.002)
+SEARCH_BLOCKS = 256  # blocks sampled per offset while searching the grid offset
 MIN_COEFFS = 200  # fewer informative coefficients than this for a q: too few to judge that q
 JPEG_SUBSAMPLING = 2  # Pillow's 4:2:0, the IJG/libjpeg default and what most web and camera JPEGs use
 
@@ -128,6 +129,7 @@ def ijg_table(base: np.ndarray, quality: int) -> np.ndarray:
 
 
 _LUMA_TABLES = np.stack([ijg_table(BASE_LUMA, q) for q in range(1, 101)])  # (100, 64)
+_LUMA_TABLES_F = _LUMA_TABLES.astype(np.float32)
 _CHROMA_TABLES = np.stack([ijg_table(BASE_CHROMA, q) for q in range(1, 101)])
 
 
@@ -195,11 +197,14 @@ def lattice_residuals(img: torch.Tensor) -> np.ndarray:
     oy, ox = min(scores, key=lambda k: (scores[k], k))  # ties (flat images): the uncropped grid
     # Unclipped blocks only, and all blocks (saturated images leave few unclipped ones): the better fit.
     best = np.full(100, np.nan)
-    for drop in (True, False):
-        coef = _coefficients(y[oy:, ox:], clipped[oy:, ox:] if drop else np.zeros_like(clipped[oy:, ox:]))
+    c = clipped[oy:, ox:]
+    hb, wb = c.shape[0] // 8, c.shape[1] // 8
+    share = c[: hb * 8, : wb * 8].reshape(hb, 8, wb, 8).any(axis=(1, 3)).mean() if hb and wb else 0.0
+    for drop in (True, False) if share > 0.5 else (True,):  # mostly clipped: also try all blocks
+        coef = _coefficients(y[oy:, ox:], c if drop else np.zeros_like(c), max_blocks=FIT_BLOCKS).astype(np.float32)
         out = np.full(100, np.nan)
         for i in range(100):
-            r = coef / _LUMA_TABLES[i]
+            r = coef / _LUMA_TABLES_F[i]
             live = np.abs(r) >= 0.5  # coefficients this table keeps: zeros fit every table
             if live.sum() < MIN_COEFFS:
                 continue
