@@ -310,3 +310,20 @@ def test_eval_degradation_reports_the_jpeg_stage_of_both_sets(photo, tmp_path, c
         main(args + ["--json"])
     rep = json.loads(capsys.readouterr().out)
     assert rep["jpeg"]["real"]["qualities"] == [40, 40, 40] and rep["jpeg"]["synthetic"]["kind"] == "none"
+
+
+def test_pipeline_pairs_jpeg_enters_the_stage_keys(tmp_path):
+    from srpipe.pipeline.spec import load_pipeline
+    from srpipe.pipeline.stages import build_stages
+
+    def stages(extra: str):
+        f = tmp_path / "p.toml"
+        f.write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\ntest_hr = "t"\n[degrade]\npreset = "tiny"\n'
+                     f'[sr]\nenabled = false\n[pairs]\n{extra}\n')
+        return {s.name: s for s in build_stages(load_pipeline(f))}
+
+    assert stages("")["pairs"].params == {"cleanup_factor": 1, "jpeg": "auto"}
+    st = stages('jpeg = "30:050"')
+    assert st["pairs"].params["jpeg"] == st["test_pairs"].params["jpeg"] == "30:50"  # the stable string
+    with pytest.raises(UsageError, match=r"pairs\.jpeg: --jpeg 0: quality must be 1\.\.100"):
+        stages('jpeg = "0"')
