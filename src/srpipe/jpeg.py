@@ -424,6 +424,7 @@ def image_rng(name: str, seed: int = 0) -> random.Random:
 
 
 def summarize(qualities: Sequence[int]) -> str:
+    """'MIN-MAX (median M)' of applied qualities, 'none' for none."""
     if not qualities:
         return "none"
     return f"{min(qualities)}-{max(qualities)} (median {int(np.median(qualities))})"
@@ -432,5 +433,5 @@ def summarize(qualities: Sequence[int]) -> str:
 __all__ = [
     "JpegSpec", "JpegSpecError", "parse_jpeg", "fit_qtables", "quality_from_qtables", "quality_from_pixels",
     "lattice_residuals", "JpegEstimate", "NONE_ESTIMATE", "estimate_folder", "estimate_tensors", "jpeg_compress",
-    "draw_quality", "image_rng", "ijg_table", "IJG_RESIDUAL", "LATTICE_THRESHOLD",
+    "draw_quality", "image_rng", "ijg_table", "summarize", "IJG_RESIDUAL", "LATTICE_THRESHOLD",
 ]
