@@ -18,7 +18,7 @@ TIERS: dict[str, int] = {
     # core: no srpipe imports beyond this tier
     "srpipe": 0, "errors": 0, "config": 0, "log": 0,
     # image I/O and filters
-    "imageio": 1, "resize": 1, "filters": 1, "tiling": 1,
+    "imageio": 1, "resize": 1, "filters": 1, "tiling": 1, "jpeg": 1,
     # training machinery and evaluation
     "accel": 2, "augment": 2, "ckpt": 2, "runlog": 2, "distributed": 2, "weights": 2, "loop": 2,
     "metrics": 2, "fid": 2, "realism": 2,

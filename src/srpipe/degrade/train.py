@@ -6,7 +6,8 @@ samples are random crops of the real-LR folder (or, with `data.same_domain`, nat
 crops of the HR folder as in the official code).
 
 Run folder: config.json, ckpt/, log.csv, samples/, generator.safetensors (last), split.json,
-degradation.json (realism table on the held-out real LR, when srpipe.realism is available).
+degradation.json (realism table on the held-out real LR, when srpipe.realism is available), jpeg.json
+(the real LR's JPEG stage, also in the generator's header).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     out = Path(out_dir)
     if world.main:
         out = open_run(out_dir, record, restart=run.restart,
-                       clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json"))
+                       clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json"))
         write_json(out / "split.json", {"train": [p.name for p in real_set.paths],
                                         "held_out": [real_all.paths[i].name for i in val_idx]})
     world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
@@ -215,13 +216,29 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     write_samples(optim.iters)
     G.eval()
     if world.main:
-        meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active}
+        meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active,
+                "jpeg": jpeg_stage(hr_dir if D_.same_domain else lr_dir, out)}
         ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
         info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
         if val_idx and not D_.same_domain:
             held_out = [real_all.images[i].float().div(255) for i in val_idx]
             realism_check(G, hr_set, held_out, D_.scale, out, run, device)
     return out / "generator.safetensors"
+
+
+def jpeg_stage(real_dir, out: Path) -> dict:
+    """Estimate the JPEG stage of the real-LR folder (`srpipe.jpeg`), write `jpeg.json`, print it.
+
+    Returns the estimate's JSON, which also goes into the generator's header so a lone
+    generator.safetensors keeps it (make-pairs --jpeg auto draws qualities from it).
+    """
+    from srpipe.imageio import list_images
+    from srpipe.jpeg import estimate_folder
+
+    est = estimate_folder(list_images(real_dir))
+    write_json(out / "jpeg.json", est.to_json())
+    info(f"JPEG stage of the real LR: {est.describe()}")
+    return est.to_json()
 
 
 MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (bounded time)
