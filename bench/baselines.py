@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srpipe.resize import bicubic_down
+from srpipe.io.resize import bicubic_down
 
 # ---------------------------------------------------------------------------------------------
 # data: PNG sub-images on disk, read and augmented per sample in DataLoader workers

@@ -38,13 +38,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402
 
-from srpipe import accel, augment, weights  # noqa: E402
+from srpipe.engine import accel, augment, weights  # noqa: E402
 from srpipe.config import RunOptions, build_config, resolve_device  # noqa: E402
 from srpipe.degrade import train as dsgan  # noqa: E402
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator  # noqa: E402
 from srpipe.degrade.config import DegradeConfig  # noqa: E402
 from srpipe.degrade.losses import Perceptual  # noqa: E402
-from srpipe.resize import bicubic_down  # noqa: E402
+from srpipe.io.resize import bicubic_down  # noqa: E402
 from srpipe.upscale import infer  # noqa: E402
 from srpipe.upscale import train as esrgan  # noqa: E402
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet  # noqa: E402

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from srpipe import weights
+from srpipe.engine import weights
 
 DATA = Path(__file__).parent / "data"
 

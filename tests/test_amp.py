@@ -1,4 +1,4 @@
-"""Mixed precision and memory format (srpipe.accel): the bf16 autocast path of both stages' steps
+"""Mixed precision and memory format (srpipe.engine.accel): the bf16 autocast path of both stages' steps
 runs on the CPU, with networks in bf16 and losses, weights and optimizer state in fp32."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from srpipe import accel
+from srpipe.engine import accel
 from srpipe.config import RunOptions, build_config
 from srpipe.degrade import train as dsgan
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
@@ -89,7 +89,7 @@ def test_dsgan_steps_run_under_cpu_bf16_autocast():
 
 
 def test_esrgan_steps_with_vgg_perceptual_run_under_cpu_bf16_autocast(torch_home):
-    from srpipe.weights import vgg19_features
+    from srpipe.engine.weights import vgg19_features
 
     cfg = build_config(UpscaleConfig, preset=PRESETS["tiny"], sets=["data.hr_patch=32"])
     speed = bf16_speed()
@@ -123,7 +123,7 @@ def test_sr_train_end_to_end_in_bf16_channels_last(tmp_path, monkeypatch):
     import cv2
     import numpy as np
 
-    from srpipe import ckpt
+    from srpipe.engine import ckpt
 
     monkeypatch.setenv("SRPIPE_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "pairs"
@@ -146,7 +146,7 @@ def test_sr_train_end_to_end_in_bf16_channels_last(tmp_path, monkeypatch):
 
 
 def test_tiles_with_non_finite_output_are_rerun_by_the_fallback():
-    from srpipe.tiling import auto_batch, tiled_apply
+    from srpipe.io.tiling import auto_batch, tiled_apply
 
     img = torch.rand(3, 20, 20)
     calls = []
@@ -167,9 +167,9 @@ def test_tiles_with_non_finite_output_are_rerun_by_the_fallback():
 
 def test_make_pairs_in_bf16_on_the_cpu_is_close_to_fp32(tmp_path):
     from conftest import make_folder
-    from srpipe import ckpt
+    from srpipe.engine import ckpt
     from srpipe.degrade.pairs import make_pairs
-    from srpipe.imageio import read_image
+    from srpipe.io.imageio import read_image
 
     torch.manual_seed(3)
     g = tmp_path / "g.safetensors"

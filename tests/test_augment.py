@@ -1,4 +1,4 @@
-"""Batched device-side crops/flips/rotations (srpipe.augment) equal the per-sample reference."""
+"""Batched device-side crops/flips/rotations (srpipe.engine.augment) equal the per-sample reference."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from srpipe import augment
+from srpipe.engine import augment
 from srpipe.degrade.data import image_sizes, random_crops
 from srpipe.upscale.data import Pair, PairBank, random_batch
 

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from conftest import make_folder
-from srpipe import ckpt
+from srpipe.engine import ckpt
 from srpipe.cli import main
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.upscale import interop
@@ -531,7 +531,7 @@ HUGE = textwrap.dedent(
     """
     import json, resource, sys
     import cv2, numpy as np, torch
-    from srpipe import ckpt
+    from srpipe.engine import ckpt
     from srpipe.degrade.archs import DSGANGenerator
     from srpipe.degrade.pairs import make_pairs
     root, F = sys.argv[1], int(sys.argv[2])

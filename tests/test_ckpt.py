@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from srpipe import __version__, ckpt
-from srpipe.ckpt import (
+from srpipe import __version__
+from srpipe.engine import ckpt
+from srpipe.engine.ckpt import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
@@ -255,7 +256,7 @@ def test_steps_sort_numerically_past_eight_digits(tmp_path):
 CHILD = textwrap.dedent(
     """
     import os, sys, torch
-    from srpipe import ckpt
+    from srpipe.engine import ckpt
     root, fault = sys.argv[1], sys.argv[2]
     def nets(v):
         return {"generator": ({"w": torch.full((4,), float(v))}, "Toy", {"v": v})}

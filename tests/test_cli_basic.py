@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from srpipe import weights
+from srpipe.engine import weights
 from srpipe.cli import console, main
 
 

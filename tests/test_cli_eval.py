@@ -33,8 +33,8 @@ def sr_gt(tmp_path):
 
 
 def test_eval_json_csv_and_table(sr_gt, tmp_path, capsys, torch_home):
-    from srpipe import metrics
-    from srpipe.imageio import read_image
+    from srpipe.eval import metrics
+    from srpipe.io.imageio import read_image
 
     sr, gt = sr_gt
     code, out, err = run(["eval", "--sr", str(sr), "--gt", str(gt), "--scale", "2", "--json"], capsys)

@@ -2,7 +2,7 @@
 
 Tiny `srpipe degrade-train`, `sr-train` and `run` commands are started in child processes and killed
 with SIGKILL, 8 times in all: at random moments (while checkpoints, samples and logs are being
-written) and, through the fault-injection hook (`SRPIPE_FAULT`, see `srpipe.ckpt._fault`), inside
+written) and, through the fault-injection hook (`SRPIPE_FAULT`, see `srpipe.engine.ckpt._fault`), inside
 writes. After every kill the run folder is checked, then the same command is started again:
 
 - it resumes from the last complete checkpoint (the step it reports is the one `latest` named);
@@ -35,7 +35,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import make_folder
-from srpipe import ckpt
+from srpipe.engine import ckpt
 from srpipe.cli import main
 
 SEED = 7  # the random kill moments are drawn from this (reproducible failures)

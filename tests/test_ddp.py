@@ -20,12 +20,12 @@ import pytest
 import torch
 
 from conftest import make_folder
-from srpipe import accel, distributed, loop
+from srpipe.engine import accel, distributed, loop
 from srpipe.config import RunOptions, build_config
 from srpipe.degrade import train as dsgan
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig
-from srpipe.runlog import Interrupted
+from srpipe.engine.runlog import Interrupted
 from srpipe.upscale import train as esrgan
 from srpipe.upscale.archs import PatchDiscriminator, RRDBNet
 from srpipe.upscale.config import UpscaleConfig
@@ -144,7 +144,7 @@ def _free_port() -> int:
 
 
 def test_two_gloo_processes_equal_one_process(tmp_path, monkeypatch):
-    from srpipe import ckpt
+    from srpipe.engine import ckpt
 
     hr, lr = make_folder(tmp_path / "hr", 2, (40, 40)), make_folder(tmp_path / "lr", 2, (16, 16), prefix="lr", seed=1)
     ctx = torch.multiprocessing.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False)

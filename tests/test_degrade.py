@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import make_folder
-from srpipe import ckpt, loop
+from srpipe.engine import ckpt, loop
 from srpipe.cli import main
 from srpipe.config import RunOptions, build_config
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
@@ -17,8 +17,8 @@ from srpipe.degrade.config import PRESETS, DegradeConfig, OptimConfig
 from srpipe.degrade.pairs import make_pairs
 from srpipe.degrade.train import lr_at, train
 from srpipe.errors import SrpipeError
-from srpipe.runlog import ConfigChangedError, Interrupted
-from srpipe.weights import MissingWeightsError
+from srpipe.engine.runlog import ConfigChangedError, Interrupted
+from srpipe.engine.weights import MissingWeightsError
 
 TINY = {
     "data": {"hr_crop": 32, "val_fraction": 0.2},
@@ -199,7 +199,7 @@ def test_make_pairs_sdsr_sizes_and_manifest(tmp_path, generator_file):
     hr = make_folder(tmp_path / "hrin", 2, (70, 66))
     m = make_pairs(model=generator_file, hr_dir=hr, out_dir=tmp_path / "pairs", device="cpu")
     assert m["scale"] == 4 and m["mode"] == "SDSR" and len(m["pairs"]) == 2
-    from srpipe.imageio import read_image
+    from srpipe.io.imageio import read_image
 
     h, _ = read_image(tmp_path / "pairs" / "hr" / "img_00.png")
     lo, _ = read_image(tmp_path / "pairs" / "lr" / "img_00.png")
@@ -210,7 +210,7 @@ def test_make_pairs_sdsr_sizes_and_manifest(tmp_path, generator_file):
 def test_make_pairs_tdsr_cleans_hr_first(tmp_path, generator_file):
     hr = make_folder(tmp_path / "hrin", 1, (66, 64))
     make_pairs(model=generator_file, hr_dir=hr, out_dir=tmp_path / "p", cleanup_factor=2, device="cpu")
-    from srpipe.imageio import read_image
+    from srpipe.io.imageio import read_image
 
     h, _ = read_image(tmp_path / "p" / "hr" / "img_00.png")
     lo, _ = read_image(tmp_path / "p" / "lr" / "img_00.png")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import make_folder
-from srpipe import fid
+from srpipe.eval import fid
 from srpipe.errors import SrpipeError
-from srpipe.weights import MissingWeightsError
+from srpipe.engine.weights import MissingWeightsError
 
 
 def _features(n, d, seed, shift=0.0):
@@ -156,7 +156,7 @@ def test_patch_mode(torch_home, tmp_path):
     reseeded = fid.FeatureSpec(dims=64, patches=3, patch_size=32, seed=2)
     assert fid.crop_positions(80, 96, spec, "a.png") != fid.crop_positions(80, 96, reseeded, "a.png")
     # the features are those of the crops themselves
-    from srpipe.imageio import read_image
+    from srpipe.io.imageio import read_image
 
     img = read_image(fs.files[0])[0]
     crops = [(fs.files[0].name, img)]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from srpipe.filters import gaussian_kernel1d, high_pass, low_pass
+from srpipe.io.filters import gaussian_kernel1d, high_pass, low_pass
 
 # x[r, c] = 4r + c + 1
 X4 = torch.arange(1, 17, dtype=torch.float64).reshape(1, 1, 4, 4)

@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from srpipe import imageio
+from srpipe.io import imageio
 from srpipe.errors import SrpipeError
-from srpipe.imageio import ImageReadError, list_images, read_array, read_image, read_uint8, write_png
+from srpipe.io.imageio import ImageReadError, list_images, read_array, read_image, read_uint8, write_png
 
 RNG = np.random.default_rng(1234)
 
@@ -494,7 +494,7 @@ def test_encode_png_is_decodable():
 def test_atomic_writes_get_umask_permissions_not_mkstemps_0600(tmp_path):
     import stat
 
-    from srpipe.imageio import _UMASK, atomic_write_bytes
+    from srpipe.io.imageio import _UMASK, atomic_write_bytes
 
     atomic_write_bytes(tmp_path / "x.bin", b"data")
     assert stat.S_IMODE((tmp_path / "x.bin").stat().st_mode) == 0o666 & ~_UMASK

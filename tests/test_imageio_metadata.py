@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageCms
 
 from srpipe.cli import main
-from srpipe.imageio import add_png_metadata, read_image, write_image, write_png
+from srpipe.io.imageio import add_png_metadata, read_image, write_image, write_png
 
 MAKE = 0x010F
 ORIENTATION = 0x0112

@@ -13,14 +13,15 @@ import torch
 from PIL import Image
 
 from conftest import make_folder
-from srpipe import ckpt, jpeg
+from srpipe.engine import ckpt
+from srpipe.io import jpeg
 from srpipe.cli import main
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.degrade.pairs import make_pairs
 from srpipe.errors import UsageError
-from srpipe.imageio import read_image
-from srpipe.realism import blockiness
-from srpipe.resize import bicubic_down
+from srpipe.io.imageio import read_image
+from srpipe.eval.realism import blockiness
+from srpipe.io.resize import bicubic_down
 
 DEMO_HR = Path(__file__).resolve().parents[1] / "data" / "demo" / "hr"
 QUALITIES = (10, 30, 50, 75, 90, 95)
@@ -98,7 +99,7 @@ def test_estimate_folder_from_tables_pixels_and_none(photo, tmp_path):
     assert "3/3 JPEG files, quality 44-76 (median 60) from quantization tables" in est.describe()
     assert jpeg.JpegEstimate.from_json(json.loads(json.dumps(est.to_json()))) == est
 
-    from srpipe.imageio import write_png
+    from srpipe.io.imageio import write_png
 
     pngs = tmp_path / "pngs"
     for i, q in enumerate((40, 60)):
@@ -198,7 +199,7 @@ def model_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def hr_photos(tmp_path) -> Path:
-    from srpipe.imageio import write_png
+    from srpipe.io.imageio import write_png
 
     img, _ = read_image(DEMO_HR / "mcmaster_02.png")
     d = tmp_path / "hrin"
@@ -290,7 +291,7 @@ def test_degrade_train_stores_the_real_lrs_jpeg_stage_and_make_pairs_uses_it(tin
 
 
 def test_eval_degradation_reports_the_jpeg_stage_of_both_sets(photo, tmp_path, capsys):
-    from srpipe.imageio import write_png
+    from srpipe.io.imageio import write_png
 
     real, syn, hr = tmp_path / "real", tmp_path / "syn", tmp_path / "hr"
     real.mkdir()

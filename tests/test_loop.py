@@ -1,4 +1,4 @@
-"""srpipe.loop on a one-layer network: log cadence, checkpoint schedule, stop and resume, bad-step streak."""
+"""srpipe.engine.loop on a one-layer network: log cadence, checkpoint schedule, stop and resume, bad-step streak."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from srpipe import accel, ckpt, loop
+from srpipe.engine import accel, ckpt, loop
 from srpipe.config import RunOptions
-from srpipe.distributed import World
-from srpipe.runlog import Interrupted
+from srpipe.engine.distributed import World
+from srpipe.engine.runlog import Interrupted
 
 CPU = torch.device("cpu")
 

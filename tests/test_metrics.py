@@ -11,9 +11,9 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import make_folder
-from srpipe import metrics
+from srpipe.eval import metrics
 from srpipe.errors import SrpipeError
-from srpipe.weights import MissingWeightsError
+from srpipe.engine.weights import MissingWeightsError
 
 
 def _pair(b=3, h=48, w=40, noise=0.08, seed=0):
@@ -146,7 +146,7 @@ def test_evaluate_folders_values_and_modcrop(tmp_path):
     assert [r["name"] for r in res["images"]] == ["img_00", "img_01", "img_02"]
     assert res["config"]["crop_border"] == 4 and res["images"][0]["lpips"] is None
     # the numbers are metrics.psnr/ssim on the mod-cropped GT
-    from srpipe.imageio import read_image
+    from srpipe.io.imageio import read_image
 
     s, g = read_image(sr / "img_01.png")[0], read_image(gt / "img_01.png")[0][:, :40, :48]
     row = res["images"][1]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import make_folder
-from srpipe import accel, ckpt
+from srpipe.engine import accel, ckpt
 from srpipe.config import RunOptions, build_config
 from srpipe.degrade import losses as dsgan_losses
 from srpipe.degrade import train as dsgan

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from conftest import make_folder
-from srpipe import loop
+from srpipe.engine import loop
 from srpipe.config import RunOptions
 from srpipe.errors import SrpipeError, UsageError
 from srpipe.pipeline.fingerprint import StatCache, folder_fingerprint
 from srpipe.pipeline.run import gc, plan, run_pipeline
 from srpipe.pipeline.spec import load_pipeline
 from srpipe.pipeline.store import CacheLock, CacheLockedError, Store
-from srpipe.runlog import Interrupted
+from srpipe.engine.runlog import Interrupted
 
 PIPELINE = """
 [inputs]

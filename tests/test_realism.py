@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from srpipe import realism
-from srpipe.resize import bicubic_down
+from srpipe.eval import realism
+from srpipe.io.resize import bicubic_down
 
 
 def _texture(h: int, w: int, seed: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from srpipe.resize import bicubic_down, bicubic_up, mod_crop
+from srpipe.io.resize import bicubic_down, bicubic_up, mod_crop
 
 
 def _keys_cubic(x: np.ndarray) -> np.ndarray:

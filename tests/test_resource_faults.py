@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from conftest import make_folder
-from srpipe import ckpt
+from srpipe.engine import ckpt
 from srpipe.cli import main
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.errors import SrpipeError
@@ -278,7 +278,7 @@ def test_oom_back_off_through_the_cli(tmp_path, capsys, monkeypatch):
 
 
 def _read(p: Path) -> torch.Tensor:
-    from srpipe.imageio import read_image
+    from srpipe.io.imageio import read_image
 
     return read_image(p)[0]
 

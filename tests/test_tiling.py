@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from srpipe.tiling import tiled_apply
+from srpipe.io.tiling import tiled_apply
 
 
 def conv_net(depth: int, *, seed: int = 0) -> nn.Module:

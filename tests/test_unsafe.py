@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import make_folder
-from srpipe import ckpt, weights
+from srpipe.engine import ckpt, weights
 from srpipe.cli import main
 from srpipe.upscale import interop
 from srpipe.upscale.archs import RRDBNet

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from srpipe import augment
+from srpipe.engine import augment
 from srpipe.upscale import data
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from srpipe import ckpt
+from srpipe.engine import ckpt
 from srpipe.upscale import interop
 from srpipe.upscale.archs import RRDBNet
 

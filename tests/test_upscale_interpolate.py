@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srpipe import ckpt
+from srpipe.engine import ckpt
 from srpipe.upscale import interop
 from srpipe.upscale.archs import RRDBNet
 from srpipe.upscale.interpolate import InterpolationError, interpolate, interpolate_files, parse_sweep

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from srpipe import weights
+from srpipe.engine import weights
 from srpipe.upscale.losses import (
     IMAGENET_MEAN,
     IMAGENET_STD,

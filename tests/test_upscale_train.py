@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from srpipe import ckpt, loop
+from srpipe.engine import ckpt, loop
 from srpipe.config import RunOptions, build_config
-from srpipe.runlog import ConfigChangedError, Interrupted
+from srpipe.engine.runlog import ConfigChangedError, Interrupted
 from srpipe.upscale import interop
 from srpipe.upscale.archs import RRDBNet
 from srpipe.upscale.config import PRESETS, UpscaleConfig

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from srpipe import weights
+from srpipe.engine import weights
 from srpipe.errors import SrpipeError
-from srpipe.weights import FILES, MissingWeightsError, resolve
+from srpipe.engine.weights import FILES, MissingWeightsError, resolve
 
 VGG = FILES["vgg19"].filename
 

@@ -69,7 +69,7 @@ def make_pairs(model, hr_dir, out_dir, cleanup_factor, tile, precision, batch, c
     """Turn an HR folder into realistic LR/HR pairs with a trained degradation generator."""
     from srpipe.cli.console import out
     from srpipe.degrade.pairs import make_pairs as run_make_pairs
-    from srpipe.jpeg import parse_jpeg
+    from srpipe.io.jpeg import parse_jpeg
 
     spec = parse_jpeg(jpeg)  # a usage error (exit 2) before the model is loaded
     manifest = run_make_pairs(model=model, hr_dir=hr_dir, out_dir=out_dir, cleanup_factor=cleanup_factor,

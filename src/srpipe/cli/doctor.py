@@ -44,7 +44,8 @@ def doctor(device: str, weights_dir: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from srpipe import __version__, weights
+    from srpipe import __version__
+    from srpipe.engine import weights
     from srpipe.cli.console import out
 
     t = Table(title="srpipe doctor", show_header=False)

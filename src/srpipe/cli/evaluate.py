@@ -81,7 +81,7 @@ def _progress(quiet: bool):
 def eval_fid(path_a, path_b, patches, patch_size, patch_mode, seed, dims, kid_subsets, kid_subset_size, save_stats,
              batch_size, cache_dir, no_cache, as_json, device, weights_dir):
     """FID and KID between two image folders (either may be a pytorch-fid .npz statistics file)."""
-    from srpipe import fid
+    from srpipe.eval import fid
     from srpipe.cli import console
     from srpipe.config import resolve_device
     from srpipe.errors import UsageError
@@ -150,7 +150,7 @@ def eval_sr(sr_dir, gt_dir, scale, crop_border, csv_file, no_lpips, as_json, dev
     """PSNR/SSIM on Y (BasicSR/MATLAB convention) and RGB, colour PSNR and LPIPS of SR vs GT images."""
     from srpipe.cli import console
     from srpipe.config import resolve_device
-    from srpipe.metrics import METRIC_COLUMNS, EvalConfig, evaluate_folders
+    from srpipe.eval.metrics import METRIC_COLUMNS, EvalConfig, evaluate_folders
 
     cfg = EvalConfig(scale=scale, crop_border=crop_border, lpips=not no_lpips)
     with _progress(as_json) as progress:
@@ -191,8 +191,8 @@ def _write_csv(path, rows: list[dict]) -> None:
     import io
 
     from srpipe.errors import SrpipeError
-    from srpipe.imageio import atomic_write_bytes
-    from srpipe.metrics import METRIC_COLUMNS
+    from srpipe.io.imageio import atomic_write_bytes
+    from srpipe.eval.metrics import METRIC_COLUMNS
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -227,7 +227,7 @@ def eval_degradation(real_dir, synthetic_dir, hr_dir, scale, patches, patch_size
     """How close synthetic LR (and, as a baseline, bicubic LR) is to real LR: lower is closer."""
     from srpipe.cli import console
     from srpipe.config import resolve_device
-    from srpipe.realism import RealismConfig, folder_report
+    from srpipe.eval.realism import RealismConfig, folder_report
 
     cfg = RealismConfig(patches=patches, patch_size=patch_size, dims=int(dims), inception=not no_inception)
     report = folder_report(real_dir, synthetic_dir, hr_dir, scale=scale, cfg=cfg, weights_dir=weights_dir,
@@ -249,6 +249,6 @@ def eval_degradation(real_dir, synthetic_dir, hr_dir, scale, patches, patch_size
         t.add_row(r["label"], _fmt(r["synthetic_distance"]), _fmt(r["bicubic_distance"]), r["closer"] or "-",
                   r["unit"])
     console.out.print(t)
-    from srpipe.realism import jpeg_line
+    from srpipe.eval.realism import jpeg_line
 
     console.out.print(jpeg_line(report), markup=False)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from srpipe import augment
+from srpipe.engine import augment
 from srpipe.errors import SrpipeError
-from srpipe.imageio import ImageReadError, list_images, read_uint8
+from srpipe.io.imageio import ImageReadError, list_images, read_uint8
 
 
 @dataclass
@@ -58,7 +58,7 @@ def random_crops(images: list[torch.Tensor], n: int, size: int, gen: torch.Gener
                  flips: bool = False, rotations: bool = False, multiple: int = 1) -> torch.Tensor:
     """`n` random `size` x `size` crops as a float (n, 3, size, size) batch in [0, 1], sample by sample.
 
-    The per-sample reference of what training does in one gather (`srpipe.augment.ImageBank`): the
+    The per-sample reference of what training does in one gather (`srpipe.engine.augment.ImageBank`): the
     same draws (`augment.draw`), the same pixels. Used for the fixed sample-grid crops.
 
     Args:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from srpipe.filters import high_pass, low_pass
+from srpipe.io.filters import high_pass, low_pass
 
 
 def color_loss(fake: torch.Tensor, x: torch.Tensor, *, kernel: int, kind: str) -> torch.Tensor:
@@ -34,11 +34,11 @@ def bce_fake(logits: torch.Tensor) -> torch.Tensor:
 
 
 class Perceptual(torch.nn.Module):
-    """LPIPS distance (batch mean) between two [0, 1] images; backbone resolved by srpipe.weights."""
+    """LPIPS distance (batch mean) between two [0, 1] images; backbone resolved by srpipe.engine.weights."""
 
     def __init__(self, kind: str, weights_dir=None):
         super().__init__()
-        from srpipe.weights import lpips_model
+        from srpipe.engine.weights import lpips_model
 
         self.net = lpips_model({"lpips-alex": "alex", "lpips-vgg": "vgg"}[kind], weights_dir)
 

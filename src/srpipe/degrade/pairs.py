@@ -4,8 +4,8 @@
 - TDSR (cleanup_factor c > 1): HR first "cleaned" by a bicubic downscale by c (removes the source's
   own noise and blur; official `create_dataset.py --cleanup_factor 2`), then as SDSR.
 HR is mod-cropped to a multiple of the scale so LR is exactly HR/scale. Large images run through
-`srpipe.tiling` with a pad of the generator's receptive radius: identical to whole-image output, with
-bounded device memory. JPEG stage (`jpeg`: auto|off|Q|QMIN:QMAX, `srpipe.jpeg`): the LR is round-tripped
+`srpipe.io.tiling` with a pad of the generator's receptive radius: identical to whole-image output, with
+bounded device memory. JPEG stage (`jpeg`: auto|off|Q|QMIN:QMAX, `srpipe.io.jpeg`): the LR is round-tripped
 through real libjpeg after G, at a quality drawn per image from a generator seeded by the image name
 (results independent of order); auto draws from the JPEG estimate degrade-train stored with the model
 (its header, else jpeg.json next to it). The LR file stays PNG: a lossless store of the decoded JPEG.
@@ -18,16 +18,17 @@ from pathlib import Path
 
 import torch
 
-from srpipe import __version__, ckpt
-from srpipe import jpeg as jpg
+from srpipe import __version__
+from srpipe.engine import ckpt
+from srpipe.io import jpeg as jpg
 from srpipe.config import resolve_device
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.errors import SrpipeError, first_line
-from srpipe.imageio import ImageReadError, file_sha256, list_images, read_image, write_png
+from srpipe.io.imageio import ImageReadError, file_sha256, list_images, read_image, write_png
 from srpipe.log import info, track, warn
-from srpipe.resize import bicubic_down, mod_crop
-from srpipe.runlog import write_json
-from srpipe.tiling import auto_batch, tiled_apply
+from srpipe.io.resize import bicubic_down, mod_crop
+from srpipe.engine.runlog import write_json
+from srpipe.io.tiling import auto_batch, tiled_apply
 
 
 def generator_file(model: str | Path) -> Path:
@@ -119,7 +120,7 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
                jpeg_seed: int = 0) -> dict:
     """Write OUT/hr/NAME.png, OUT/lr/NAME.png and OUT/pairs.json; returns the pairs.json content.
 
-    `jpeg` auto|off|Q|QMIN:QMAX (a string or `srpipe.jpeg.JpegSpec`) and `jpeg_seed`: the JPEG
+    `jpeg` auto|off|Q|QMIN:QMAX (a string or `srpipe.io.jpeg.JpegSpec`) and `jpeg_seed`: the JPEG
     stage after G (module docstring); both change the LR.
 
     `precision` auto|fp16|bf16|fp32 (auto: fp16 on CUDA), `batch` tiles per pass (0: auto),

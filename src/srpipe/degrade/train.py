@@ -6,7 +6,7 @@ samples are random crops of the real-LR folder (or, with `data.same_domain`, nat
 crops of the HR folder as in the official code).
 
 Run folder: config.json, ckpt/, log.csv, samples/, generator.safetensors (last), split.json,
-degradation.json (realism table on the held-out real LR, when srpipe.realism is available), jpeg.json
+degradation.json (realism table on the held-out real LR, when srpipe.eval.realism is available), jpeg.json
 (the real LR's JPEG stage, also in the generator's header).
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from srpipe import accel, augment, ckpt, distributed
-from srpipe.accel import Speed, StepGuard
-from srpipe.augment import ImageBank, split
+from srpipe.engine import accel, augment, ckpt, distributed
+from srpipe.engine.accel import Speed, StepGuard
+from srpipe.engine.augment import ImageBank, split
 from srpipe.config import RunOptions, to_dict
 from srpipe.degrade import losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
@@ -27,9 +27,9 @@ from srpipe.degrade.config import DegradeConfig, OptimConfig
 from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.errors import SrpipeError
 from srpipe.log import info, warn
-from srpipe.loop import Checkpoint, PhaseInfo, resume, run_steps
-from srpipe.resize import bicubic_down
-from srpipe.runlog import open_run, write_json
+from srpipe.engine.loop import Checkpoint, PhaseInfo, resume, run_steps
+from srpipe.io.resize import bicubic_down
+from srpipe.engine.runlog import open_run, write_json
 
 
 def lr_at(step: int, o: OptimConfig) -> float:
@@ -170,14 +170,14 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     sample_real = random_crops(real_set.images, n_samples, D_.lr_crop, sample_gen).to(device)
 
     def write_samples(step: int) -> None:
-        from srpipe.imageio import write_png
+        from srpipe.io.imageio import write_png
 
         if world.main:
             G.eval()
             write_png(out / "samples" / f"step_{step:08d}.png", _sample_grid(G, sample_hr, sample_real, D_.scale))
             G.train()
 
-    # uint8 images for batched device-side crops (srpipe.augment), on the GPU when they fit.
+    # uint8 images for batched device-side crops (srpipe.engine.augment), on the GPU when they fit.
     hr_bank = ImageBank([im.permute(1, 2, 0) for im in hr_set.images], device=device, placement=run.data_placement)
     real_bank = ImageBank([im.permute(1, 2, 0) for im in real_set.images], device=device, placement=run.data_placement)
     # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
@@ -227,13 +227,13 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
 
 
 def jpeg_stage(real_dir, out: Path) -> dict:
-    """Estimate the JPEG stage of the real-LR folder (`srpipe.jpeg`), write `jpeg.json`, print it.
+    """Estimate the JPEG stage of the real-LR folder (`srpipe.io.jpeg`), write `jpeg.json`, print it.
 
     Returns the estimate's JSON, which also goes into the generator's header so a lone
     generator.safetensors keeps it (make-pairs --jpeg auto draws qualities from it).
     """
-    from srpipe.imageio import list_images
-    from srpipe.jpeg import estimate_folder
+    from srpipe.io.imageio import list_images
+    from srpipe.io.jpeg import estimate_folder
 
     est = estimate_folder(list_images(real_dir))
     write_json(out / "jpeg.json", est.to_json())
@@ -251,8 +251,8 @@ def realism_check(G, hr_set: ImageSet, held_out: list[torch.Tensor], scale: int,
     Writes `degradation.json` next to the generator and prints whether G got closer than bicubic.
     """
     from srpipe.degrade.pairs import degrade_image
-    from srpipe.realism import degradation_report
-    from srpipe.resize import mod_crop
+    from srpipe.eval.realism import degradation_report
+    from srpipe.io.resize import mod_crop
 
     G.eval()
     hr = [mod_crop(im.float().div(255), scale) for im in hr_set.images[:MAX_REALISM_IMAGES]]

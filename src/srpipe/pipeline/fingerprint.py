@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from srpipe.errors import SrpipeError
-from srpipe.imageio import atomic_write_bytes, file_sha256  # noqa: F401  (file_sha256: used by store)
+from srpipe.io.imageio import atomic_write_bytes, file_sha256  # noqa: F401  (file_sha256: used by store)
 
 
 def canonical_json(obj) -> str:

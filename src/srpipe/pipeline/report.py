@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from srpipe.errors import SrpipeError
-from srpipe.imageio import atomic_write_bytes
+from srpipe.io.imageio import atomic_write_bytes
 
 STAGE_ORDER = ("degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "upscale", "eval")
 # (key in metrics.json, column title, higher is better, decimals shown)

@@ -128,7 +128,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if cleanup < 1:
         raise UsageError("pipeline: pairs.cleanup_factor must be >= 1")
     tile = _typed("upscale.tile", sec["upscale"].get("tile"), int, 256)
-    from srpipe.jpeg import parse_jpeg
+    from srpipe.io.jpeg import parse_jpeg
 
     jpeg_text = _typed("pairs.jpeg", sec["pairs"].get("jpeg"), str, "auto")
     try:

@@ -98,8 +98,8 @@ def models_of(inputs: dict[str, Path]) -> dict[str, Path]:
 
 def run_upscale(tile: int, scale: int):
     def fn(ctx: Context) -> dict:
-        from srpipe.imageio import list_images, read_image, write_png
-        from srpipe.resize import bicubic_up
+        from srpipe.io.imageio import list_images, read_image, write_png
+        from srpipe.io.resize import bicubic_up
         from srpipe.upscale.infer import upscale
 
         lr_dir = ctx.inputs["test_pairs"] / "lr"
@@ -116,8 +116,8 @@ def run_upscale(tile: int, scale: int):
 
 def run_eval(scale: int, fid: bool):
     def fn(ctx: Context) -> dict:
-        from srpipe.metrics import EvalConfig, evaluate_folders
-        from srpipe.runlog import write_json
+        from srpipe.eval.metrics import EvalConfig, evaluate_folders
+        from srpipe.engine.runlog import write_json
 
         gt = ctx.inputs["test_pairs"] / "hr"
         up = ctx.inputs["upscale"]
@@ -139,7 +139,7 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
     """Realism of the synthetic LR: held-out real LR vs test-pair LR vs bicubic LR of the same HR."""
     import json
 
-    from srpipe.realism import RealismConfig, degradation_report
+    from srpipe.eval.realism import RealismConfig, degradation_report
 
     split = json.loads((ctx.inputs["degrade"] / "split.json").read_text())
     if "real_lr" not in ctx.inputs or not split["held_out"]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from srpipe.errors import SrpipeError
 from srpipe.pipeline.fingerprint import StatCache, canonical_json, file_sha256, sha256_bytes
-from srpipe.runlog import write_json
+from srpipe.engine.runlog import write_json
 
 MANIFEST = "manifest.json"
 SKIP_DIRS = ("ckpt",)  # resume state: not a result, not hashed
@@ -80,7 +80,7 @@ def outputs_fingerprint(manifest: dict) -> str:
 
 def write_manifest(folder: Path, data: dict) -> dict:
     m = {**data, "outputs": output_files(folder), "run_id": uuid.uuid4().hex, "completed": time.time()}
-    from srpipe.ckpt import _fault
+    from srpipe.engine.ckpt import _fault
 
     _fault("manifest")  # crash tests: die right before the manifest lands
     try:

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srpipe import augment
+from srpipe.engine import augment
 from srpipe.errors import SrpipeError
-from srpipe.imageio import atomic_write_bytes, list_images, read_uint8
+from srpipe.io.imageio import atomic_write_bytes, list_images, read_uint8
 
 # Bump when the decoded representation changes (colour handling, 16-bit rounding): old entries are
 # then simply not found again.

@@ -1,6 +1,6 @@
 """`upscale`: run an ESRGAN generator over images of any size, tile by tile.
 
-The image stays in host memory; only batches of tiles go to the device (`srpipe.tiling`). By
+The image stays in host memory; only batches of tiles go to the device (`srpipe.io.tiling`). By
 default each tile sees `DEFAULT_PAD` pixels of real context on every side and only its core is kept
 (``blend=False``, as Real-ESRGAN's ``--tile_pad``): RRDBNet's theoretical receptive field (hundreds
 of pixels for 23 blocks, `net.receptive_radius`) is far larger than any practical pad, but its
@@ -25,7 +25,7 @@ default) and kept; 16-bit inputs give 16-bit outputs (and run in fp32); gray sta
 
 Speed on a GPU: fp16 autocast (a batch with non-finite output is rerun in fp32),
 channels-last, several tiles per forward pass (`tiling.auto_batch`, within a device-memory budget), and
-stitching on the host that overlaps the next batch's compute (`srpipe.tiling`). `torch.compile` is
+stitching on the host that overlaps the next batch's compute (`srpipe.io.tiling`). `torch.compile` is
 a switch: it costs a compile per tile shape and pays off on large folders.
 """
 
@@ -39,9 +39,9 @@ import torch.nn.functional as F
 
 from srpipe.config import resolve_device
 from srpipe.errors import SrpipeError
-from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
+from srpipe.io.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
 from srpipe.log import info, warn
-from srpipe.tiling import auto_batch, tiled_apply
+from srpipe.io.tiling import auto_batch, tiled_apply
 from srpipe.upscale import interop
 
 Precision = Literal["auto", "fp16", "bf16", "fp32"]
@@ -76,7 +76,7 @@ def make_fn(net: torch.nn.Module, unit: int, autocast: torch.dtype | None, devic
     """(B, C, h, w) -> (B, C, h*s, w*s): pads h, w to the pixel-unshuffle `unit` (reflect), runs, crops.
 
     `autocast` None runs fp32. Callers rerun a batch with non-finite output in fp32 (the `fallback`
-    of `srpipe.tiling`): fp16 overflow gives black or NaN images (Real-ESRGAN #632/#330).
+    of `srpipe.io.tiling`): fp16 overflow gives black or NaN images (Real-ESRGAN #632/#330).
     """
     s = net.scale
 

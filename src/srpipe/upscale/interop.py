@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from srpipe import ckpt
+from srpipe.engine import ckpt
 from srpipe.errors import SrpipeError, first_line
 from srpipe.upscale.archs import RRDBNet
 
@@ -226,7 +226,7 @@ def export_pth(path: str | Path, sd: dict[str, torch.Tensor], args: dict) -> Pat
     """
     import io
 
-    from srpipe.imageio import atomic_write_bytes
+    from srpipe.io.imageio import atomic_write_bytes
 
     _refuse_x3(args, str(path))
     tensors = {k: v.detach().cpu().contiguous() for k, v in sd.items()}

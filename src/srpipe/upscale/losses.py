@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srpipe import filters
+from srpipe.io import filters
 
 # torchvision's ImageNet statistics (the VGG19 weights were trained on inputs normalised by them).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -35,7 +35,7 @@ class PerceptualLoss(nn.Module):
     """L1 between VGG19 conv5_4 (pre-activation) features of ImageNet-normalised images.
 
     Args:
-        features: the frozen VGG19 `features[:35]` from `srpipe.weights.vgg19_features()`.
+        features: the frozen VGG19 `features[:35]` from `srpipe.engine.weights.vgg19_features()`.
     Shapes:
         sr, hr: (B, 3, H, W) in [0, 1] -> scalar. Gradients flow to `sr` only.
     """

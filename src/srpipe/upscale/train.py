@@ -22,17 +22,18 @@ from typing import Literal
 
 import torch
 
-from srpipe import accel, ckpt, distributed, metrics, weights
-from srpipe.accel import Speed, StepGuard
-from srpipe.augment import split
+from srpipe.engine import accel, ckpt, distributed, weights
+from srpipe.eval import metrics
+from srpipe.engine.accel import Speed, StepGuard
+from srpipe.engine.augment import split
 from srpipe.config import RunOptions, to_dict
-from srpipe.distributed import global_mean
+from srpipe.engine.distributed import global_mean
 from srpipe.errors import SrpipeError
-from srpipe.imageio import file_sha256
+from srpipe.io.imageio import file_sha256
 from srpipe.log import info, warn
-from srpipe.loop import Checkpoint, PhaseInfo, ckpt_interval, resume, run_steps
-from srpipe.resize import bicubic_up
-from srpipe.runlog import open_run, write_json
+from srpipe.engine.loop import Checkpoint, PhaseInfo, ckpt_interval, resume, run_steps
+from srpipe.io.resize import bicubic_up
+from srpipe.engine.runlog import open_run, write_json
 from srpipe.upscale import interop, losses
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet, unshuffle_factor
 from srpipe.upscale.config import UpscaleConfig
@@ -225,7 +226,7 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         write_json(out / "split.json", {"train": [p.name for p in train_pairs],
                                         "held_out": [all_pairs[i].name for i in val_idx]})
     world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
-    # uint8 pairs for batched device-side crops (srpipe.augment), on the GPU when they fit.
+    # uint8 pairs for batched device-side crops (srpipe.engine.augment), on the GPU when they fit.
     bank = PairBank(train_pairs, S, device=device, placement=run.data_placement)
     info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
          f"pairs in {bank.lr.placement} memory")
@@ -290,7 +291,7 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         last_val: dict[str, float] = {}
 
         def evaluate(step: int) -> dict[str, float]:
-            from srpipe.imageio import write_png
+            from srpipe.io.imageio import write_png
 
             if not world.main:
                 return {}

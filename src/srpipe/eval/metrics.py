@@ -157,13 +157,13 @@ def color_psnr(a: torch.Tensor, b: torch.Tensor, *, crop_border: int = 0) -> tor
 class LPIPS(torch.nn.Module):
     """LPIPS distance (AlexNet backbone, linear heads v0.1) on images in [0, 1]; lower is closer.
 
-    The backbone comes from `srpipe.weights.lpips_model` (never a random one); construction raises
-    `srpipe.weights.MissingWeightsError` when the AlexNet file is absent. Frozen, eval mode.
+    The backbone comes from `srpipe.engine.weights.lpips_model` (never a random one); construction raises
+    `srpipe.engine.weights.MissingWeightsError` when the AlexNet file is absent. Frozen, eval mode.
     """
 
     def __init__(self, *, net: str = "alex", weights_dir=None):
         super().__init__()
-        from srpipe import weights
+        from srpipe.engine import weights
 
         self.model = weights.lpips_model(net, weights_dir)
 
@@ -202,7 +202,7 @@ METRIC_COLUMNS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_color", "lpi
 
 def match_files(sr_dir: str | Path, gt_dir: str | Path) -> list[tuple[Path, Path]]:
     """(sr, gt) pairs matched by file name without extension; an error names any unmatched file."""
-    from srpipe.imageio import list_images
+    from srpipe.io.imageio import list_images
 
     sr = {p.stem: p for p in list_images(sr_dir)}
     gt = {p.stem: p for p in list_images(gt_dir)}
@@ -250,8 +250,8 @@ def evaluate_folders(sr_dir, gt_dir, cfg: EvalConfig = EvalConfig(), *, weights_
     "lpips"}...], "summary": {column: mean}, "config": {...}, "notes": [...]}``; `lpips` is None
     when its weights do not resolve (the note says why). `progress(i, n)` is called per image.
     """
-    from srpipe.imageio import read_image
-    from srpipe.weights import MissingWeightsError
+    from srpipe.io.imageio import read_image
+    from srpipe.engine.weights import MissingWeightsError
 
     pairs = match_files(sr_dir, gt_dir)
     notes: list[str] = []

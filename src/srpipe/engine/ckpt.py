@@ -24,7 +24,7 @@ import torch
 
 from srpipe import __version__
 from srpipe.errors import SrpipeError, first_line, write_failed
-from srpipe.imageio import atomic_write_bytes
+from srpipe.io.imageio import atomic_write_bytes
 
 
 class CheckpointError(SrpipeError):

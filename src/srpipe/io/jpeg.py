@@ -314,7 +314,7 @@ def estimate_folder(paths: Sequence[Path], *, synthetic_lr: Sequence[torch.Tenso
     """
     from PIL import Image
 
-    from srpipe.imageio import ImageReadError, read_image
+    from srpipe.io.imageio import ImageReadError, read_image
 
     del synthetic_lr
     paths = [Path(p) for p in paths]

@@ -9,7 +9,7 @@ real-LR images)::
     real, synthetic, hr: sequences of image paths or (3, H, W) float tensors in [0, 1]
         (real: real low-resolution photos; synthetic: the `make-pairs` LR; hr: the clean HR images
         the synthetic LR was made from, whose bicubic LR is computed here with
-        `srpipe.resize.bicubic_down` after a mod-crop to `scale`).
+        `srpipe.io.resize.bicubic_down` after a mod-crop to `scale`).
     returns {"scale", "counts": {"real", "synthetic", "bicubic"}, "rows": [row...], "notes": [...],
              "jpeg": {"real", "synthetic"}, "config": {...}} where each row is
         {"metric", "label", "unit", "real", "synthetic", "bicubic",   # the per-set statistic
@@ -39,7 +39,7 @@ Rows (the statistics need no pretrained network, except KID/FID):
   set the median over images. DSGAN's generator is a stride-1
   convolutional network with no positional input, so it is translation-equivariant and cannot place
   blocks on a fixed 8-pixel grid: when the real LR is blocky, a note says that this gap will stay.
-* ``jpeg`` (not a row): the JPEG stage of the real and of the synthetic set (`srpipe.jpeg`: quality
+* ``jpeg`` (not a row): the JPEG stage of the real and of the synthetic set (`srpipe.io.jpeg`: quality
   from the quantization tables of JPEG files, else from the luma DCT lattice of the decoded pixels),
   as `JpegEstimate.to_json()` each (`jpeg_line` renders them in one line).
 """
@@ -106,7 +106,7 @@ def noise_sigma(x: torch.Tensor, cfg: RealismConfig = RealismConfig()) -> torch.
 
     Robust to content: only the flattest blocks are used, and the MAD ignores the remaining outliers.
     """
-    from srpipe.filters import low_pass
+    from srpipe.io.filters import low_pass
 
     x = x.double()
     c, h, w = x.shape
@@ -235,7 +235,7 @@ def _set_stats(images: list[torch.Tensor], cfg: RealismConfig) -> _SetStats:
 
 
 def _load(items: Sequence, what: str) -> list[tuple[str, torch.Tensor]]:
-    from srpipe.imageio import read_image
+    from srpipe.io.imageio import read_image
 
     out = []
     for i, it in enumerate(items):
@@ -268,7 +268,7 @@ def _fmt3(v: np.ndarray) -> list[float]:
 def degradation_report(real: Sequence, synthetic: Sequence, hr: Sequence, scale: int, *,
                        cfg: RealismConfig = RealismConfig(), weights_dir=None, device="cpu") -> dict:
     """Distances of synthetic LR and of bicubic LR (of `hr`) to real LR; see the module docstring."""
-    from srpipe.resize import bicubic_down, mod_crop
+    from srpipe.io.resize import bicubic_down, mod_crop
 
     if scale < 1:
         raise SrpipeError(f"scale must be >= 1, got {scale}")
@@ -337,7 +337,7 @@ def degradation_report(real: Sequence, synthetic: Sequence, hr: Sequence, scale:
 
 def _jpeg_estimate(items: Sequence):
     """JPEG estimate of a set given as paths (tables of JPEG files) or tensors (decoded pixels)."""
-    from srpipe.jpeg import estimate_folder, estimate_tensors
+    from srpipe.io.jpeg import estimate_folder, estimate_tensors
 
     if all(isinstance(it, torch.Tensor) for it in items):
         return estimate_tensors(list(items))
@@ -347,8 +347,8 @@ def _jpeg_estimate(items: Sequence):
 
 
 def _inception_rows(sets: dict, cfg: RealismConfig, weights_dir, device, notes: list[str]) -> list[dict]:
-    from srpipe import fid
-    from srpipe.weights import MissingWeightsError
+    from srpipe.eval import fid
+    from srpipe.engine.weights import MissingWeightsError
 
     smallest = min(min(im.shape[-2:]) for items in sets.values() for _, im in items)
     p = min(cfg.patch_size, smallest // 8 * 8)
@@ -421,7 +421,7 @@ def infer_scale(synthetic: Sequence[Path], hr: Sequence[Path], *, checks: int = 
 def folder_report(real_dir, synthetic_dir, hr_dir, *, scale: int | None = None,
                   cfg: RealismConfig = RealismConfig(), weights_dir=None, device="cpu") -> dict:
     """`degradation_report` on three folders (top-level images); `scale` inferred from names if None."""
-    from srpipe.imageio import list_images
+    from srpipe.io.imageio import list_images
 
     real, synthetic, hr = list_images(real_dir), list_images(synthetic_dir), list_images(hr_dir)
     for name, files, d in (("real", real, real_dir), ("synthetic", synthetic, synthetic_dir), ("HR", hr, hr_dir)):
@@ -453,7 +453,7 @@ def _num(v) -> str:
 
 def jpeg_line(report: dict) -> str | None:
     """'JPEG stage: real LR: ...; synthetic: ...' from a report's `jpeg` entry (None for older reports)."""
-    from srpipe.jpeg import JpegEstimate
+    from srpipe.io.jpeg import JpegEstimate
 
     if not report.get("jpeg"):
         return None

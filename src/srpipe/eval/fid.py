@@ -18,12 +18,12 @@ same. Where srpipe differs, on purpose:
 * listing: pytorch-fid globs ``*.png``, ``*.jpg``... case-sensitively, so on Linux it silently skips
   ``IMG_0001.JPG``; srpipe takes the same extensions in any case (same files otherwise, same order);
 * 16-bit grey images: Pillow opens them as mode ``I;16`` and `convert("RGB")` clips every sample
-  above 255 (a white image); srpipe reads those with `srpipe.imageio` and scales them to [0, 1]
+  above 255 (a white image); srpipe reads those with `srpipe.io.imageio` and scales them to [0, 1]
   (16-bit RGB is unaffected: Pillow already reduces it to 8 bits);
 * mixed image sizes: pytorch-fid's loader cannot stack them and crashes; srpipe batches runs of equal
   size (each image is resized to 299x299 on its own, so batching does not change the features).
 
-Patch mode reads images with `srpipe.imageio` (EXIF orientation applied) and takes N crops of PxP per
+Patch mode reads images with `srpipe.io.imageio` (EXIF orientation applied) and takes N crops of PxP per
 image, at seeded random positions or on a non-overlapping grid; Inception upsamples each crop to 299.
 
 KID (Binkowski et al. 2018, "Demystifying MMD GANs"): unbiased MMD^2 with the kernel
@@ -184,7 +184,7 @@ def small_sample_warning(n: int, dims: int, what: str) -> str | None:
 
 def save_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray) -> None:
     """pytorch-fid-compatible ``.npz`` (keys mu, sigma), written atomically."""
-    from srpipe.imageio import atomic_write_bytes
+    from srpipe.io.imageio import atomic_write_bytes
 
     buf = io.BytesIO()
     np.savez_compressed(buf, mu=mu, sigma=sigma)
@@ -225,12 +225,12 @@ def list_fid_images(folder: str | Path) -> list[Path]:
 def load_whole(path: Path):
     """(3, H, W) float32 in [0, 1], decoded as pytorch-fid does (PIL, convert RGB, ToTensor).
 
-    16-bit images are the exception (see the module docstring): `srpipe.imageio` reads them.
+    16-bit images are the exception (see the module docstring): `srpipe.io.imageio` reads them.
     """
     import torch
     from PIL import Image
 
-    from srpipe.imageio import ImageReadError, read_image
+    from srpipe.io.imageio import ImageReadError, read_image
 
     try:
         with Image.open(path) as im:
@@ -291,7 +291,7 @@ def _patch_batches(items: Iterable, spec: FeatureSpec, batch_size: int) -> Itera
     """Batches of crops from (name, image) pairs, `image` a path or a (3, H, W) tensor."""
     import torch
 
-    from srpipe.imageio import read_image
+    from srpipe.io.imageio import read_image
 
     pending = []
     for name, img in items:
@@ -312,11 +312,11 @@ _MODELS: dict = {}  # loaded networks by (weight file identity, dims, device): l
 
 
 def inception(dims: int = 2048, *, weights_dir=None, device="cpu"):
-    """pytorch-fid's InceptionV3 through `srpipe.weights` (MissingWeightsError if the file is absent).
+    """pytorch-fid's InceptionV3 through `srpipe.engine.weights` (MissingWeightsError if the file is absent).
 
     Frozen and in eval mode; one instance per weight file, dims and device is kept for the process.
     """
-    from srpipe import weights
+    from srpipe.engine import weights
 
     path = weights.resolve("inception", weights_dir)
     st = path.stat()
@@ -359,7 +359,7 @@ def cache_dir(path: str | Path | None = None) -> Path:
 
 def _weights_fingerprint(weights_dir) -> str | None:
     """Size plus hashes of the first and last MiB of the Inception file, or None if it is absent."""
-    from srpipe import weights
+    from srpipe.engine import weights
 
     p = weights.find("inception", weights_dir)
     if p is None:
@@ -405,7 +405,7 @@ def _cache_load(path: Path, n_files: int) -> np.ndarray | None:
 
 
 def _cache_store(path: Path, feats: np.ndarray, n_files: int) -> None:
-    from srpipe.imageio import atomic_write_bytes
+    from srpipe.io.imageio import atomic_write_bytes
 
     buf = io.BytesIO()
     # Inception outputs float32, so float32 storage is lossless.
@@ -422,13 +422,13 @@ def folder_features(folder: str | Path, spec: FeatureSpec = FeatureSpec(), *, we
     """Inception features of a folder's images (whole or crops), cached by folder content.
 
     Whole-image mode reads top-level files like pytorch-fid; patch mode reads top-level images with
-    `srpipe.imageio`. `progress(done, total)` is called after each batch (total None in patch mode).
+    `srpipe.io.imageio`. `progress(done, total)` is called after each batch (total None in patch mode).
     """
     folder = Path(folder)
     if spec.whole:
         files = list_fid_images(folder)
     else:
-        from srpipe.imageio import list_images
+        from srpipe.io.imageio import list_images
 
         files = list_images(folder)
     if not files:
@@ -457,7 +457,7 @@ def tensor_features(images: Iterable, spec: FeatureSpec, *, model=None, weights_
                     batch_size: int = 50) -> np.ndarray:
     """Features of crops of in-memory images: `images` yields (name, (3, H, W) tensor or path).
 
-    Patch mode only (spec.patches > 0); used by `srpipe.realism` on LR images. Not cached.
+    Patch mode only (spec.patches > 0); used by `srpipe.eval.realism` on LR images. Not cached.
     """
     if spec.whole:
         raise ValueError("tensor_features works on crops: give spec.patches > 0")

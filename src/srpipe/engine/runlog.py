@@ -20,7 +20,7 @@ from pathlib import Path
 
 from srpipe.config import diff_configs
 from srpipe.errors import SrpipeError
-from srpipe.imageio import atomic_write_bytes
+from srpipe.io.imageio import atomic_write_bytes
 
 
 class ConfigChangedError(SrpipeError):

@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from srpipe import accel, ckpt
-from srpipe.accel import LossMeter, NonFiniteError, StepGuard
+from srpipe.engine import accel, ckpt
+from srpipe.engine.accel import LossMeter, NonFiniteError, StepGuard
 from srpipe.config import RunOptions
-from srpipe.distributed import World
+from srpipe.engine.distributed import World
 from srpipe.log import info, progress, warn
-from srpipe.runlog import CsvLog, Interrupted, StopFlag
+from srpipe.engine.runlog import CsvLog, Interrupted, StopFlag
 
 # (step, guard) -> (learning rate to log, this step's losses as device tensors)
 TrainStep = Callable[[int, StepGuard], tuple[float, dict[str, torch.Tensor]]]
