@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import pytest
@@ -15,7 +17,10 @@ MAKE = 0x010F
 ORIENTATION = 0x0112
 
 
+@functools.cache
 def srgb_profile() -> bytes:
+    # One profile per session: LittleCMS stamps the creation time into the header (bytes 24-35), so
+    # two profiles made a second apart differ and a comparison of written vs expected would be flaky.
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
