@@ -78,11 +78,22 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class JpegConfig:
+    # Compress G's output with a differentiable JPEG (srpipe.degrade.diffjpeg) at the qualities
+    # estimated from the real LR before D and the colour loss see it, when the real LR shows a JPEG
+    # stage. D then judges what make-pairs writes (it applies real JPEG after G), and G learns the
+    # noise before compression instead of imitating the blocks, which a stride-1 network cannot
+    # place on a fixed 8-px grid anyway.
+    in_loop: bool = True
+
+
+@dataclass(frozen=True)
 class DegradeConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    jpeg: JpegConfig = field(default_factory=JpegConfig)
     seed: int = 0  # seeds weights, crops and the held-out split
 
     def __post_init__(self):

@@ -24,6 +24,7 @@ from srpipe.config import RunOptions, to_dict
 from srpipe.degrade import losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig, OptimConfig
+from srpipe.degrade.diffjpeg import diff_jpeg
 from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.errors import SrpipeError
 from srpipe.resize import bicubic_down
@@ -38,7 +39,14 @@ def lr_at(step: int, o: OptimConfig) -> float:
     return o.lr * max(0.0, (o.iters - step) / max(1, o.iters - start))
 
 
-def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard) -> dict[str, torch.Tensor]:
+def synthesize(G, x, *, speed: Speed, jpeg_q: torch.Tensor | None) -> torch.Tensor:
+    """G's LR for bicubic LR `x`, JPEG-compressed at qualities `jpeg_q` (B,) when given (as make-pairs writes it)."""
+    fake = speed.run(G, x)
+    return fake if jpeg_q is None else diff_jpeg(fake.float(), jpeg_q)
+
+
+def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
+           jpeg_q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One discriminator update: real-LR high-passes -> 1, synthetic high-passes -> 0.
 
     Networks run under `speed` (bf16 autocast on CUDA); the losses are fp32. A non-finite loss skips
@@ -46,7 +54,7 @@ def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: Ste
     """
     k, kind = cfg.loss.kernel, cfg.loss.filter
     with torch.no_grad():
-        fake = speed.run(G, x)
+        fake = synthesize(G, x, speed=speed, jpeg_q=jpeg_q)
     loss_real = losses.bce_real(speed.run(D, losses.d_input(real, kernel=k, kind=kind)))
     loss_fake = losses.bce_fake(speed.run(D, losses.d_input(fake, kernel=k, kind=kind)))
     loss = loss_real + loss_fake
@@ -56,7 +64,8 @@ def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: Ste
     return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
 
-def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard) -> dict[str, torch.Tensor]:
+def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
+           jpeg_q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One generator update: colour (low-pass L1) + adversarial (high-pass D) + perceptual.
 
     The adversarial term uses the discriminator *after* this step's update. The official code
@@ -67,7 +76,7 @@ def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig, *, speed: Speed, guar
     L = cfg.loss
     for p in D.parameters():
         p.requires_grad_(False)
-    fake = speed.run(G, x)
+    fake = synthesize(G, x, speed=speed, jpeg_q=jpeg_q)
     out = {"color": losses.color_loss(fake, x, kernel=L.kernel, kind=L.filter)}
     total = L.w_color * out["color"]
     if L.w_adv > 0:
@@ -134,6 +143,7 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
         real_all = load_folder(lr_dir, min_size=D_.lr_crop, what="real-LR", warn=warn)
     train_idx, val_idx = split(len(real_all.images), D_.val_fraction, cfg.seed)
     real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
+    jpeg_pool = jpeg_quality_pool(cfg, real_all.paths) if not D_.same_domain else None
 
     out = Path(out_dir)
     if world.main:
@@ -224,10 +234,16 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
                 hr = augment.to_float(hr_bank.crops(d_hr, D_.hr_crop, channels_last=speed.channels_last))
                 real = augment.to_float(real_bank.crops(d_real, D_.lr_crop, channels_last=speed.channels_last))
                 x = bicubic_down(hr, D_.scale)
+                jpeg_q = None
+                if jpeg_pool is not None:  # per-step seed: the same draws after a resume, no state to save
+                    q_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+                    picks = torch.randint(len(jpeg_pool), (O.batch,), generator=q_gen)[rows.start:rows.stop]
+                    jpeg_q = jpeg_pool[picks].to(device)
 
                 guard.begin(D)
-                d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
-                g_losses = g_step(G_train, D_frozen, opt_g, x, perceptual, cfg, speed=speed, guard=guard)
+                d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
+                g_losses = g_step(G_train, D_frozen, opt_g, x, perceptual, cfg, speed=speed, guard=guard,
+                                  jpeg_q=jpeg_q)
                 meter.add({**d_losses, **g_losses}, guard.end())
 
                 # Losses, the bad-step streak and (under DDP) the stop signal are read from the device
@@ -269,6 +285,24 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
             held_out = [real_all.images[i].float().div(255) for i in val_idx]
             realism_check(G, hr_set, held_out, D_.scale, out, run, device)
     return out / "generator.safetensors"
+
+
+def jpeg_quality_pool(cfg: DegradeConfig, real_paths) -> torch.Tensor | None:
+    """Qualities the differentiable JPEG draws from in the loop: the real LR's estimated JPEG stage.
+
+    None when `jpeg.in_loop` is off or the real LR shows no JPEG stage (then G alone must match it).
+    """
+    if not cfg.jpeg.in_loop:
+        return None
+    from srpipe.jpeg import estimate_folder
+
+    est = estimate_folder(list(real_paths))
+    if est.kind == "none":
+        info("JPEG in the loop: the real LR shows no JPEG stage, so none is applied")
+        return None
+    pool = list(est.qualities) or list(range(est.qmin, est.qmax + 1))
+    info(f"JPEG in the loop: D sees G's output compressed at the real LR's qualities {min(pool)}-{max(pool)}")
+    return torch.tensor(pool, dtype=torch.float32)
 
 
 def _too_many_bad_steps(step: int, streak: int, ckpt_dir: Path) -> NonFiniteError:
