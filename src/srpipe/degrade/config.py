@@ -34,6 +34,8 @@ class ModelConfig:
     features: int = 64  # generator width (paper: 64)
     res_blocks: int = 8  # generator residual blocks (paper: 8)
     d_features: int = 64  # discriminator first-layer width; then x2, x4 (paper: 64, 128, 256)
+    noise_channels: int = 0  # standard-normal input maps of the generator (paper: 0; see DSGANGenerator)
+    residual: bool = False  # generator outputs x + correction instead of sigmoid(...) (paper: False)
 
 
 @dataclass(frozen=True)

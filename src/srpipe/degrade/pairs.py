@@ -64,26 +64,41 @@ def file_sha256(path: Path) -> str:
 
 
 def degrade_image(G: DSGANGenerator, hr: torch.Tensor, scale: int, *, tile: int = 512, device="cpu",
-                  autocast: torch.dtype | None = None, batch: int = 1) -> torch.Tensor:
+                  autocast: torch.dtype | None = None, batch: int = 1, noise_seed: int = 0) -> torch.Tensor:
     """Realistic LR (3, H/scale, W/scale) of a mod-cropped HR (3, H, W) in [0, 1]; tiled on `device`.
 
     `autocast` (fp16/bf16) runs G in that precision; a batch of tiles with non-finite output is rerun
-    in fp32. `batch` tiles per forward pass (0: `tiling.auto_batch`).
+    in fp32. `batch` tiles per forward pass (0: `tiling.auto_batch`). A generator with a noise input
+    gets standard-normal maps drawn for the whole image from `noise_seed`, so tiling does not change
+    the output and the same seed gives the same LR.
     """
     device = torch.device(device)
     x = bicubic_down(hr, scale)
+    k = G.noise_channels
+    if k:  # noise rides along as extra channels, so every tile sees its own part of one draw
+        noise = torch.randn((k, *x.shape[-2:]), generator=torch.Generator().manual_seed(noise_seed))
+        x = torch.cat([x, noise], 0)
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        return G(t[:, :3], t[:, 3:]) if k else G(t)
+
     pad = G.receptive_radius
     fn = fallback = None
     if autocast is not None:
         def fn(t: torch.Tensor) -> torch.Tensor:
             with torch.autocast(device.type, dtype=autocast):
-                return G(t)
+                return net(t)
 
         def fallback(t: torch.Tensor) -> torch.Tensor:
-            return G(t.float())
+            return net(t.float())
     b = batch or auto_batch(device, tile + 2 * pad)
-    return tiled_apply(x, fn or G, scale=1, tile=tile, pad=pad, device=device, batch=b,
+    return tiled_apply(x, fn or net, scale=1, tile=tile, pad=pad, device=device, batch=b,
                        channels_last=device.type == "cuda", fallback=fallback).clamp_(0, 1)
+
+
+def noise_seed(name: str) -> int:
+    """The generator-noise seed of one image: from its name, so it does not depend on order or ranks."""
+    return int.from_bytes(hashlib.sha256(f"dsgan-noise/{name}".encode()).digest()[:8], "little") >> 1
 
 
 def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -158,7 +173,8 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
         if min(hr.shape[-2:]) < scale:
             skipped.append(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
             continue
-        lr = degrade_image(run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch)
+        lr = degrade_image(run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch,
+                           noise_seed=noise_seed(p.stem))
         write_png(out / "hr" / f"{p.stem}.png", hr)
         write_png(out / "lr" / f"{p.stem}.png", lr)
         pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name,

@@ -154,7 +154,9 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
 
     torch.manual_seed(cfg.seed)
-    g_args = {"features": cfg.model.features, "res_blocks": cfg.model.res_blocks}
+    M = cfg.model
+    g_args = {"features": M.features, "res_blocks": M.res_blocks, "noise_channels": M.noise_channels,
+              "residual": M.residual}
     d_args = {"features": cfg.model.d_features}
     G = DSGANGenerator(**g_args)
     D = DSGANDiscriminator(**d_args)
