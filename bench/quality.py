@@ -294,15 +294,23 @@ def evaluate_sr(model_dir: Path, test_lq: list[Path], test_gt: list[Path], devic
     return Scores(float(np.mean(p)), float(np.mean(s)), float(np.mean(lp)) if lp else None, seconds(model_dir))
 
 
-def lr_stats(paths: list[Path]) -> dict[str, float]:
-    """Median noise sigma (mean over R, G, B; 8-bit levels) and JPEG grid strength of an LR set."""
+def lr_stats(paths: list[Path]) -> dict:
+    """An LR set's noise sigma in flat regions (per channel, median over images, 8-bit levels) and
+    JPEG 8x8 grid strength (median over images), as `eval-degradation` computes them."""
     cfg = RealismConfig()
     noise, grid = [], []
     for p in paths:
         img, _ = read_image(p)
-        noise.append(float(noise_sigma(img, cfg).mean()))
+        noise.append(noise_sigma(img, cfg).numpy() * 255)
         grid.append(float(blockiness(img)))
-    return {"noise": float(np.nanmedian(noise)), "grid": float(np.nanmedian(grid))}
+    rgb = np.median(np.stack(noise), axis=0)
+    return {"noise_rgb": [round(float(v), 3) for v in rgb], "noise": float(rgb.mean()), "grid": float(np.nanmedian(grid))}
+
+
+def lr_distances(st: dict, real: dict) -> dict:
+    """Distances to the real LR: mean absolute difference over R, G, B (noise), absolute (grid)."""
+    return {"noise_distance": float(np.abs(np.array(st["noise_rgb"]) - np.array(real["noise_rgb"])).mean()),
+            "grid_distance": abs(st["grid"] - real["grid"])}
 
 
 def _lpips_or_none(device: str):
@@ -404,9 +412,7 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
             sr_dir = train_sr(work, mode, pairs)
             sc = evaluate_sr(sr_dir, test_lq, test_gt, mode.device, lpips)
         st = lr_stats(sorted((pairs / "lr").iterdir()))
-        res.arms[arm] = {**sc.__dict__, **st,
-                         "noise_distance": abs(st["noise"] - res.real_lr["noise"]),
-                         "grid_distance": abs(st["grid"] - res.real_lr["grid"])}
+        res.arms[arm] = {**sc.__dict__, **st, **lr_distances(st, res.real_lr)}
         print(f"  {kind:7s} {arm:13s} PSNR-Y {sc.psnr_y:6.2f}  SSIM-Y {sc.ssim_y:.4f}  "
               f"noise {st['noise']:.2f}  grid {st['grid']:.3f}", file=sys.stderr)
     if "true" in res.arms and "srpipe" in res.arms:
@@ -442,6 +448,7 @@ def main(argv=None) -> int:
                     help="only the LR statistics (no SR training): for tuning the degradation model")
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     help="extra DSGAN override for this run, e.g. --set loss.w_adv=0.01 (repeatable)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--json", type=Path, help="write the results here (default: WORK/MODE/results.json)")
     args = ap.parse_args(argv)
     mode = MODES[args.mode]
@@ -449,7 +456,8 @@ def main(argv=None) -> int:
         mode = replace(mode, degrade_sets=(*mode.degrade_sets, *args.sets))
     if mode.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--mode gpu needs CUDA")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     work = args.work / args.mode
     variants = ["srpipe"] + (["no-jpeg", "jpeg-after-G", "jpeg-in-loop"] if args.ablation else [])
     lpips = _lpips_or_none(mode.device)

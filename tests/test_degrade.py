@@ -80,7 +80,7 @@ def test_training_changes_weights_and_writes_outputs(tiny_hr, tiny_lr, tmp_path)
     gpath = train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=out, run=run_opts())
     assert gpath == out / "generator.safetensors"
     state, header = ckpt.load_weights(gpath)
-    assert header["arch"] == "DSGANGenerator" and header["args"] == {"features": 8, "res_blocks": 1}
+    assert header["arch"] == "DSGANGenerator" and header["args"] == {"features": 8, "res_blocks": 1, "noise_channels": 0, "residual": False}
     assert json.loads(header["scale"]) == 4
     torch.manual_seed(0)
     init = DSGANGenerator(features=8, res_blocks=1).state_dict()
@@ -93,6 +93,9 @@ def test_training_changes_weights_and_writes_outputs(tiny_hr, tiny_lr, tmp_path)
         assert all(v == v and abs(v) < 1e6 for v in vals)
     assert (out / "samples" / "step_00000006.png").is_file()
     assert (out / "ckpt" / "latest").read_text().strip() == "step_00000006"
+    est = json.loads((out / "jpeg.json").read_text())  # the real LR here: clean PNGs, no JPEG stage
+    assert est["kind"] == "none" and est["n_total"] == 6 and est["qualities"] == []
+    assert json.loads(header["jpeg"]) == est
     realism = json.loads((out / "degradation.json").read_text())
     assert realism["counts"]["real"] == 1 and {r["metric"] for r in realism["rows"]} >= {"noise", "blockiness"}
     split = json.loads((out / "split.json").read_text())

@@ -6,7 +6,8 @@ samples are random crops of the real-LR folder (or, with `data.same_domain`, nat
 crops of the HR folder as in the official code).
 
 Run folder: config.json, ckpt/, log.csv, samples/, generator.safetensors (last), split.json,
-degradation.json (realism table on the held-out real LR, when srpipe.realism is available).
+degradation.json (realism table on the held-out real LR, when srpipe.realism is available), jpeg.json
+(the real LR's JPEG stage, also in the generator's header).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from srpipe.degrade import losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig, OptimConfig
 from srpipe.degrade.diffjpeg import diff_jpeg
+from srpipe.jpeg import summarize as jpeg_summary
 from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.errors import SrpipeError
 from srpipe.resize import bicubic_down
@@ -143,12 +145,13 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
         real_all = load_folder(lr_dir, min_size=D_.lr_crop, what="real-LR", warn=warn)
     train_idx, val_idx = split(len(real_all.images), D_.val_fraction, cfg.seed)
     real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
-    jpeg_pool = jpeg_quality_pool(cfg, real_all.paths) if not D_.same_domain else None
+    jpeg_est = estimate_jpeg(hr_dir if D_.same_domain else lr_dir)
+    jpeg_pool = jpeg_quality_pool(cfg, jpeg_est)
 
     out = Path(out_dir)
     if world.main:
         out = open_run(out_dir, record, restart=run.restart,
-                       clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json"))
+                       clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json"))
         write_json(out / "split.json", {"train": [p.name for p in real_set.paths],
                                         "held_out": [real_all.paths[i].name for i in val_idx]})
     world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
@@ -280,7 +283,9 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     write_samples(O.iters)
     G.eval()
     if world.main:
-        meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active}
+        meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active,
+                "jpeg": jpeg_est.to_json()}
+        write_json(out / "jpeg.json", jpeg_est.to_json())
         ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
         info(f"trained {O.iters - start} steps in {time.time() - t0:.1f} s")
         if val_idx and not D_.same_domain:
@@ -289,21 +294,15 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     return out / "generator.safetensors"
 
 
-def jpeg_quality_pool(cfg: DegradeConfig, real_paths) -> torch.Tensor | None:
+def jpeg_quality_pool(cfg: DegradeConfig, est) -> torch.Tensor | None:
     """Qualities the differentiable JPEG draws from in the loop: the real LR's estimated JPEG stage.
 
     None when `jpeg.in_loop` is off or the real LR shows no JPEG stage (then G alone must match it).
     """
-    if not cfg.jpeg.in_loop:
-        return None
-    from srpipe.jpeg import estimate_folder
-
-    est = estimate_folder(list(real_paths))
-    if est.kind == "none":
-        info("JPEG in the loop: the real LR shows no JPEG stage, so none is applied")
+    if not cfg.jpeg.in_loop or est.kind == "none":
         return None
     pool = list(est.qualities) or list(range(est.qmin, est.qmax + 1))
-    info(f"JPEG in the loop: D sees G's output compressed at the real LR's qualities {min(pool)}-{max(pool)}")
+    info(f"JPEG in the loop: D sees G's output compressed at the real LR's qualities ({jpeg_summary(pool)})")
     return torch.tensor(pool, dtype=torch.float32)
 
 
@@ -316,6 +315,17 @@ def _too_many_bad_steps(step: int, streak: int, ckpt_dir: Path) -> NonFiniteErro
         f"{kept}; rerun to resume from it with a lower learning rate (--set optim.lr=...) or --precision fp32, "
         "or check the input images"
     )
+
+
+def estimate_jpeg(real_dir):
+    """The JPEG stage of the real-LR folder (`srpipe.jpeg`), printed; saved as `jpeg.json` and in the
+    generator's header at the end, so a lone generator.safetensors keeps it (make-pairs --jpeg auto)."""
+    from srpipe.imageio import list_images
+    from srpipe.jpeg import estimate_folder
+
+    est = estimate_folder(list_images(real_dir))
+    info(f"JPEG stage of the real LR: {est.describe()}")
+    return est
 
 
 MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (bounded time)
