@@ -253,7 +253,7 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
         x = bicubic_down(hr, 4)
         guard.begin(D)
         losses = dsgan.d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
-        losses.update(dsgan.g_step(G_train, D_train, opt_g, x, lpips, cfg, speed=speed, guard=guard))
+        losses.update(dsgan.g_step(G_train, D_train, opt_g, x, real, lpips, cfg, speed=speed, guard=guard))
         meter.add(losses, guard.end())
         n[0] += 1
         if n[0] % LOG_EVERY == 0:

@@ -46,10 +46,20 @@ class LossConfig:
     perceptual: Literal["lpips-alex", "lpips-vgg", "none"] = "lpips-alex"  # official: LPIPS AlexNet
     filter: Literal["box", "gaussian"] = "box"  # low-pass kind for both colour loss and D's high-pass
     kernel: int = 5  # low-pass window (official: 5); Gaussian sigma = kernel/6 as in the official code
+    # Scale of the high-pass D sees (official: 1). Sensor noise of a few levels is a +-0.01 ripple on
+    # D's input, far below its first layer's biases, so a small D trained briefly stays linear in it
+    # and cannot tell noisy from clean; a gain puts the ripple where LeakyReLU bends.
+    hp_gain: float = 1.0
+    # How D normalises real and synthetic batches (official: "separate" forward passes). Batch norm
+    # over a batch of one kind removes what sets the kinds apart in mean (a global noise level), so
+    # "joint" runs real and synthetic through D in one batch, for D's update and G's alike.
+    d_batch: Literal["separate", "joint"] = "separate"
 
     def __post_init__(self):
         if self.kernel % 2 == 0 or self.kernel < 1:
             raise ValueError(f"loss.kernel must be odd, got {self.kernel}")
+        if self.hp_gain <= 0:
+            raise ValueError(f"loss.hp_gain must be > 0, got {self.hp_gain}")
 
     def active(self) -> list[str]:
         """Names of the loss terms that contribute, for every output to state."""

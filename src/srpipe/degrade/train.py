@@ -47,6 +47,21 @@ def synthesize(G, x, *, speed: Speed, jpeg_q: torch.Tensor | None) -> torch.Tens
     return fake if jpeg_q is None else diff_jpeg(fake.float(), jpeg_q)
 
 
+def judge(D, real, fake, L, *, speed: Speed, need_real: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """D's logits on the high-passes of real and synthetic LR.
+
+    `loss.d_batch = "joint"` runs both kinds as one batch, so batch norm normalises them together;
+    "separate" (official) runs two batches, and skips the real one when `need_real` is false.
+    """
+    def hp(t):
+        return losses.d_input(t, kernel=L.kernel, kind=L.filter, gain=L.hp_gain)
+
+    if L.d_batch == "joint":
+        logits = speed.run(D, torch.cat([hp(real), hp(fake)]))
+        return logits[: len(real)], logits[len(real):]
+    return (speed.run(D, hp(real)) if need_real else None), speed.run(D, hp(fake))
+
+
 def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
            jpeg_q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One discriminator update: real-LR high-passes -> 1, synthetic high-passes -> 0.
@@ -54,11 +69,11 @@ def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: Ste
     Networks run under `speed` (bf16 autocast on CUDA); the losses are fp32. A non-finite loss skips
     the update on the device (`guard`), without a host sync.
     """
-    k, kind = cfg.loss.kernel, cfg.loss.filter
+    L = cfg.loss
     with torch.no_grad():
         fake = synthesize(G, x, speed=speed, jpeg_q=jpeg_q)
-    loss_real = losses.bce_real(speed.run(D, losses.d_input(real, kernel=k, kind=kind)))
-    loss_fake = losses.bce_fake(speed.run(D, losses.d_input(fake, kernel=k, kind=kind)))
+    logits_real, logits_fake = judge(D, real, fake, L, speed=speed)
+    loss_real, loss_fake = losses.bce_real(logits_real), losses.bce_fake(logits_fake)
     loss = loss_real + loss_fake
     opt_d.zero_grad(set_to_none=True)
     guard.backward(loss)
@@ -66,7 +81,7 @@ def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: Ste
     return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
 
-def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
+def g_step(G, D, opt_g, x, real, perceptual, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
            jpeg_q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One generator update: colour (low-pass L1) + adversarial (high-pass D) + perceptual.
 
@@ -82,7 +97,8 @@ def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig, *, speed: Speed, guar
     out = {"color": losses.color_loss(fake, x, kernel=L.kernel, kind=L.filter)}
     total = L.w_color * out["color"]
     if L.w_adv > 0:
-        out["adv"] = losses.bce_real(speed.run(D, losses.d_input(fake, kernel=L.kernel, kind=L.filter)))
+        _, logits_fake = judge(D, real, fake, L, speed=speed, need_real=False)
+        out["adv"] = losses.bce_real(logits_fake)
         total = total + L.w_adv * out["adv"]
     if perceptual is not None and L.w_perceptual > 0:
         out["perceptual"] = speed.run(perceptual, fake, x)
@@ -247,7 +263,7 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
 
                 guard.begin(D)
                 d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
-                g_losses = g_step(G_train, D_frozen, opt_g, x, perceptual, cfg, speed=speed, guard=guard,
+                g_losses = g_step(G_train, D_frozen, opt_g, x, real, perceptual, cfg, speed=speed, guard=guard,
                                   jpeg_q=jpeg_q)
                 meter.add({**d_losses, **g_losses}, guard.end())
 
