@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srpipe.config import RunOptions, build_config
+from srpipe.config import RunOptions, build_config, to_dict
 from srpipe.imageio import list_images, read_image, write_png
 from srpipe.metrics import psnr, ssim
 from srpipe.realism import RealismConfig, blockiness, noise_sigma
@@ -222,7 +222,7 @@ def train_sr(work: Path, mode: Mode, pairs: Path) -> Path:
     from srpipe.upscale.config import PRESETS, UpscaleConfig
 
     cfg = build_config(UpscaleConfig, preset=PRESETS[mode.sr_preset], sets=list(mode.sr_sets))
-    key = _digest("sr", mode.sr_preset, mode.sr_sets, _folder_digest(pairs))
+    key = _digest("sr", to_dict(cfg), _folder_digest(pairs))  # the resolved config: a preset edit retrains
     run = RunOptions(device=mode.device)
     return cached(work, "sr", key, lambda out: esrgan.train(cfg, pairs=pairs, out_dir=out, run=run, phase="psnr"))
 
@@ -253,7 +253,7 @@ def srpipe_pairs(work: Path, mode: Mode, variant: Variant, a_dir: Path, real_lr:
     sets = [*mode.degrade_sets, *variant.degrade_sets]
     cfg = build_config(DegradeConfig, preset=PRESETS[mode.degrade_preset], sets=sets)
     run = RunOptions(device=mode.device)
-    key = _digest("dsgan", mode.degrade_preset, sets, _folder_digest(a_dir), _folder_digest(real_lr))
+    key = _digest("dsgan", to_dict(cfg), _folder_digest(a_dir), _folder_digest(real_lr))
     model = cached(work, "dsgan", key,
                    lambda out: dsgan.train(cfg, hr_dir=a_dir, lr_dir=real_lr, out_dir=out, run=run))
     pkey = _digest("pairs", key, variant.jpeg)
@@ -378,7 +378,7 @@ def realsr_sets(data: Path, work: Path, n_test: int) -> tuple[Path, list[Path], 
 
 
 def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: list[str], lpips,
-                    lr_only: bool = False) -> Result:
+                    lr_only: bool = False, arms_wanted: tuple[str, ...] = ("bicubic", "srpipe", "true")) -> Result:
     a, c, t = split_photos(data, mode)
     a_dir = _link_folder(a, work / "A")
     res = Result(kind)
@@ -398,7 +398,7 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
 
     res.real_lr = lr_stats(test_lq)
     arms: dict[str, Path] = {"bicubic": bic_pairs}
-    for v in variants:
+    for v in variants if "srpipe" in arms_wanted else []:
         model, pairs = srpipe_pairs(work, mode, VARIANTS[v], a_dir, real_lr)
         arms[v] = pairs
         if v == "srpipe" and (model / "jpeg.json").exists():
@@ -406,6 +406,8 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
     if true_pairs is not None:
         arms["true"] = true_pairs
     for arm, pairs in arms.items():
+        if arm not in arms_wanted and not (arm in VARIANTS and "srpipe" in arms_wanted):
+            continue
         if lr_only:
             sc = Scores(float("nan"), float("nan"), None, 0.0)
         else:
@@ -415,7 +417,7 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
         res.arms[arm] = {**sc.__dict__, **st, **lr_distances(st, res.real_lr)}
         print(f"  {kind:7s} {arm:13s} PSNR-Y {sc.psnr_y:6.2f}  SSIM-Y {sc.ssim_y:.4f}  "
               f"noise {st['noise']:.2f}  grid {st['grid']:.3f}", file=sys.stderr)
-    if "true" in res.arms and "srpipe" in res.arms:
+    if {"true", "srpipe", "bicubic"} <= res.arms.keys():
         gap = res.arms["true"]["psnr_y"] - res.arms["bicubic"]["psnr_y"]
         res.closure = (res.arms["srpipe"]["psnr_y"] - res.arms["bicubic"]["psnr_y"]) / gap if gap > 0 else None
     return res
@@ -448,6 +450,7 @@ def main(argv=None) -> int:
                     help="only the LR statistics (no SR training): for tuning the degradation model")
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     help="extra DSGAN override for this run, e.g. --set loss.w_adv=0.01 (repeatable)")
+    ap.add_argument("--arms", default="bicubic,srpipe,true", help="comma-separated arms to train and report")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--json", type=Path, help="write the results here (default: WORK/MODE/results.json)")
     args = ap.parse_args(argv)
@@ -465,7 +468,8 @@ def main(argv=None) -> int:
     results = []
     for kind in args.only.split(","):
         print(f"[{time.perf_counter() - t0:6.0f} s] {kind}", file=sys.stderr)
-        results.append(run_degradation(kind, mode, args.data, work, variants, lpips, args.lr_only))
+        results.append(run_degradation(kind, mode, args.data, work, variants, lpips, args.lr_only,
+                                       tuple(args.arms.split(","))))
     elapsed = time.perf_counter() - t0
     device = torch.cuda.get_device_name() if mode.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     meta = {"date": time.strftime("%Y-%m-%d"), "mode": args.mode, "device": device, "torch": torch.__version__,
