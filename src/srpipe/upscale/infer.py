@@ -23,6 +23,11 @@ feathered pixel also mixes in outputs computed at a tile's very edge. The full 2
 Alpha planes are upscaled separately (as a gray image through the same network, Real-ESRGAN's
 default) and kept; 16-bit inputs give 16-bit outputs (and run in fp32); gray stays gray.
 
+ONNX models (``--model FILE.onnx``, `srpipe.upscale.onnxrt.OnnxNet`) run through onnxruntime (the
+CUDA provider when available and not ``--device cpu``) inside the same tiling, alpha, 16-bit, gray
+and metadata handling: only the network call differs. Their precision is the file's (fp32, or fp16
+from ``srpipe export --fp16``); the tiles are handed over as host arrays.
+
 Speed on a GPU (issue 6): fp16 autocast (a batch with non-finite output is rerun in fp32),
 channels-last, several tiles per forward pass (`tiling.auto_batch`, within a device-memory budget), and
 stitching on the host that overlaps the next batch's compute (`srpipe.tiling`). `torch.compile` is
@@ -34,6 +39,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -132,6 +138,27 @@ def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int
             tile = nxt
 
 
+def load_model(model, device: str, *, precision: Precision = "auto", compile: bool = False):
+    """(network, device the tiles go to) for `upscale`: a torch RRDBNet from any weights file or run
+    folder, or an `onnxrt.OnnxNet` for a ``.onnx`` file (its tiles stay on the host)."""
+    if Path(model).suffix.lower() == ".onnx":
+        from srpipe.upscale import onnxrt
+
+        if compile:
+            raise SrpipeError("--compile applies to torch models; an ONNX model is optimised by onnxruntime")
+        if precision not in ("auto", "fp32"):
+            raise SrpipeError(f"--precision {precision}: an ONNX model runs in the precision it was exported in "
+                              "(srpipe export --format onnx [--fp16]); leave --precision auto")
+        if device not in ("auto", "cpu") and not device.startswith("cuda"):
+            resolve_device(device)  # the same message for an unknown device name
+        net = onnxrt.OnnxNet(model, device=device)
+        info(f"{Path(model).name}: ONNX x{net.scale}, {np.dtype(net.dtype).name}, onnxruntime {net.provider}")
+        return net, torch.device("cpu")
+    dev = resolve_device(device)
+    net, _, _ = interop.load_generator(model)
+    return prepare(net, dev, compile=compile), dev
+
+
 def _outscale(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if t.shape[-2:] == size:
         return t
@@ -146,9 +173,7 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
 
     `batch`: tiles per forward pass (0: auto, see `auto_batch`); `compile`: torch.compile the network.
     """
-    dev = resolve_device(device)
-    net, args, _ = interop.load_generator(model)
-    net = prepare(net, dev, compile=compile)
+    net, dev = load_model(model, device, precision=precision, compile=compile)
     src = Path(inputs)
     if src.is_dir():
         files = list_images(src)
@@ -170,6 +195,7 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
     if dup:
         raise SrpipeError(f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other")
     written, unreadable, existing = [], [], 0
+    warned_fp16 = False
     for f in files:
         target = out / f"{f.stem}.{ext}"
         if skip_existing and target.is_file():
@@ -185,6 +211,10 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
             unreadable.append(str(e))
             continue
         ac = _autocast_dtype(precision, dev, meta.bit_depth)
+        if meta.bit_depth == 16 and getattr(net, "dtype", None) is np.float16 and not warned_fp16:
+            warn(f"{Path(model).name} is an fp16 ONNX model: 16-bit images keep only ~11 bits through it; "
+                 "export without --fp16 for full 16-bit precision")
+            warned_fp16 = True
         kw = dict(tile=tile, pad=tile_pad, blend=blend, device=dev, autocast=ac, batch=batch)
         sr = upscale_tensor(net, img, **kw)
         alpha = None
