@@ -352,7 +352,7 @@ def bench_onnx(S: dict, device, tmp: Path) -> tuple[list[Row], str | None]:
 
     cuda = device.type == "cuda"
     try:
-        onnxrt.providers("cuda" if cuda else "cpu")
+        onnxrt.providers(device.type, device.index or 0)
     except SrpipeError as e:
         return [], f"onnxruntime row skipped: {e}"
     u = S["upscale"]
@@ -362,7 +362,7 @@ def bench_onnx(S: dict, device, tmp: Path) -> tuple[list[Row], str | None]:
     net = RRDBNet(**args).eval()
     src = interop.save_generator(tmp / "onnx_bench.safetensors", net.state_dict(), args)
     onnxrt.export_onnx(src, tmp / "onnx_bench.onnx", fp16=cuda)
-    ort_net = onnxrt.OnnxNet(tmp / "onnx_bench.onnx", device="cuda" if cuda else "cpu")
+    ort_net = onnxrt.OnnxNet(tmp / "onnx_bench.onnx", device=device.type, index=device.index or 0)
     torch_net = infer.prepare(net, device)
     img = _test_image(h, w)
     mp = h * w * 16 / 1e6

@@ -6,6 +6,8 @@
 HR is mod-cropped to a multiple of the scale so LR is exactly HR/scale. Large images run through
 `srpipe.tiling` with a pad of the generator's receptive radius: identical to whole-image output, with
 bounded device memory. `pairs.json` is written last: a folder without it is not a finished output.
+Under torchrun each rank degrades its share of the files (`srpipe.distributed.Share`); rank 0
+writes `pairs.json` once every rank has finished.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from srpipe import __version__, ckpt
+from srpipe import __version__, ckpt, distributed
 from srpipe.cli.console import info, warn
-from srpipe.config import resolve_device
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.errors import SrpipeError, first_line
 from srpipe.imageio import ImageReadError, list_images, read_image, write_png
@@ -109,8 +110,19 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
 
     `precision` auto|fp16|bf16|fp32 (auto: fp16 on CUDA), `batch` tiles per pass (0: auto),
     `compile`: torch.compile the generator. These change speed, and the LR only by rounding.
+    Several GPUs or machines: torchrun --nproc-per-node N -m srpipe make-pairs ... (a share of the files each).
     """
-    dev = resolve_device(device)
+    world, dev = distributed.init(device)
+    try:
+        with distributed.Share(world) as share:
+            return _make_pairs(share, dev, model=model, hr_dir=hr_dir, out_dir=out_dir, cleanup_factor=cleanup_factor,
+                               tile=tile, precision=precision, batch=batch, compile=compile)
+    finally:
+        world.close()
+
+
+def _make_pairs(share: distributed.Share, dev: torch.device, *, model, hr_dir, out_dir, cleanup_factor: int,
+                tile: int, precision: str, batch: int, compile: bool) -> dict:
     autocast = inference_dtype(precision, dev)
     if cleanup_factor < 1:
         raise SrpipeError(f"--cleanup-factor must be >= 1, got {cleanup_factor}")
@@ -145,7 +157,7 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
 
     from srpipe.cli.console import err
 
-    for p in track(paths, description="make-pairs", console=err, transient=True):
+    for p in track(share.take(paths), description="make-pairs", console=err, transient=True):
         try:
             img, _ = read_image(p)
         except ImageReadError as e:
@@ -163,6 +175,9 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
         write_png(out / "lr" / f"{p.stem}.png", lr)
         pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name,
                       "hr_size": [hr.shape[2], hr.shape[1]]})
+    pairs, skipped = share.merge(pairs, skipped)  # every rank's, once all have finished
+    order = {p.name: i for i, p in enumerate(paths)}
+    pairs.sort(key=lambda e: order[e["source"]])
     if not pairs:  # one line that says why each file was left out, instead of a warning and an error
         raise SrpipeError(f"no usable image in {hr_dir}, nothing written: " + "; ".join(skipped[:5])
                           + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
@@ -176,5 +191,6 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
         "generator": {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")},
         "srpipe": __version__,
     }
-    write_json(out / "pairs.json", manifest)
+    if share.main:
+        write_json(out / "pairs.json", manifest)
     return manifest

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from srpipe.cli.console import info, warn
-from srpipe.config import resolve_device
+from srpipe import distributed
 from srpipe.errors import SrpipeError
 from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
 from srpipe.tiling import auto_batch, tiled_apply
@@ -138,9 +138,11 @@ def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int
             tile = nxt
 
 
-def load_model(model, device: str, *, precision: Precision = "auto", compile: bool = False):
-    """(network, device the tiles go to) for `upscale`: a torch RRDBNet from any weights file or run
-    folder, or an `onnxrt.OnnxNet` for a ``.onnx`` file (its tiles stay on the host)."""
+def load_model(model, dev: torch.device, *, precision: Precision = "auto", compile: bool = False,
+               requested: str = "auto"):
+    """(network, device the tiles go to) for `upscale` on `dev`: a torch RRDBNet from any weights file
+    or run folder, or an `onnxrt.OnnxNet` for a ``.onnx`` file (its tiles stay on the host). With
+    `requested` ``auto`` an ONNX model takes onnxruntime's CUDA provider when it has one."""
     if Path(model).suffix.lower() == ".onnx":
         from srpipe.upscale import onnxrt
 
@@ -149,12 +151,9 @@ def load_model(model, device: str, *, precision: Precision = "auto", compile: bo
         if precision not in ("auto", "fp32"):
             raise SrpipeError(f"--precision {precision}: an ONNX model runs in the precision it was exported in "
                               "(srpipe export --format onnx [--fp16]); leave --precision auto")
-        if device not in ("auto", "cpu") and not device.startswith("cuda"):
-            resolve_device(device)  # the same message for an unknown device name
-        net = onnxrt.OnnxNet(model, device=device)
+        net = onnxrt.OnnxNet(model, device="auto" if requested == "auto" else dev.type, index=dev.index or 0)
         info(f"{Path(model).name}: ONNX x{net.scale}, {np.dtype(net.dtype).name}, onnxruntime {net.provider}")
         return net, torch.device("cpu")
-    dev = resolve_device(device)
     net, _, _ = interop.load_generator(model)
     return prepare(net, dev, compile=compile), dev
 
@@ -172,8 +171,23 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
     webp; ICC profile and EXIF carried over); returns written paths.
 
     `batch`: tiles per forward pass (0: auto, see `auto_batch`); `compile`: torch.compile the network.
+    Several GPUs or machines: torchrun --nproc-per-node N -m srpipe upscale ... (a share of the files
+    each, `srpipe.distributed.Share`; every rank returns all written paths).
     """
-    net, dev = load_model(model, device, precision=precision, compile=compile)
+    world, dev = distributed.init(device)
+    try:
+        with distributed.Share(world) as share:
+            return _upscale(share, model, inputs, out_dir, tile=tile, tile_pad=tile_pad, blend=blend,
+                            precision=precision, dev=dev, requested=device, outscale=outscale,
+                            skip_existing=skip_existing, batch=batch, compile=compile, ext=ext)
+    finally:
+        world.close()
+
+
+def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, tile_pad: int, blend: bool,
+             precision: Precision, dev: torch.device, requested: str, outscale: float | None, skip_existing: bool,
+             batch: int, compile: bool, ext: str) -> list[Path]:
+    net, dev = load_model(model, dev, precision=precision, compile=compile, requested=requested)
     src = Path(inputs)
     if src.is_dir():
         files = list_images(src)
@@ -196,7 +210,7 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
         raise SrpipeError(f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other")
     written, unreadable, existing = [], [], 0
     warned_fp16 = False
-    for f in files:
+    for f in share.take(files):
         target = out / f"{f.stem}.{ext}"
         if skip_existing and target.is_file():
             info(f"skip {f.name}: {target} exists")
@@ -231,6 +245,10 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
         write_image(target, sr, like=like)
         written.append(target)
         info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
+    written, unreadable, existing = share.merge(written, unreadable, [existing])  # every rank's
+    order = {f.stem: i for i, f in enumerate(files)}
+    written.sort(key=lambda t: order[t.stem])
+    existing = sum(existing)
     if unreadable and not written and not existing:  # a folder of nothing but broken files is a failure, not "0 written"
         raise SrpipeError(f"no readable image in {src}, nothing written: " + "; ".join(unreadable[:5])
                           + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""))

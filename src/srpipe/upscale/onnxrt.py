@@ -51,29 +51,29 @@ def _need(module: str):
         raise OnnxError(f"{module} is not installed: pip install 'srpipe[onnx]' (onnx and onnxruntime)") from None
 
 
-def providers(device: str = "auto") -> list[str]:
-    """onnxruntime execution providers for `--device`: CUDA first when asked for (auto: when available)."""
+def providers(device: str = "auto", index: int = 0) -> list:
+    """onnxruntime execution providers for a device: ``cpu``; ``cuda`` (GPU `index`, an error without
+    onnxruntime's CUDA provider); ``auto`` (CUDA when this onnxruntime has it, else the CPU)."""
     ort = _need("onnxruntime")
     have = ort.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device.startswith("cuda") and "CUDAExecutionProvider" not in have:
-        raise OnnxError(f"--device {device} with an ONNX model needs onnxruntime's CUDA provider "
+    if device == "cuda" and "CUDAExecutionProvider" not in have:
+        raise OnnxError(f"--device cuda with an ONNX model needs onnxruntime's CUDA provider "
                         f"(this onnxruntime has {', '.join(have)}): pip install onnxruntime-gpu, or --device cpu")
-    if "CUDAExecutionProvider" in have and device != "cpu":
-        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+    if "CUDAExecutionProvider" in have:
         return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
-def session(path_or_bytes, device: str = "auto"):
+def session(path_or_bytes, device: str = "auto", index: int = 0):
     ort = _need("onnxruntime")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()  # the same CPU share as torch models get
     opts.log_severity_level = 3  # errors only: onnxruntime's warnings are about its own graph rewrites
     src = path_or_bytes if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
     try:
-        return ort.InferenceSession(src, sess_options=opts, providers=providers(device))
+        return ort.InferenceSession(src, sess_options=opts, providers=providers(device, index))
     except OnnxError:
         raise
     except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
@@ -90,11 +90,11 @@ class OnnxNet:
     them on its provider (CUDA or CPU). ``dtype`` is the model's input type (float16 for an fp16 export).
     """
 
-    def __init__(self, path: str | Path, *, device: str = "auto"):
+    def __init__(self, path: str | Path, *, device: str = "auto", index: int = 0):
         self.path = Path(path)
         if not self.path.is_file():
             raise OnnxError(f"ONNX model {self.path} does not exist")
-        self.session = session(self.path, device)
+        self.session = session(self.path, device, index)
         inp = self.session.get_inputs()
         if len(inp) != 1 or len(self.session.get_outputs()) != 1:
             raise OnnxError(f"{self.path} has {len(inp)} inputs and {len(self.session.get_outputs())} outputs; "
