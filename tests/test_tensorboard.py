@@ -126,3 +126,16 @@ def test_log_modes(tmp_path, monkeypatch):
         runlog.log_targets("tensorboard")
     with pytest.raises(SrpipeError, match="--log 'tb'"):
         runlog.log_targets("tb")
+
+
+def test_cli_log_tensorboard_without_the_package_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    from srpipe.cli import main
+
+    monkeypatch.setattr(runlog, "tensorboard_available", lambda: False)
+    hr = make_folder(tmp_path / "hr", 1, (40, 40))
+    with pytest.raises(SystemExit) as e:
+        main(["degrade-train", "--hr", str(hr), "--same-domain", "--out", str(tmp_path / "run"), "--preset", "tiny",
+              "--device", "cpu", "--log", "tensorboard"])
+    assert e.value.code == 1
+    assert "pip install 'srpipe[tb]'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

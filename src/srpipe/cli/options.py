@@ -58,6 +58,9 @@ def speed_options(f):
                   help="Stop after this many steps in a row with a non-finite loss (each one's update is skipped).")
     @functools.wraps(f)
     def wrapper(*args, precision, channels_last, compile_, data_placement, log_every, log, max_bad_steps, **kwargs):
+        from srpipe.runlog import log_targets
+
+        log_targets(log)  # --log tensorboard without the package: fail before any work
         speed = {"precision": precision, "channels_last": channels_last, "compile": compile_,
                  "data_placement": data_placement, "log_every": log_every, "log": log, "max_bad_steps": max_bad_steps}
         return f(*args, speed=speed, **kwargs)
