@@ -121,7 +121,7 @@ def log_targets(mode: str) -> tuple[bool, bool]:
 
 
 def _tag(field: str) -> str:
-    """TensorBoard tag of a log field: val_psnr_y -> val/psnr_y, d_real -> loss/d_real, lr -> lr."""
+    """TensorBoard tag of a log field: val_psnr_y -> val/psnr_y, d_real -> loss/d_real, lr -> train/lr."""
     if field.startswith("val_"):
         return "val/" + field[4:]
     if field in ("lr", "skipped"):

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srpipe.cli.console import info, warn
 from srpipe import distributed
+from srpipe.cli.console import info, warn
 from srpipe.errors import SrpipeError
 from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
 from srpipe.tiling import auto_batch, tiled_apply

@@ -1,8 +1,8 @@
 """ESRGAN generators as ONNX: export with dynamic batch, height and width, and onnxruntime inference.
 
 Export (`export_onnx`) traces the RRDBNet with torch's TorchScript-based exporter at opset `OPSET`
-(17: every op RRDBNet needs, Resize-nearest and DepthToSpace/SpaceToDepth included, and the opset
-onnxruntime >= 1.14 and TensorRT >= 8.6 run). The newer torch.export-based exporter needs the
+(17: it has every op RRDBNet needs, nearest Resize and the reshapes of pixel-unshuffle included; onnxruntime
+has run it since 1.12; `--opset` picks another, 13 or later). The newer torch.export-based exporter needs the
 `onnxscript` package and gains nothing for a static convolutional graph. Input ``lq`` and output
 ``sr`` are (N, 3, H, W) and (N, 3, H*s, W*s) with N, H and W dynamic; values in [0, 1] (the
 output is not clamped; srpipe clamps after the network, as for torch models). x2/x1 models
