@@ -36,7 +36,7 @@ def _models(tmp: Path) -> tuple[Path, Path]:
 def _run(tmp: Path, tag: str) -> list[str]:
     """make-pairs and upscale of tmp/hr, into tmp/<tag>_pairs and tmp/<tag>_up; the upscaled names."""
     pairs_mod.make_pairs(model=tmp / "g.safetensors", hr_dir=tmp / "hr", out_dir=tmp / f"{tag}_pairs", device="cpu",
-                         tile=24)
+                         tile=24, jpeg="50:90")  # per-image JPEG qualities, recorded in pairs.json
     written = infer.upscale(tmp / "sr.safetensors", tmp / "hr", tmp / f"{tag}_up", device="cpu", tile=16, tile_pad=4)
     return [p.name for p in written]
 
@@ -123,6 +123,7 @@ def test_two_processes_write_what_one_process_writes(tmp_path):
     assert sorted(one) == ["hr/img_00.png", "hr/img_01.png", "hr/img_02.png", "lr/img_00.png", "lr/img_01.png",
                            "lr/img_02.png", "pairs.json"]
     assert two == one  # byte-identical, pairs.json (written once, by rank 0) included
+    assert sorted(json.loads(one["pairs.json"])["jpeg"]["qualities"]) == ["img_00", "img_01", "img_02"]
     assert _files(tmp_path / "ddp_up") == _files(tmp_path / "one_up") and len(_files(tmp_path / "one_up")) == 3
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [sorted(rep["calls"]) for rep in reports] == [  # round robin: files 0 and 2 on rank 0, 1 on rank 1

@@ -14,6 +14,7 @@ iters = 300
 
 [pairs]
 cleanup_factor = 1            # 1 = SDSR, 2 = TDSR
+jpeg = "auto"                 # JPEG stage after G: auto (estimated from real_lr), off, "Q" or "QMIN:QMAX"
 
 [sr]                          # UpscaleConfig: preset, then [sr.config.*] overrides
 preset = "tiny"
@@ -42,7 +43,7 @@ from srpipe.errors import UsageError
 SECTIONS = {
     "inputs": {"hr", "real_lr", "test_hr", "pairs_hr"},
     "degrade": {"preset", "config"},
-    "pairs": {"cleanup_factor"},
+    "pairs": {"cleanup_factor", "jpeg"},
     "sr": {"enabled", "preset", "config"},
     "interpolate": {"alphas"},
     "upscale": {"tile"},
@@ -61,12 +62,13 @@ class Pipeline:
     tile: int
     eval: bool
     fid: bool
+    jpeg: str = "auto"  # make-pairs --jpeg for the training and test pairs, as its stable string
 
     def params(self) -> dict:
         """Everything result-changing, as plain data (for display and tests)."""
         return {"degrade": to_dict(self.degrade), "cleanup_factor": self.cleanup_factor,
                 "sr": to_dict(self.sr) if self.sr else None, "alphas": list(self.alphas), "tile": self.tile,
-                "eval": self.eval, "fid": self.fid}
+                "eval": self.eval, "fid": self.fid, "jpeg": self.jpeg}
 
 
 def _check(where: str, table, allowed: set[str]) -> dict:
@@ -129,8 +131,15 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if cleanup < 1:
         raise UsageError("pipeline: pairs.cleanup_factor must be >= 1")
     tile = _typed("upscale.tile", sec["upscale"].get("tile"), int, 256)
+    from srpipe.jpeg import parse_jpeg
+
+    jpeg_text = _typed("pairs.jpeg", sec["pairs"].get("jpeg"), str, "auto")
+    try:
+        jpeg = str(parse_jpeg(jpeg_text))
+    except UsageError as e:
+        raise UsageError(f"pipeline: pairs.jpeg: {e}") from None
     return Pipeline(
         path=p.resolve(), inputs=inputs, degrade=degrade, cleanup_factor=cleanup, sr=sr, alphas=alphas, tile=tile,
         eval=_typed("eval.enabled", sec["eval"].get("enabled"), bool, True),
-        fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True),
+        fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True), jpeg=jpeg,
     )
