@@ -5,9 +5,9 @@ the generator input is the bicubic downscale of a random clean-HR crop, the disc
 samples are random crops of the real-LR folder (or, with `data.same_domain`, native-resolution
 crops of the HR folder as in the official code).
 
-Run folder: config.json, ckpt/, log.csv, samples/, generator.safetensors (last), split.json,
-degradation.json (realism table on the held-out real LR, when srpipe.realism is available), jpeg.json
-(the real LR's JPEG stage, also in the generator's header).
+Run folder: config.json, ckpt/, log.csv, tb/ (TensorBoard events), samples/, generator.safetensors
+(last), split.json, degradation.json (realism table on the held-out real LR, when srpipe.realism is
+available), jpeg.json (the real LR's JPEG stage, also in the generator's header).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from srpipe.jpeg import summarize as jpeg_summary
 from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.errors import SrpipeError
 from srpipe.resize import bicubic_down
-from srpipe.runlog import CsvLog, Interrupted, Progress, StopFlag, open_run, write_json
+from srpipe.runlog import Interrupted, Progress, RunLog, StopFlag, open_run, write_json
 
 
 def lr_at(step: int, o: OptimConfig) -> float:
@@ -222,7 +222,10 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
 
         if world.main:
             G.eval()
-            write_png(out / "samples" / f"step_{step:08d}.png", _sample_grid(G, sample_hr, sample_real, D_.scale))
+            grid = _sample_grid(G, sample_hr, sample_real, D_.scale)
+            write_png(out / "samples" / f"step_{step:08d}.png", grid)
+            if log is not None:
+                log.image("samples", step, grid)
             G.train()
 
     # uint8 images for batched device-side crops (srpipe.augment), on the GPU when they fit.
@@ -235,8 +238,8 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
          f"images in {hr_bank.placement} memory")
 
     ckpt_every = run.ckpt_every or max(50, min(5000, O.iters // 10))
-    log = CsvLog(out / "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
-                 resume_step=start) if world.main else None
+    log = RunLog(out, "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
+                 resume_step=start, mode=run.log, config=record) if world.main else None
     guard, meter = StepGuard(device), LossMeter()
     t0 = time.time()
     step = start
