@@ -11,7 +11,7 @@ import torch
 from srpipe.engine import accel, ckpt, loop
 from srpipe.config import RunOptions
 from srpipe.engine.distributed import World
-from srpipe.engine.runlog import Interrupted
+from srpipe.engine.runlog import Interrupted, RunLog
 
 CPU = torch.device("cpu")
 
@@ -39,15 +39,15 @@ class Toy:
 
 
 def phase(tmp_path, name=None):
-    return loop.PhaseInfo("toy", tmp_path / "log.csv", ["lr", "loss", "skipped"], {"loss": "loss"}, name=name,
-                          lr_keys="toy.lr", inputs="the toy data")
+    return loop.PhaseInfo("toy", {"loss": "loss"}, name=name, lr_keys="toy.lr", inputs="the toy data")
 
 
 def go(tmp_path, toy, iters=7, name=None, **run):
     opts = RunOptions(ckpt_every=3, log_every=2, **run)
     start = loop.resume(toy.state, "toy", iters)
+    log = RunLog(tmp_path, "log.csv", ["lr", "loss", "skipped"], resume_step=start, mode="csv")
     loop.run_steps(toy.step, phase=phase(tmp_path, name), iters=iters, start=start, state=toy.state, world=World(),
-                   device=CPU, run=opts)
+                   device=CPU, run=opts, log=log)
 
 
 def test_log_rows_and_checkpoints_follow_the_schedule(tmp_path):

@@ -9,7 +9,7 @@ owns everything around the steps:
   loss read, so that all of them stop at the same step with one checkpoint;
 - the bad-step streak: a non-finite loss skips its update on the device (`accel.StepGuard`), and
   `run.max_bad_steps` of them in a row stop the run with a message that says what to change;
-- the loss log (CSV) and the progress display.
+- the loss log rows (`runlog.RunLog`: CSV and/or TensorBoard) and the progress display.
 
 Losses, the streak and the stop vote are read from the device every `run.log_every` steps and at
 checkpoints, in one transfer: no host sync on the other steps.
@@ -29,7 +29,7 @@ from srpipe.engine.accel import LossMeter, NonFiniteError, StepGuard
 from srpipe.config import RunOptions
 from srpipe.engine.distributed import World
 from srpipe.log import info, progress, warn
-from srpipe.engine.runlog import CsvLog, Interrupted, StopFlag
+from srpipe.engine.runlog import Interrupted, RunLog, StopFlag
 
 # (step, guard) -> (learning rate to log, this step's losses as device tensors)
 TrainStep = Callable[[int, StepGuard], tuple[float, dict[str, torch.Tensor]]]
@@ -80,11 +80,9 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class PhaseInfo:
-    """The words and files of one run of steps: its progress label, log and hints for messages."""
+    """The words of one run of steps: its progress label, what it shows, and hints for messages."""
 
     description: str  # progress label, e.g. "degrade-train" or "sr-train psnr"
-    log_path: Path  # CSV loss log (written by rank 0)
-    fields: Sequence[str]  # its columns besides step and time
     shown: dict[str, str]  # log key -> progress label, for the values worth showing
     name: str | None = None  # "psnr" / "gan" for a phase of a multi-phase run
     lr_keys: str = "optim.lr"  # the config keys a user lowers after non-finite losses
@@ -92,16 +90,17 @@ class PhaseInfo:
 
 
 def run_steps(train_step: TrainStep, *, phase: PhaseInfo, iters: int, start: int, state: Checkpoint, world: World,
-              device: torch.device, run: RunOptions, guarded: Sequence[nn.Module] = (),
+              device: torch.device, run: RunOptions, log: RunLog | None, guarded: Sequence[nn.Module] = (),
               after_step: Callable[[int], dict[str, float] | None] | None = None) -> None:
     """Steps `start + 1 .. iters`, then a checkpoint of the last step unless the schedule wrote one.
 
-    `guarded` modules get their buffers put back after a skipped step (see `accel.StepGuard`).
+    `log` (None on ranks other than 0) gets the rows and is closed at the end; the stage creates it
+    (it also writes sample grids there). `guarded` modules get their buffers put back after a
+    skipped step (see `accel.StepGuard`).
     `after_step(step)` runs after every step (sample grids, validation); the values it returns join
     that step's log row (an empty dict still writes one).
     """
     ckpt_every = ckpt_interval(run, iters)
-    log = CsvLog(phase.log_path, list(phase.fields), resume_step=start) if world.main else None
     guard, meter = StepGuard(device), LossMeter()
     where = f" in the {phase.name} phase" if phase.name else ""
     try:

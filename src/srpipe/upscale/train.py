@@ -7,7 +7,7 @@
   low-passes and D sees high-passes only.
 - An EMA of G (BasicSR `model_ema`, decay 0.999) is validated and saved as the model weights.
 
-Run folder: config.json, split.json, ckpt/{psnr,gan}/, log_psnr.csv, log_gan.csv, samples/,
+Run folder: config.json, split.json, ckpt/{psnr,gan}/, log_psnr.csv, log_gan.csv, tb/{psnr,gan}/, samples/,
 best.json, psnr.safetensors, gan.safetensors (EMA weights; `.pth` copies with `export_pth`).
 A phase whose weights file exists and whose checkpoint reached its last step is not rerun.
 """
@@ -33,7 +33,7 @@ from srpipe.io.imageio import file_sha256
 from srpipe.log import info, warn
 from srpipe.engine.loop import Checkpoint, PhaseInfo, ckpt_interval, resume, run_steps
 from srpipe.io.resize import bicubic_up
-from srpipe.engine.runlog import open_run, write_json
+from srpipe.engine.runlog import RunLog, open_run, write_json
 from srpipe.upscale import interop, losses
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet, unshuffle_factor
 from srpipe.upscale.config import UpscaleConfig
@@ -296,7 +296,10 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
             if not world.main:
                 return {}
             if samples:
-                write_png(out / "samples" / f"{name}_{step:08d}.png", _sample_grid(ema, samples, S, device))
+                grid = _sample_grid(ema, samples, S, device)
+                write_png(out / "samples" / f"{name}_{step:08d}.png", grid)
+                if log is not None:
+                    log.image("samples", step, grid)
             if not val:
                 return {}
             v = validate(ema, val, S, device, lpips if name == "gan" else None)
@@ -316,6 +319,8 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         if name == "gan":
             fields[2:2] = ["l_pix_full", "l_percep", "l_adv", "d_loss", "d_real", "d_fake"]
         fields.append("skipped")
+        log = RunLog(out, f"log_{name}.csv", fields, resume_step=start, mode=run.log, events=name,
+                     config=record) if world.main else None
         # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
         G_train = speed.compiled(world.wrap(G))
         D_train = None if D is None else speed.compiled(world.wrap(D))
@@ -346,9 +351,9 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         lr_keys = "psnr.lr" if name == "psnr" else "gan.lr_g / gan.lr_d"
         t0 = time.time()
         G.train()
-        run_steps(train_step, phase=PhaseInfo(f"sr-train {name}", out / f"log_{name}.csv", fields, shown, name=name,
-                                          lr_keys=lr_keys, inputs="the training pairs"),
-                  iters=P.iters, start=start, state=state, world=world, device=device, run=run,
+        run_steps(train_step, phase=PhaseInfo(f"sr-train {name}", shown, name=name, lr_keys=lr_keys,
+                                          inputs="the training pairs"),
+                  iters=P.iters, start=start, state=state, world=world, device=device, run=run, log=log,
                   guarded=[D] if D is not None else [], after_step=after_step)
         v = last_val if last_val and P.iters % every_val == 0 else evaluate(P.iters)
         results[name] = final
