@@ -93,6 +93,9 @@ def test_training_changes_weights_and_writes_outputs(tiny_hr, tiny_lr, tmp_path)
         assert all(v == v and abs(v) < 1e6 for v in vals)
     assert (out / "samples" / "step_00000006.png").is_file()
     assert (out / "ckpt" / "latest").read_text().strip() == "step_00000006"
+    est = json.loads((out / "jpeg.json").read_text())  # the real LR here: clean PNGs, no JPEG stage
+    assert est["kind"] == "none" and est["n_total"] == 6 and est["qualities"] == []
+    assert json.loads(header["jpeg"]) == est
     realism = json.loads((out / "degradation.json").read_text())
     assert realism["counts"]["real"] == 1 and {r["metric"] for r in realism["rows"]} >= {"noise", "blockiness"}
     split = json.loads((out / "split.json").read_text())

@@ -11,7 +11,7 @@ real-LR images)::
         the synthetic LR was made from, whose bicubic LR is computed here with
         `srpipe.resize.bicubic_down` after a mod-crop to `scale`).
     returns {"scale", "counts": {"real", "synthetic", "bicubic"}, "rows": [row...], "notes": [...],
-             "config": {...}} where each row is
+             "jpeg": {"real", "synthetic"}, "config": {...}} where each row is
         {"metric", "label", "unit", "real", "synthetic", "bicubic",   # the per-set statistic
          "synthetic_distance", "bicubic_distance", "closer"}          # lower distance = closer to real
         and "closer" is "synthetic", "bicubic" or "tie".
@@ -39,6 +39,9 @@ Rows (the statistics need no pretrained network, except KID/FID):
   set the median over images. DSGAN's generator is a stride-1
   convolutional network with no positional input, so it is translation-equivariant and cannot place
   blocks on a fixed 8-pixel grid: when the real LR is blocky, a note says that this gap will stay.
+* ``jpeg`` (not a row): the JPEG stage of the real and of the synthetic set (`srpipe.jpeg`: quality
+  from the quantization tables of JPEG files, else from the luma DCT lattice of the decoded pixels),
+  as `JpegEstimate.to_json()` each (`jpeg_line` renders them in one line).
 """
 
 from __future__ import annotations
@@ -315,6 +318,7 @@ def degradation_report(real: Sequence, synthetic: Sequence, hr: Sequence, scale:
         {k: round(v, 4) for k, v in b.items()},
         abs(b["synthetic"] - b["real"]), abs(b["bicubic"] - b["real"]),
     ))
+    jpeg_stage = {k: _jpeg_estimate(v) for k, v in (("real", real), ("synthetic", synthetic))}
     if b["real"] > BLOCKY:
         notes.append(
             f"the real LR shows JPEG 8x8 blocking (blockiness {b['real']:.2f}): a degradation generator without a "
@@ -326,8 +330,20 @@ def degradation_report(real: Sequence, synthetic: Sequence, hr: Sequence, scale:
         "counts": {k: len(v) for k, v in sets.items()},
         "rows": rows,
         "notes": notes,
+        "jpeg": {k: v.to_json() for k, v in jpeg_stage.items()},
         "config": asdict(cfg),
     }
+
+
+def _jpeg_estimate(items: Sequence):
+    """JPEG estimate of a set given as paths (tables of JPEG files) or tensors (decoded pixels)."""
+    from srpipe.jpeg import estimate_folder, estimate_tensors
+
+    if all(isinstance(it, torch.Tensor) for it in items):
+        return estimate_tensors(list(items))
+    tensors = [it for it in items if isinstance(it, torch.Tensor)]
+    paths = [Path(it) for it in items if not isinstance(it, torch.Tensor)]
+    return estimate_folder(paths) if not tensors else estimate_tensors(tensors)
 
 
 def _inception_rows(sets: dict, cfg: RealismConfig, weights_dir, device, notes: list[str]) -> list[dict]:
@@ -435,6 +451,16 @@ def _num(v) -> str:
     return str(v)
 
 
+def jpeg_line(report: dict) -> str | None:
+    """'JPEG stage: real LR: ...; synthetic: ...' from a report's `jpeg` entry (None for older reports)."""
+    from srpipe.jpeg import JpegEstimate
+
+    if not report.get("jpeg"):
+        return None
+    j = {k: JpegEstimate.from_json(v).describe() for k, v in report["jpeg"].items()}
+    return f"JPEG stage: real LR: {j['real']}; synthetic: {j['synthetic']}"
+
+
 def report_markdown(report: dict) -> str:
     """The report as a Markdown table (what `degrade-train` stores with its run)."""
     lines = [
@@ -450,7 +476,8 @@ def report_markdown(report: dict) -> str:
             f"| {r['label']} | {_num(r['synthetic_distance'])} | {_num(r['bicubic_distance'])} | {r['closer'] or '-'} "
             f"| {_num(r['real'])} | {_num(r['synthetic'])} | {_num(r['bicubic'])} | {r['unit']} |"
         )
-    if report["notes"]:
+    line = jpeg_line(report)
+    if report["notes"] or line:
         lines.append("")
-        lines += [f"- {n}" for n in report["notes"]]
+        lines += [f"- {n}" for n in ([line] if line else []) + report["notes"]]
     return "\n".join(lines) + "\n"

@@ -63,12 +63,21 @@ def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, c
               help="Tiles per forward pass (0: auto, several on a GPU, 1 on the CPU).")
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
               help="torch.compile the generator (pays off on large folders on a GPU).")
+@click.option("--jpeg", "jpeg", default="auto", show_default=True,
+              help="JPEG stage after the generator: auto (qualities estimated from the real LR by degrade-train), "
+                   "off, a quality Q (1-100), or QMIN:QMAX (uniform per image).")
+@click.option("--jpeg-seed", type=int, default=0, show_default=True,
+              help="Seed of the per-image quality draw (with the image name; order-independent).")
 @run_options
-def make_pairs(model, hr_dir, out_dir, cleanup_factor, tile, precision, batch, compile_, device, weights_dir):
+def make_pairs(model, hr_dir, out_dir, cleanup_factor, tile, precision, batch, compile_, jpeg, jpeg_seed, device,
+               weights_dir):
     """Turn an HR folder into realistic LR/HR pairs with a trained degradation generator."""
     from srpipe.cli.console import out
     from srpipe.degrade.pairs import make_pairs as run_make_pairs
+    from srpipe.jpeg import parse_jpeg
 
+    spec = parse_jpeg(jpeg)  # a usage error (exit 2) before the model is loaded
     manifest = run_make_pairs(model=model, hr_dir=hr_dir, out_dir=out_dir, cleanup_factor=cleanup_factor,
-                              tile=tile, device=device, precision=precision, batch=batch, compile=compile_)
+                              tile=tile, device=device, precision=precision, batch=batch, compile=compile_,
+                              jpeg=spec, jpeg_seed=jpeg_seed)
     out.print(f"{len(manifest['pairs'])} pairs (x{manifest['scale']}) in {out_dir}")

@@ -249,3 +249,6 @@ def eval_degradation(real_dir, synthetic_dir, hr_dir, scale, patches, patch_size
         t.add_row(r["label"], _fmt(r["synthetic_distance"]), _fmt(r["bicubic_distance"]), r["closer"] or "-",
                   r["unit"])
     console.out.print(t)
+    from srpipe.realism import jpeg_line
+
+    console.out.print(jpeg_line(report), markup=False)

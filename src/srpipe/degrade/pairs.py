@@ -5,7 +5,11 @@
   own noise and blur; official `create_dataset.py --cleanup_factor 2`), then as SDSR.
 HR is mod-cropped to a multiple of the scale so LR is exactly HR/scale. Large images run through
 `srpipe.tiling` with a pad of the generator's receptive radius: identical to whole-image output, with
-bounded device memory. `pairs.json` is written last: a folder without it is not a finished output.
+bounded device memory. JPEG stage (`jpeg`: auto|off|Q|QMIN:QMAX, `srpipe.jpeg`): the LR is round-tripped
+through real libjpeg after G, at a quality drawn per image from a generator seeded by the image name
+(results independent of order); auto draws from the JPEG estimate degrade-train stored with the model
+(its header, else jpeg.json next to it). The LR file stays PNG: a lossless store of the decoded JPEG.
+`pairs.json` is written last: a folder without it is not a finished output.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import torch
 
 from srpipe import __version__, ckpt
+from srpipe import jpeg as jpg
 from srpipe.cli.console import info, warn
 from srpipe.config import resolve_device
 from srpipe.degrade.archs import DSGANGenerator
@@ -102,10 +107,29 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
+def model_jpeg_estimate(header: dict, gpath: Path) -> jpg.JpegEstimate | None:
+    """The JPEG estimate stored with a generator: its header's `jpeg`, else `jpeg.json` beside it; None if neither."""
+    if "jpeg" in header:
+        return jpg.JpegEstimate.from_json(header["jpeg"])
+    side = gpath.parent / "jpeg.json"
+    if side.is_file():
+        import json
+
+        try:
+            return jpg.JpegEstimate.from_json(json.loads(side.read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise SrpipeError(f"{side} is unreadable ({first_line(e)}); delete it or pass --jpeg off|Q|QMIN:QMAX") from None
+    return None
+
+
 @torch.no_grad()
 def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 512, device: str = "auto",
-               precision: str = "auto", batch: int = 0, compile: bool = False) -> dict:
+               precision: str = "auto", batch: int = 0, compile: bool = False, jpeg: str = "auto",
+               jpeg_seed: int = 0) -> dict:
     """Write OUT/hr/NAME.png, OUT/lr/NAME.png and OUT/pairs.json; returns the pairs.json content.
+
+    `jpeg` auto|off|Q|QMIN:QMAX (a string or `srpipe.jpeg.JpegSpec`) and `jpeg_seed`: the JPEG
+    stage after G (module docstring); both change the LR.
 
     `precision` auto|fp16|bf16|fp32 (auto: fp16 on CUDA), `batch` tiles per pass (0: auto),
     `compile`: torch.compile the generator. These change speed, and the LR only by rounding.
@@ -116,7 +140,12 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
         raise SrpipeError(f"--cleanup-factor must be >= 1, got {cleanup_factor}")
     if tile < 8:
         raise SrpipeError(f"--tile must be >= 8, got {tile}")
+    spec = jpeg if isinstance(jpeg, jpg.JpegSpec) else jpg.parse_jpeg(jpeg)
     G, header, gpath = load_generator(model, dev)
+    estimate = model_jpeg_estimate(header, gpath) if spec.mode == "auto" else None
+    if spec.mode == "auto" and estimate is None:
+        warn(f"--jpeg auto: {gpath} has no JPEG estimate (a model from before degrade-train stored one): "
+             "no JPEG stage; pass --jpeg Q or QMIN:QMAX to add one")
     if dev.type == "cuda":
         G = G.to(memory_format=torch.channels_last)
     run_g = torch.compile(G) if compile else G
@@ -140,7 +169,10 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
     (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
     mode = "TDSR" if cleanup_factor > 1 else "SDSR"
     info(f"make-pairs {mode} x{scale} with {gpath} on {dev}: {len(paths)} image(s)")
+    if spec.mode == "auto" and estimate is not None:
+        info(f"JPEG stage (auto) from the real LR: {estimate.describe()}")
     pairs, skipped = [], []
+    qualities: dict[str, int | None] = {}
     from rich.progress import track
 
     from srpipe.cli.console import err
@@ -159,6 +191,10 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
             skipped.append(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
             continue
         lr = degrade_image(run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch)
+        q = jpg.draw_quality(spec, estimate, jpg.image_rng(p.stem, jpeg_seed))
+        qualities[p.stem] = q
+        if q is not None:
+            lr = jpg.jpeg_compress(lr, q)
         write_png(out / "hr" / f"{p.stem}.png", hr)
         write_png(out / "lr" / f"{p.stem}.png", lr)
         pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name,
@@ -166,6 +202,9 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
     if not pairs:  # one line that says why each file was left out, instead of a warning and an error
         raise SrpipeError(f"no usable image in {hr_dir}, nothing written: " + "; ".join(skipped[:5])
                           + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
+    used = [q for n, q in qualities.items() if q is not None]
+    if spec.mode != "off":
+        info(f"JPEG stage ({spec}): {len(used)}/{len(qualities)} LR image(s) compressed, quality {jpg.summarize(used)}")
     if skipped:
         warn(f"skipped {len(skipped)} file(s): " + "; ".join(skipped))
     manifest = {
@@ -174,6 +213,9 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
         "mode": mode,
         "cleanup_factor": cleanup_factor,
         "generator": {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")},
+        "jpeg": {"spec": spec.to_json(), "seed": jpeg_seed,
+                 "estimate": estimate.to_json() if estimate is not None else None,
+                 "qualities": {n: q for n, q in qualities.items() if n in {pp["name"] for pp in pairs}}},
         "srpipe": __version__,
     }
     write_json(out / "pairs.json", manifest)

@@ -6,7 +6,8 @@ samples are random crops of the real-LR folder (or, with `data.same_domain`, nat
 crops of the HR folder as in the official code).
 
 Run folder: config.json, ckpt/, log.csv, samples/, generator.safetensors (last), split.json,
-degradation.json (realism table on the held-out real LR, when srpipe.realism is available).
+degradation.json (realism table on the held-out real LR, when srpipe.realism is available), jpeg.json
+(the real LR's JPEG stage, also in the generator's header).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     out = Path(out_dir)
     if world.main:
         out = open_run(out_dir, record, restart=run.restart, identity=run.resume_identity or None,
-                       clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json"))
+                       clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json"))
         write_json(out / "split.json", {"train": [p.name for p in real_set.paths],
                                         "held_out": [real_all.paths[i].name for i in val_idx]})
     world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
@@ -262,7 +263,8 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     write_samples(O.iters)
     G.eval()
     if world.main:
-        meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active}
+        meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active,
+                "jpeg": jpeg_stage(hr_dir if D_.same_domain else lr_dir, out)}
         ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
         info(f"trained {O.iters - start} steps in {time.time() - t0:.1f} s")
         if val_idx and not D_.same_domain:
@@ -280,6 +282,21 @@ def _too_many_bad_steps(step: int, streak: int, ckpt_dir: Path) -> NonFiniteErro
         f"{kept}; rerun to resume from it with a lower learning rate (--set optim.lr=...) or --precision fp32, "
         "or check the input images"
     )
+
+
+def jpeg_stage(real_dir, out: Path) -> dict:
+    """Estimate the JPEG stage of the real-LR folder (`srpipe.jpeg`), write `jpeg.json`, print it.
+
+    Returns the estimate's JSON, which also goes into the generator's header so a lone
+    generator.safetensors keeps it (make-pairs --jpeg auto draws qualities from it).
+    """
+    from srpipe.imageio import list_images
+    from srpipe.jpeg import estimate_folder
+
+    est = estimate_folder(list_images(real_dir))
+    write_json(out / "jpeg.json", est.to_json())
+    info(f"JPEG stage of the real LR: {est.describe()}")
+    return est.to_json()
 
 
 MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (bounded time)

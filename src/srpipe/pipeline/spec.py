@@ -15,6 +15,7 @@ iters = 300
 
 [pairs]
 cleanup_factor = 1            # 1 = SDSR, 2 = TDSR
+jpeg = "auto"                 # JPEG stage after G: auto (estimated from real_lr), off, "Q" or "QMIN:QMAX"
 
 [sr]                          # UpscaleConfig: preset, then [sr.config.*] overrides
 preset = "tiny"
@@ -46,7 +47,7 @@ from srpipe.errors import UsageError
 SECTIONS = {
     "inputs": {"hr", "real_lr", "test_hr", "pairs_hr", "test_pairs"},
     "degrade": {"preset", "config"},
-    "pairs": {"cleanup_factor"},
+    "pairs": {"cleanup_factor", "jpeg"},
     "sr": {"enabled", "preset", "config"},
     "baseline": {"bicubic"},
     "interpolate": {"alphas"},
@@ -66,13 +67,14 @@ class Pipeline:
     tile: int
     eval: bool
     fid: bool
+    jpeg: str = "auto"  # make-pairs --jpeg for the training and test pairs, as its stable string
     baseline: bool = True  # [baseline] bicubic: the sr recipe also trained on bicubic pairs (needs [sr])
 
     def params(self) -> dict:
         """Everything result-changing, as plain data (for display and tests)."""
         return {"degrade": to_dict(self.degrade), "cleanup_factor": self.cleanup_factor,
                 "sr": to_dict(self.sr) if self.sr else None, "alphas": list(self.alphas), "tile": self.tile,
-                "eval": self.eval, "fid": self.fid, "baseline": self.baseline}
+                "eval": self.eval, "fid": self.fid, "jpeg": self.jpeg, "baseline": self.baseline}
 
 
 def _check(where: str, table, allowed: set[str]) -> dict:
@@ -140,9 +142,16 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if cleanup < 1:
         raise UsageError("pipeline: pairs.cleanup_factor must be >= 1")
     tile = _typed("upscale.tile", sec["upscale"].get("tile"), int, 256)
+    from srpipe.jpeg import parse_jpeg
+
+    jpeg_text = _typed("pairs.jpeg", sec["pairs"].get("jpeg"), str, "auto")
+    try:
+        jpeg = str(parse_jpeg(jpeg_text))
+    except UsageError as e:
+        raise UsageError(f"pipeline: pairs.jpeg: {e}") from None
     return Pipeline(
         path=p.resolve(), inputs=inputs, degrade=degrade, cleanup_factor=cleanup, sr=sr, alphas=alphas, tile=tile,
         eval=_typed("eval.enabled", sec["eval"].get("enabled"), bool, True),
-        fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True),
+        fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True), jpeg=jpeg,
         baseline=sr is not None and _typed("baseline.bicubic", sec["baseline"].get("bicubic"), bool, True),
     )

@@ -72,12 +72,12 @@ def run_degrade(cfg):
     return fn
 
 
-def run_pairs(hr_input: str, cleanup_factor: int):
+def run_pairs(hr_input: str, cleanup_factor: int, jpeg: str = "auto"):
     def fn(ctx: Context) -> dict:
         from srpipe.degrade.pairs import make_pairs
 
         m = make_pairs(model=ctx.inputs["degrade"], hr_dir=ctx.inputs[hr_input], out_dir=ctx.out,
-                       cleanup_factor=cleanup_factor, device=ctx.run.device)
+                       cleanup_factor=cleanup_factor, device=ctx.run.device, jpeg=jpeg)
         return {"pairs": len(m["pairs"]), "mode": m["mode"]}
 
     return fn
@@ -291,13 +291,13 @@ def build_stages(p: Pipeline) -> list[Stage]:
     stages = [
         Stage("degrade", 1, {"config": to_dict(d)}, raw, (), run_degrade(d), ", ".join(d.loss.active()),
               weights=degrade_weights(d)),
-        Stage("pairs", 1, {"cleanup_factor": p.cleanup_factor}, {"pairs_hr": p.inputs["pairs_hr"]}, ("degrade",),
-              run_pairs("pairs_hr", p.cleanup_factor)),
+        Stage("pairs", 1, {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg}, {"pairs_hr": p.inputs["pairs_hr"]},
+              ("degrade",), run_pairs("pairs_hr", p.cleanup_factor, p.jpeg)),
     ]
     has_test = "test_hr" in p.inputs
     if has_test:
-        stages.append(Stage("test_pairs", 1, {"cleanup_factor": p.cleanup_factor}, {"test_hr": p.inputs["test_hr"]},
-                            ("degrade",), run_pairs("test_hr", p.cleanup_factor)))
+        stages.append(Stage("test_pairs", 1, {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg},
+                            {"test_hr": p.inputs["test_hr"]}, ("degrade",), run_pairs("test_hr", p.cleanup_factor, p.jpeg)))
     if p.sr is None:
         return stages
     scale = p.sr.data.scale
