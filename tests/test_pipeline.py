@@ -1,4 +1,5 @@
-"""Orchestrator: keys, staleness reasons, reruns, resume, manifest-last, lock, gc."""
+"""Orchestrator: keys (params, input content, pretrained files), staleness reasons, reruns, resume after
+edits and moves, manifest-last, lock, gc; and one run of every stage, SR half and bicubic baseline included."""
 
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ def write(root: Path, *, cleanup: int) -> Path:
     return p
 
 
-def go(root: Path, **kw) -> dict[str, str]:
+def go(root: Path, *, report: bool = False, **kw) -> dict[str, str]:
+    """Run the pipeline; no report unless asked (rendering its plots costs more than these tiny stages)."""
     rows = run_pipeline(load_pipeline(root / "pipe.toml"), run_dir=root / "run", cache=root / "cache",
-                        run=RunOptions(device="cpu"), **kw)
+                        run=RunOptions(device="cpu"), report=report, **kw)
     return {r["stage"]: r["action"] for r in rows}
 
 
@@ -75,7 +77,7 @@ def states(root: Path) -> dict[str, tuple[str, str]]:
 
 
 def test_first_run_then_noop_rerun(project):
-    assert go(project) == {"degrade": "ran", "pairs": "ran", "test_pairs": "ran"}
+    assert go(project, report=True) == {"degrade": "ran", "pairs": "ran", "test_pairs": "ran"}
     assert all(s == "fresh" for s, _ in states(project).values())
     assert go(project) == {"degrade": "cached", "pairs": "cached", "test_pairs": "cached"}
     record = json.loads((project / "run" / "run.json").read_text())
@@ -330,7 +332,7 @@ def full_run(tmp_path_factory):
         mp.setenv("TORCH_HOME", str(home))
         mp.setenv("SRPIPE_OFFLINE", "1")
         mp.delenv("SRPIPE_WEIGHTS_DIR", raising=False)
-        first = go(root)
+        first = go(root, report=True)
         second = go(root)
     return root, first, second
 

@@ -79,13 +79,15 @@ def status_cmd(pipeline, out, cache, weights_dir):
 @click.argument("pipelines", nargs=-1, type=click.Path(dir_okay=False))
 @cache_option
 @click.option("--dry-run", is_flag=True, help="List what would be removed.")
-def gc_cmd(pipelines, cache, dry_run):
+@click.option("--weights-dir", type=click.Path(file_okay=False), default=None, envvar="SRPIPE_WEIGHTS_DIR",
+              help="Folder searched first for pretrained backbone files (their identity is part of stage keys).")
+def gc_cmd(pipelines, cache, dry_run, weights_dir):
     """Delete cached stage outputs that no known pipeline file refers to."""
     from srpipe.cli.console import out as stdout
     from srpipe.pipeline.run import gc
     from srpipe.pipeline.spec import load_pipeline
 
-    removed = gc(cache, [load_pipeline(p) for p in pipelines], dry_run=dry_run)
+    removed = gc(cache, [load_pipeline(p) for p in pipelines], dry_run=dry_run, weights_dir=weights_dir or "")
     for f in removed:
         stdout.print(f"{'would remove' if dry_run else 'removed'} {f}")
     stdout.print(f"{len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} {'to remove' if dry_run else 'removed'}")

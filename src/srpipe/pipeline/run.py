@@ -228,8 +228,10 @@ def _versions() -> dict:
     return {"srpipe": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def gc(store_root: str | Path | None = None, pipelines: list[Pipeline] = (), *, dry_run: bool = False) -> list[Path]:
-    """Remove cache entries that no known pipeline file refers to (their current keys)."""
+def gc(store_root: str | Path | None = None, pipelines: list[Pipeline] = (), *, dry_run: bool = False,
+       weights_dir: str = "") -> list[Path]:
+    """Remove cache entries that no known pipeline file refers to (their current keys, with the
+    pretrained files as `weights_dir` and the hub cache resolve them now)."""
     import shutil
 
     from srpipe.pipeline.spec import load_pipeline
@@ -249,7 +251,7 @@ def gc(store_root: str | Path | None = None, pipelines: list[Pipeline] = (), *, 
                 except SrpipeError as e:
                     warn(f"gc: ignoring {path}: {e}")
         for q in all_pipelines:
-            for s in plan(q, store, Path("/nonexistent")):
+            for s in plan(q, store, Path("/nonexistent"), weights_dir=weights_dir):
                 if s.key:
                     keep.add((s.stage.name, s.key))
         removed = []
