@@ -2,7 +2,8 @@
 
 - `canonical_json`: sorted keys, no whitespace, so equal data always hashes equal, in any process.
 - `folder_fingerprint`: sha256 over the sorted (name, size, sha256 of content) of a folder's images,
-  listed by `srpipe.imageio.list_images`, the function every reader lists its input folders with. Per-file hashes are cached by (inode, mtime_ns, size), as dvc-data's `State` does, so an
+  listed by `srpipe.imageio.list_images`, the function every reader lists its input folders with.
+  Per-file hashes are cached by (inode, mtime_ns, size), as dvc-data's `State` does, so an
   unchanged folder is not read again.
 - `stage_key`: sha256 of canonical JSON of {stage, version, params, inputs}; the srpipe version and
   run options are deliberately not part of it (STYLE.md section 6: key by inputs, bump versions by hand).

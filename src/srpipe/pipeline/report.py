@@ -373,7 +373,8 @@ def _overview(img: Image.Image, box: tuple[int, int, int]) -> Image.Image:
 
 def _realism(entries: dict, metrics: dict | None) -> tuple[dict | None, str]:
     if metrics and isinstance(metrics.get("degradation"), dict):
-        return {**metrics["degradation"], "source": "eval stage: held-out real LR vs the test pairs' LR"}, ""
+        which = {"pairs": "the training pairs' LR"}.get(metrics["degradation"].get("synthetic_from"), "the test pairs' LR")
+        return {**metrics["degradation"], "source": f"eval stage: held-out real LR vs {which}"}, ""
     if "degrade" in entries:
         d = _read_json(entries["degrade"] / "degradation.json")
         if isinstance(d, dict) and d.get("rows"):

@@ -252,10 +252,12 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
     real = held_out_real(ctx.inputs, limit=None)
     if not real:
         return None
-    pairs = ctx.inputs["test_pairs"] if "test_pairs" in ctx.inputs else ctx.inputs["pairs"]
-    return degradation_report(real, list_images(pairs / "lr"), list_images(pairs / "hr"), scale,
-                              cfg=RealismConfig(inception=fid), weights_dir=ctx.run.weights_dir or None,
-                              device=resolve_device(ctx.run.device))
+    source = "test_pairs" if "test_pairs" in ctx.inputs else "pairs"
+    pairs = ctx.inputs[source]
+    report = degradation_report(real, list_images(pairs / "lr"), list_images(pairs / "hr"), scale,
+                                cfg=RealismConfig(inception=fid), weights_dir=ctx.run.weights_dir or None,
+                                device=resolve_device(ctx.run.device))
+    return {**report, "synthetic_from": source}
 
 
 def degrade_weights(d) -> tuple[str, ...]:
