@@ -12,6 +12,9 @@ Rows:
   `degrade-train` runs it. Baseline: the official training loop.
 - x4 upscaling output megapixels/s and peak device memory. Baseline: Real-ESRGAN's fp16 tiled loop.
 - On CUDA: the same with `--compile`, and a 4K -> 16K upscale (target: within 8 GB).
+- x4 upscaling with the network exported to ONNX and run by onnxruntime, against the same network in
+  torch, same image and tiling (`srpipe upscale`'s code path for both); needs the `onnx` extra, and
+  on CUDA onnxruntime's CUDA provider (onnxruntime-gpu); fp16 on CUDA, fp32 on the CPU.
 
 Issue 6's targets on one H100: GAN phase >= 3x the baseline and >= 25 steps/s; PSNR phase >= 50 steps/s;
 DSGAN >= 20 steps/s; upscaling >= 2x the baseline and >= 100 output MP/s; 4K -> 16K within 8 GB.
@@ -253,7 +256,7 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
         x = bicubic_down(hr, 4)
         guard.begin(D)
         losses = dsgan.d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
-        losses.update(dsgan.g_step(G_train, D_train, opt_g, x, lpips, cfg, speed=speed, guard=guard))
+        losses.update(dsgan.g_step(G_train, D_train, opt_g, x, real, lpips, cfg, speed=speed, guard=guard))
         meter.add(losses, guard.end())
         n[0] += 1
         if n[0] % LOG_EVERY == 0:
@@ -342,6 +345,49 @@ def bench_upscale(S: dict, device, *, compile: bool = False, size=None, baseline
     return rows
 
 
+def bench_onnx(S: dict, device, tmp: Path) -> tuple[list[Row], str | None]:
+    """(rows, note why there are none): onnxruntime vs torch on the `bench_upscale` network and image."""
+    from srpipe.errors import SrpipeError
+    from srpipe.upscale import interop, onnxrt
+
+    cuda = device.type == "cuda"
+    try:
+        onnxrt.providers(device.type, device.index or 0)
+    except SrpipeError as e:
+        return [], f"onnxruntime row skipped: {e}"
+    u = S["upscale"]
+    h, w = u["size"]
+    torch.manual_seed(0)
+    args = {"scale": 4, "num_feat": u["num_feat"], "num_block": u["num_block"], "num_grow_ch": u["num_grow_ch"]}
+    net = RRDBNet(**args).eval()
+    src = interop.save_generator(tmp / "onnx_bench.safetensors", net.state_dict(), args)
+    onnxrt.export_onnx(src, tmp / "onnx_bench.onnx", fp16=cuda)
+    ort_net = onnxrt.OnnxNet(tmp / "onnx_bench.onnx", device=device.type, index=device.index or 0)
+    torch_net = infer.prepare(net, device)
+    img = _test_image(h, w)
+    mp = h * w * 16 / 1e6
+
+    def rate(fn) -> float:
+        fn()
+        _sync(device)
+        best = float("inf")
+        for _ in range(S["repeats"]):
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            best = min(best, time.perf_counter() - t)
+        return mp / best
+
+    kw = dict(tile=u["tile"], pad=infer.DEFAULT_PAD, batch=1)
+    theirs = rate(lambda: infer.upscale_tensor(torch_net, img, device=device, autocast=torch.float16 if cuda else None, **kw))
+    mine = rate(lambda: infer.upscale_tensor(ort_net, img, device="cpu", **kw))
+    del torch_net
+    _free(device)
+    setting = (f"{w}x{h} -> {4 * w}x{4 * h}, RRDB {u['num_block']} blocks x{u['num_feat']}, tile {u['tile']}, batch 1, "
+               f"{'fp16' if cuda else 'fp32'}; onnxruntime {ort_net.provider} vs torch (ratio: onnxruntime / torch)")
+    return [Row("x4 upscaling: onnxruntime", _device_name(device), mine, theirs, "output MP/s", setting)], None
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -383,6 +429,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
         rows += bench_dsgan(S, device, weights_dir, ds_data)
         say("bench: DSGAN done")
         rows += bench_upscale(S, device)
+        onnx_rows, onnx_note = bench_onnx(S, device, tmp)
+        rows += onnx_rows
         if device.type == "cuda":
             rows += bench_upscale(S, device, size=(2160, 3840), label="4K -> 16K upscale")
             if not args.no_compile:
@@ -391,6 +439,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
                 rows += bench_upscale(S, device, compile=True, baseline=False)
     print(render(rows))
     notes = [f"mode: {mode}; {time.time() - t0:.0f} s; torch {torch.__version__}"]
+    if onnx_note:
+        notes.append(onnx_note)
     if device.type != "cuda":
         notes.append("CPU figures are not the goal: sizes are reduced so this finishes in minutes; the issue-6 targets "
                      "are for one H100 at the paper setting (run this script there)")

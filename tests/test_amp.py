@@ -78,7 +78,7 @@ def test_dsgan_steps_run_under_cpu_bf16_autocast():
     for _ in range(2):
         guard.begin(D)
         d = dsgan.d_step(G, D, opt_d, x, real, cfg, speed=speed, guard=guard)
-        g = dsgan.g_step(G, D, opt_g, x, None, cfg, speed=speed, guard=guard)
+        g = dsgan.g_step(G, D, opt_g, x, real, None, cfg, speed=speed, guard=guard)
         assert float(guard.end()) == 0
     assert g_dtypes == {torch.bfloat16} and d_dtypes == {torch.bfloat16}
     for v in {**d, **g}.values():

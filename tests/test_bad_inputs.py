@@ -26,6 +26,7 @@ from conftest import make_folder
 from srpipe import ckpt
 from srpipe.cli import main
 from srpipe.degrade.archs import DSGANGenerator
+from srpipe.jpeg import JpegEstimate
 from srpipe.upscale import interop
 from srpipe.upscale.archs import RRDBNet
 
@@ -141,8 +142,9 @@ def write_file(folder: Path, name: str, data: bytes) -> Path:
 def dsgan_file(tmp_path) -> Path:
     torch.manual_seed(0)
     p = tmp_path / "models" / "generator.safetensors"
+    no_jpeg = JpegEstimate(kind="none", qualities=(), qmin=None, qmax=None, n_jpeg=0, n_total=1).to_json()
     ckpt.save_weights(p, DSGANGenerator(features=8, res_blocks=1).state_dict(), arch="DSGANGenerator",
-                      args={"features": 8, "res_blocks": 1}, meta={"scale": 4})
+                      args={"features": 8, "res_blocks": 1}, meta={"scale": 4, "jpeg": no_jpeg})
     return p
 
 

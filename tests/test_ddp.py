@@ -60,7 +60,7 @@ def run_steps(world: distributed.World) -> dict[str, torch.Tensor]:
         x, real = batch(3, 8, 8), batch(3, 8, 8)
         guard.begin(D)
         dsgan.d_step(G, D_train, opt_d, x, real, dcfg, speed=speed, guard=guard)
-        dsgan.g_step(G_train, D, opt_g, x, None, dcfg, speed=speed, guard=guard)
+        dsgan.g_step(G_train, D, opt_g, x, real, None, dcfg, speed=speed, guard=guard)
         assert float(guard.end()) == 0
     out.update({f"dsgan_g.{k}": v for k, v in G.state_dict().items()})
     out.update({f"dsgan_d.{k}": v for k, v in D.state_dict().items()})

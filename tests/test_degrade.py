@@ -80,7 +80,7 @@ def test_training_changes_weights_and_writes_outputs(tiny_hr, tiny_lr, tmp_path)
     gpath = train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=out, run=run_opts())
     assert gpath == out / "generator.safetensors"
     state, header = ckpt.load_weights(gpath)
-    assert header["arch"] == "DSGANGenerator" and header["args"] == {"features": 8, "res_blocks": 1}
+    assert header["arch"] == "DSGANGenerator" and header["args"] == {"features": 8, "res_blocks": 1, "noise_channels": 0, "residual": False}
     assert json.loads(header["scale"]) == 4
     torch.manual_seed(0)
     init = DSGANGenerator(features=8, res_blocks=1).state_dict()

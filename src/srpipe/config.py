@@ -33,6 +33,7 @@ class RunOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto picks CUDA when present
     workers: int = 0  # data-loading worker processes (data is pre-decoded, 0 is usually enough)
     log_every: int = 10  # steps between CSV log rows / progress loss refreshes
+    log: str = "auto"  # auto | csv | tensorboard | both: auto is both when tensorboard is installed (srpipe.runlog)
     sample_every: int = 0  # steps between sample grids (0: at the end only)
     ckpt_every: int = 0  # steps between checkpoints (0: choose from the run length)
     keep_ckpts: int = 2  # how many step checkpoints to keep

@@ -18,6 +18,13 @@ What makes the result independent of how the batch is split:
   on gathered counts), which issue 6 rules out per step.
 
 Only rank 0 writes files, logs and progress. The other ranks' consoles are muted.
+
+Inference (`make-pairs`, `upscale`) under torchrun: `Share` hands each rank every `size`-th file
+(round robin) to process on its own device (``cuda:LOCAL_RANK``), and gathers what the ranks did
+at the end (`Share.merge`). Each file is computed by the same code as in one
+process, so the outputs are byte-identical to a single-process run. An error on one rank is sent
+to all of them in that gather, and every rank fails with that rank and file named; nothing is
+written by rank 0 after a failure (`pairs.json` is written once, after every rank has finished).
 """
 
 from __future__ import annotations
@@ -103,6 +110,81 @@ def init(device: str) -> tuple[World, torch.device]:
 
         err.quiet = out.quiet = True  # one voice: rank 0 prints progress, warnings and results
     return World(rank, size, owns), dev
+
+
+class ShardFailed(SrpipeError):
+    """A rank of a sharded inference run failed (raised on every rank, naming the rank and file)."""
+
+
+class Share:
+    """Shares the files of an inference command among the ranks, and their failures.
+
+    `take(items)` yields this rank's share (every `size`-th item, from `rank`) and remembers the
+    current one. Used as a context manager around the whole command, an exception on this rank is
+    sent to every rank at the next `merge` and raised on each as `ShardFailed`, naming the rank and
+    the item. After the `merge`, the results are in; an exception there (e.g. rank 0 writing the
+    manifest) is this rank's own. In a world of one everything passes through unchanged::
+
+        with Share(world) as share:
+            for f in share.take(files):
+                ...
+            written, skipped = share.merge(written, skipped)
+    """
+
+    def __init__(self, world: World, *, what: str = "file"):
+        self.world, self.what = world, what
+        self.current = None
+        self._merged = False
+
+    @property
+    def main(self) -> bool:
+        return self.world.main
+
+    def take(self, items) -> "_Taken":
+        """This rank's share of `items` (a sized iterable, for progress bars)."""
+        return _Taken(self, list(items)[self.world.rank :: self.world.size])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or self.world.size == 1 or self._merged or not isinstance(exc, Exception):
+            return False
+        where = "" if self.current is None else f" on {self.what} {getattr(self.current, 'name', self.current)}"
+        self._exchange(f"rank {self.world.rank} failed{where}: {exc}", ())  # raises ShardFailed
+        return False
+
+    def _exchange(self, failure: str | None, lists) -> list:
+        self._merged = True
+        gathered: list = [None] * self.world.size
+        dist.all_gather_object(gathered, (failure, [list(v) for v in lists]))
+        failures = [f for f, _ in gathered if f]
+        if failures:
+            raise ShardFailed("; ".join(failures))
+        return [parts for _, parts in gathered]
+
+    def merge(self, *lists: list) -> tuple[list, ...]:
+        """Every rank's lists, concatenated in rank order, on every rank (one collective for all of
+        them); raises `ShardFailed` if a rank failed."""
+        if self.world.size == 1:
+            self._merged = True
+            return tuple(list(v) for v in lists)
+        per_rank = self._exchange(None, lists)
+        return tuple([v for parts in per_rank for v in parts[i]] for i in range(len(lists)))
+
+
+class _Taken:
+    def __init__(self, share: Share, items: list):
+        self.share, self.items = share, items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        for item in self.items:
+            self.share.current = item
+            yield item
+        self.share.current = None
 
 
 class _SumAcrossRanks(torch.autograd.Function):

@@ -51,12 +51,18 @@ def speed_options(f):
                   show_default=True, help="Where the uint8 training images live (auto: GPU memory when they fit).")
     @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
                   help="Steps between loss reads (the only host syncs of the loop), log rows and progress updates.")
+    @click.option("--log", "log", type=click.Choice(["auto", "csv", "tensorboard", "both"]), default="auto",
+                  show_default=True, help="Training log: CSV, TensorBoard events (RUN/tb), or both "
+                                          "(auto: both when tensorboard is installed, CSV otherwise).")
     @click.option("--max-bad-steps", type=click.IntRange(min=1), default=20, show_default=True,
                   help="Stop after this many steps in a row with a non-finite loss (each one's update is skipped).")
     @functools.wraps(f)
-    def wrapper(*args, precision, channels_last, compile_, data_placement, log_every, max_bad_steps, **kwargs):
+    def wrapper(*args, precision, channels_last, compile_, data_placement, log_every, log, max_bad_steps, **kwargs):
+        from srpipe.runlog import log_targets
+
+        log_targets(log)  # --log tensorboard without the package: fail before any work
         speed = {"precision": precision, "channels_last": channels_last, "compile": compile_,
-                 "data_placement": data_placement, "log_every": log_every, "max_bad_steps": max_bad_steps}
+                 "data_placement": data_placement, "log_every": log_every, "log": log, "max_bad_steps": max_bad_steps}
         return f(*args, speed=speed, **kwargs)
 
     return wrapper

@@ -86,7 +86,8 @@ def interpolate(psnr_model, gan_model, alpha, sweep, out_path, export_pth):
 
 
 @click.command("upscale")
-@click.option("--model", required=True, type=click.Path(), help="Weights file (any ESRGAN layout) or sr-train run folder.")
+@click.option("--model", required=True, type=click.Path(),
+              help="Weights file (any ESRGAN layout), sr-train run folder, or .onnx file (run by onnxruntime).")
 @click.option("--input", "inputs", required=True, type=click.Path(), help="Image file or folder of images.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the results (PNG unless --ext).")
 @click.option("--tile", type=int, default=256, show_default=True, help="Tile size in input pixels (0: whole image at once).")
@@ -119,10 +120,19 @@ def upscale(model, inputs, out_dir, tile, tile_pad, feather, precision, outscale
 @click.command("export")
 @click.option("--model", required=True, type=click.Path(), help="Weights file (any ESRGAN layout) or sr-train run folder.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="FILE.pth (BasicSR {params, params_ema}) or FILE.safetensors (BasicSR names; spandrel/chaiNNer read both).")
-def export(model, out_path):
-    """Convert ESRGAN weights to BasicSR .pth or .safetensors for other tools (x3 models cannot be exported)."""
+              help="FILE.pth (BasicSR {params, params_ema}), FILE.safetensors (BasicSR names; spandrel/chaiNNer read "
+                   "both) or FILE.onnx.")
+@click.option("--format", "fmt", type=click.Choice(["pth", "safetensors", "onnx"]), default=None,
+              help="Output format (default: from the --out suffix).")
+@click.option("--fp16", is_flag=True, help="ONNX: half-precision weights, input and output.")
+@click.option("--opset", type=int, default=None, help="ONNX opset (default 17).")
+def export(model, out_path, fmt, fp16, opset):
+    """Convert ESRGAN weights to BasicSR .pth, .safetensors or ONNX (dynamic batch/height/width) for other tools.
+
+    ONNX files are checked with onnxruntime against torch on a real photo after writing. x3 models
+    export to ONNX only.
+    """
     from srpipe.cli.console import out
     from srpipe.upscale.interop import export as run_export
 
-    out.print(str(run_export(model, out_path)))
+    out.print(str(run_export(model, out_path, fmt=fmt, fp16=fp16, opset=opset)))

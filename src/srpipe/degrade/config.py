@@ -34,6 +34,8 @@ class ModelConfig:
     features: int = 64  # generator width (paper: 64)
     res_blocks: int = 8  # generator residual blocks (paper: 8)
     d_features: int = 64  # discriminator first-layer width; then x2, x4 (paper: 64, 128, 256)
+    noise_channels: int = 0  # standard-normal input maps of the generator (paper: 0; see DSGANGenerator)
+    residual: bool = False  # generator outputs x + correction instead of sigmoid(...) (paper: False)
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,20 @@ class LossConfig:
     perceptual: Literal["lpips-alex", "lpips-vgg", "none"] = "lpips-alex"  # official: LPIPS AlexNet
     filter: Literal["box", "gaussian"] = "box"  # low-pass kind for both colour loss and D's high-pass
     kernel: int = 5  # low-pass window (official: 5); Gaussian sigma = kernel/6 as in the official code
+    # Scale of the high-pass D sees (official: 1). Sensor noise of a few levels is a +-0.01 ripple on
+    # D's input, far below its first layer's biases, so a small D trained briefly stays linear in it
+    # and cannot tell noisy from clean; a gain puts the ripple where LeakyReLU bends.
+    hp_gain: float = 1.0
+    # How D normalises real and synthetic batches (official: "separate" forward passes). Batch norm
+    # over a batch of one kind removes what sets the kinds apart in mean (a global noise level), so
+    # "joint" runs real and synthetic through D in one batch, for D's update and G's alike.
+    d_batch: Literal["separate", "joint"] = "separate"
 
     def __post_init__(self):
         if self.kernel % 2 == 0 or self.kernel < 1:
             raise ValueError(f"loss.kernel must be odd, got {self.kernel}")
+        if self.hp_gain <= 0:
+            raise ValueError(f"loss.hp_gain must be > 0, got {self.hp_gain}")
 
     def active(self) -> list[str]:
         """Names of the loss terms that contribute, for every output to state."""
@@ -78,11 +90,22 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class JpegConfig:
+    # Compress G's output with a differentiable JPEG (srpipe.degrade.diffjpeg) at the qualities
+    # estimated from the real LR before D and the colour loss see it, when the real LR shows a JPEG
+    # stage. D then judges what make-pairs writes (it applies real JPEG after G), and G learns the
+    # noise before compression instead of imitating the blocks, which a stride-1 network cannot
+    # place on a fixed 8-px grid anyway.
+    in_loop: bool = True
+
+
+@dataclass(frozen=True)
 class DegradeConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    jpeg: JpegConfig = field(default_factory=JpegConfig)
     seed: int = 0  # seeds weights, crops and the held-out split
 
     def __post_init__(self):

@@ -20,9 +20,10 @@ def color_loss(fake: torch.Tensor, x: torch.Tensor, *, kernel: int, kind: str) -
     return F.l1_loss(low_pass(fake, kernel, kind=kind, padding="none"), low_pass(x, kernel, kind=kind, padding="none"))
 
 
-def d_input(x: torch.Tensor, *, kernel: int, kind: str) -> torch.Tensor:
-    """What the discriminator sees: the high-pass image."""
-    return high_pass(x, kernel, kind=kind, padding="exclude")
+def d_input(x: torch.Tensor, *, kernel: int, kind: str, gain: float = 1.0) -> torch.Tensor:
+    """What the discriminator sees: the high-pass image `0.5 + 0.5 * gain * (x - low(x))`."""
+    hp = high_pass(x, kernel, kind=kind, padding="exclude")
+    return hp if gain == 1 else 0.5 + gain * (hp - 0.5)
 
 
 def bce_real(logits: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,9 @@ bounded device memory. JPEG stage (`jpeg`: auto|off|Q|QMIN:QMAX, `srpipe.jpeg`):
 through real libjpeg after G, at a quality drawn per image from a generator seeded by the image name
 (results independent of order); auto draws from the JPEG estimate degrade-train stored with the model
 (its header, else jpeg.json next to it). The LR file stays PNG: a lossless store of the decoded JPEG.
-`pairs.json` is written last: a folder without it is not a finished output.
+`pairs.json` is written last: a folder without it is not a finished output. Under torchrun each
+rank degrades its share of the files (`srpipe.distributed.Share`); rank 0 writes `pairs.json` once
+every rank has finished.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from pathlib import Path
 
 import torch
 
-from srpipe import __version__, ckpt
+from srpipe import __version__, ckpt, distributed
 from srpipe import jpeg as jpg
 from srpipe.cli.console import info, warn
-from srpipe.config import resolve_device
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.errors import SrpipeError, first_line
 from srpipe.imageio import ImageReadError, list_images, read_image, write_png
@@ -69,26 +70,41 @@ def file_sha256(path: Path) -> str:
 
 
 def degrade_image(G: DSGANGenerator, hr: torch.Tensor, scale: int, *, tile: int = 512, device="cpu",
-                  autocast: torch.dtype | None = None, batch: int = 1) -> torch.Tensor:
+                  autocast: torch.dtype | None = None, batch: int = 1, noise_seed: int = 0) -> torch.Tensor:
     """Realistic LR (3, H/scale, W/scale) of a mod-cropped HR (3, H, W) in [0, 1]; tiled on `device`.
 
     `autocast` (fp16/bf16) runs G in that precision; a batch of tiles with non-finite output is rerun
-    in fp32. `batch` tiles per forward pass (0: `tiling.auto_batch`).
+    in fp32. `batch` tiles per forward pass (0: `tiling.auto_batch`). A generator with a noise input
+    gets standard-normal maps drawn for the whole image from `noise_seed`, so tiling does not change
+    the output and the same seed gives the same LR.
     """
     device = torch.device(device)
     x = bicubic_down(hr, scale)
+    k = G.noise_channels
+    if k:  # noise rides along as extra channels, so every tile sees its own part of one draw
+        noise = torch.randn((k, *x.shape[-2:]), generator=torch.Generator().manual_seed(noise_seed))
+        x = torch.cat([x, noise], 0)
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        return G(t[:, :3], t[:, 3:]) if k else G(t)
+
     pad = G.receptive_radius
     fn = fallback = None
     if autocast is not None:
         def fn(t: torch.Tensor) -> torch.Tensor:
             with torch.autocast(device.type, dtype=autocast):
-                return G(t)
+                return net(t)
 
         def fallback(t: torch.Tensor) -> torch.Tensor:
-            return G(t.float())
+            return net(t.float())
     b = batch or auto_batch(device, tile + 2 * pad)
-    return tiled_apply(x, fn or G, scale=1, tile=tile, pad=pad, device=device, batch=b,
+    return tiled_apply(x, fn or net, scale=1, tile=tile, pad=pad, device=device, batch=b,
                        channels_last=device.type == "cuda", fallback=fallback).clamp_(0, 1)
+
+
+def noise_seed(name: str) -> int:
+    """The generator-noise seed of one image: from its name, so it does not depend on order or ranks."""
+    return int.from_bytes(hashlib.sha256(f"dsgan-noise/{name}".encode()).digest()[:8], "little") >> 1
 
 
 def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -133,8 +149,20 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
 
     `precision` auto|fp16|bf16|fp32 (auto: fp16 on CUDA), `batch` tiles per pass (0: auto),
     `compile`: torch.compile the generator. These change speed, and the LR only by rounding.
+    Several GPUs or machines: torchrun --nproc-per-node N -m srpipe make-pairs ... (a share of the files each).
     """
-    dev = resolve_device(device)
+    world, dev = distributed.init(device)
+    try:
+        with distributed.Share(world) as share:
+            return _make_pairs(share, dev, model=model, hr_dir=hr_dir, out_dir=out_dir, cleanup_factor=cleanup_factor,
+                               tile=tile, precision=precision, batch=batch, compile=compile, jpeg=jpeg,
+                               jpeg_seed=jpeg_seed)
+    finally:
+        world.close()
+
+
+def _make_pairs(share: distributed.Share, dev: torch.device, *, model, hr_dir, out_dir, cleanup_factor: int,
+                tile: int, precision: str, batch: int, compile: bool, jpeg, jpeg_seed: int) -> dict:
     autocast = inference_dtype(precision, dev)
     if cleanup_factor < 1:
         raise SrpipeError(f"--cleanup-factor must be >= 1, got {cleanup_factor}")
@@ -177,7 +205,7 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
 
     from srpipe.cli.console import err
 
-    for p in track(paths, description="make-pairs", console=err, transient=True):
+    for p in track(share.take(paths), description="make-pairs", console=err, transient=True):
         try:
             img, _ = read_image(p)
         except ImageReadError as e:
@@ -190,7 +218,8 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
         if min(hr.shape[-2:]) < scale:
             skipped.append(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
             continue
-        lr = degrade_image(run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch)
+        lr = degrade_image(run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch,
+                           noise_seed=noise_seed(p.stem))
         q = jpg.draw_quality(spec, estimate, jpg.image_rng(p.stem, jpeg_seed))
         qualities[p.stem] = q
         if q is not None:
@@ -199,6 +228,11 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
         write_png(out / "lr" / f"{p.stem}.png", lr)
         pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name,
                       "hr_size": [hr.shape[2], hr.shape[1]]})
+    # every rank's, once all have finished, in the files' order
+    pairs, skipped, drawn = share.merge(pairs, skipped, list(qualities.items()))
+    order = {p.stem: i for i, p in enumerate(paths)}
+    pairs.sort(key=lambda e: order[e["name"]])
+    qualities = dict(sorted(drawn, key=lambda nq: order[nq[0]]))
     if not pairs:  # one line that says why each file was left out, instead of a warning and an error
         raise SrpipeError(f"no usable image in {hr_dir}, nothing written: " + "; ".join(skipped[:5])
                           + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
@@ -218,5 +252,6 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
                  "qualities": {n: q for n, q in qualities.items() if n in {pp["name"] for pp in pairs}}},
         "srpipe": __version__,
     }
-    write_json(out / "pairs.json", manifest)
+    if share.main:
+        write_json(out / "pairs.json", manifest)
     return manifest

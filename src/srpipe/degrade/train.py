@@ -5,9 +5,9 @@ the generator input is the bicubic downscale of a random clean-HR crop, the disc
 samples are random crops of the real-LR folder (or, with `data.same_domain`, native-resolution
 crops of the HR folder as in the official code).
 
-Run folder: config.json, ckpt/, log.csv, samples/, generator.safetensors (last), split.json,
-degradation.json (realism table on the held-out real LR, when srpipe.realism is available), jpeg.json
-(the real LR's JPEG stage, also in the generator's header).
+Run folder: config.json, ckpt/, log.csv, tb/ (TensorBoard events), samples/, generator.safetensors
+(last), split.json, degradation.json (realism table on the held-out real LR, when srpipe.realism is
+available), jpeg.json (the real LR's JPEG stage, also in the generator's header).
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from srpipe.config import RunOptions, to_dict
 from srpipe.degrade import losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig, OptimConfig
+from srpipe.degrade.diffjpeg import diff_jpeg
+from srpipe.jpeg import summarize as jpeg_summary
 from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.errors import SrpipeError
 from srpipe.resize import bicubic_down
-from srpipe.runlog import CsvLog, Interrupted, Progress, StopFlag, open_run, write_json
+from srpipe.runlog import Interrupted, Progress, RunLog, StopFlag, open_run, write_json
 
 
 def lr_at(step: int, o: OptimConfig) -> float:
@@ -39,17 +41,39 @@ def lr_at(step: int, o: OptimConfig) -> float:
     return o.lr * max(0.0, (o.iters - step) / max(1, o.iters - start))
 
 
-def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard) -> dict[str, torch.Tensor]:
+def synthesize(G, x, *, speed: Speed, jpeg_q: torch.Tensor | None) -> torch.Tensor:
+    """G's LR for bicubic LR `x`, JPEG-compressed at qualities `jpeg_q` (B,) when given (as make-pairs writes it)."""
+    fake = speed.run(G, x)
+    return fake if jpeg_q is None else diff_jpeg(fake.float(), jpeg_q)
+
+
+def judge(D, real, fake, L, *, speed: Speed, need_real: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """D's logits on the high-passes of real and synthetic LR.
+
+    `loss.d_batch = "joint"` runs both kinds as one batch, so batch norm normalises them together;
+    "separate" (official) runs two batches, and skips the real one when `need_real` is false.
+    """
+    def hp(t):
+        return losses.d_input(t, kernel=L.kernel, kind=L.filter, gain=L.hp_gain)
+
+    if L.d_batch == "joint":
+        logits = speed.run(D, torch.cat([hp(real), hp(fake)]))
+        return logits[: len(real)], logits[len(real):]
+    return (speed.run(D, hp(real)) if need_real else None), speed.run(D, hp(fake))
+
+
+def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
+           jpeg_q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One discriminator update: real-LR high-passes -> 1, synthetic high-passes -> 0.
 
     Networks run under `speed` (bf16 autocast on CUDA); the losses are fp32. A non-finite loss skips
     the update on the device (`guard`), without a host sync.
     """
-    k, kind = cfg.loss.kernel, cfg.loss.filter
+    L = cfg.loss
     with torch.no_grad():
-        fake = speed.run(G, x)
-    loss_real = losses.bce_real(speed.run(D, losses.d_input(real, kernel=k, kind=kind)))
-    loss_fake = losses.bce_fake(speed.run(D, losses.d_input(fake, kernel=k, kind=kind)))
+        fake = synthesize(G, x, speed=speed, jpeg_q=jpeg_q)
+    logits_real, logits_fake = judge(D, real, fake, L, speed=speed)
+    loss_real, loss_fake = losses.bce_real(logits_real), losses.bce_fake(logits_fake)
     loss = loss_real + loss_fake
     opt_d.zero_grad(set_to_none=True)
     guard.backward(loss)
@@ -57,7 +81,8 @@ def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: Ste
     return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
 
-def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard) -> dict[str, torch.Tensor]:
+def g_step(G, D, opt_g, x, real, perceptual, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
+           jpeg_q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One generator update: colour (low-pass L1) + adversarial (high-pass D) + perceptual.
 
     The adversarial term uses the discriminator *after* this step's update. The official code
@@ -68,11 +93,12 @@ def g_step(G, D, opt_g, x, perceptual, cfg: DegradeConfig, *, speed: Speed, guar
     L = cfg.loss
     for p in D.parameters():
         p.requires_grad_(False)
-    fake = speed.run(G, x)
+    fake = synthesize(G, x, speed=speed, jpeg_q=jpeg_q)
     out = {"color": losses.color_loss(fake, x, kernel=L.kernel, kind=L.filter)}
     total = L.w_color * out["color"]
     if L.w_adv > 0:
-        out["adv"] = losses.bce_real(speed.run(D, losses.d_input(fake, kernel=L.kernel, kind=L.filter)))
+        _, logits_fake = judge(D, real, fake, L, speed=speed, need_real=False)
+        out["adv"] = losses.bce_real(logits_fake)
         total = total + L.w_adv * out["adv"]
     if perceptual is not None and L.w_perceptual > 0:
         out["perceptual"] = speed.run(perceptual, fake, x)
@@ -135,6 +161,8 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
         real_all = load_folder(lr_dir, min_size=D_.lr_crop, what="real-LR", warn=warn)
     train_idx, val_idx = split(len(real_all.images), D_.val_fraction, cfg.seed)
     real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
+    jpeg_est = estimate_jpeg(hr_dir if D_.same_domain else lr_dir)
+    jpeg_pool = jpeg_quality_pool(cfg, jpeg_est)
 
     out = Path(out_dir)
     if world.main:
@@ -145,7 +173,9 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
 
     torch.manual_seed(cfg.seed)
-    g_args = {"features": cfg.model.features, "res_blocks": cfg.model.res_blocks}
+    M = cfg.model
+    g_args = {"features": M.features, "res_blocks": M.res_blocks, "noise_channels": M.noise_channels,
+              "residual": M.residual}
     d_args = {"features": cfg.model.d_features}
     G = DSGANGenerator(**g_args)
     D = DSGANDiscriminator(**d_args)
@@ -192,7 +222,10 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
 
         if world.main:
             G.eval()
-            write_png(out / "samples" / f"step_{step:08d}.png", _sample_grid(G, sample_hr, sample_real, D_.scale))
+            grid = _sample_grid(G, sample_hr, sample_real, D_.scale)
+            write_png(out / "samples" / f"step_{step:08d}.png", grid)
+            if log is not None:
+                log.image("samples", step, grid)
             G.train()
 
     # uint8 images for batched device-side crops (srpipe.augment), on the GPU when they fit.
@@ -205,8 +238,8 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
          f"images in {hr_bank.placement} memory")
 
     ckpt_every = run.ckpt_every or max(50, min(5000, O.iters // 10))
-    log = CsvLog(out / "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
-                 resume_step=start) if world.main else None
+    log = RunLog(out, "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
+                 resume_step=start, mode=run.log, config=record) if world.main else None
     guard, meter = StepGuard(device), LossMeter()
     t0 = time.time()
     step = start
@@ -225,10 +258,16 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
                 hr = augment.to_float(hr_bank.crops(d_hr, D_.hr_crop, channels_last=speed.channels_last))
                 real = augment.to_float(real_bank.crops(d_real, D_.lr_crop, channels_last=speed.channels_last))
                 x = bicubic_down(hr, D_.scale)
+                jpeg_q = None
+                if jpeg_pool is not None:  # per-step seed: the same draws after a resume, no state to save
+                    q_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+                    picks = torch.randint(len(jpeg_pool), (O.batch,), generator=q_gen)[rows.start:rows.stop]
+                    jpeg_q = jpeg_pool[picks].to(device)
 
                 guard.begin(D)
-                d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
-                g_losses = g_step(G_train, D_frozen, opt_g, x, perceptual, cfg, speed=speed, guard=guard)
+                d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
+                g_losses = g_step(G_train, D_frozen, opt_g, x, real, perceptual, cfg, speed=speed, guard=guard,
+                                  jpeg_q=jpeg_q)
                 meter.add({**d_losses, **g_losses}, guard.end())
 
                 # Losses, the bad-step streak and (under DDP) the stop signal are read from the device
@@ -264,13 +303,26 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     G.eval()
     if world.main:
         meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active,
-                "jpeg": jpeg_stage(hr_dir if D_.same_domain else lr_dir, out)}
+                "jpeg": jpeg_est.to_json()}
+        write_json(out / "jpeg.json", jpeg_est.to_json())
         ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
         info(f"trained {O.iters - start} steps in {time.time() - t0:.1f} s")
         if val_idx and not D_.same_domain:
             held_out = [real_all.images[i].float().div(255) for i in val_idx]
             realism_check(G, hr_set, held_out, D_.scale, out, run, device)
     return out / "generator.safetensors"
+
+
+def jpeg_quality_pool(cfg: DegradeConfig, est) -> torch.Tensor | None:
+    """Qualities the differentiable JPEG draws from in the loop: the real LR's estimated JPEG stage.
+
+    None when `jpeg.in_loop` is off or the real LR shows no JPEG stage (then G alone must match it).
+    """
+    if not cfg.jpeg.in_loop or est.kind == "none":
+        return None
+    pool = list(est.qualities) or list(range(est.qmin, est.qmax + 1))
+    info(f"JPEG in the loop: D sees G's output compressed at the real LR's qualities ({jpeg_summary(pool)})")
+    return torch.tensor(pool, dtype=torch.float32)
 
 
 def _too_many_bad_steps(step: int, streak: int, ckpt_dir: Path) -> NonFiniteError:
@@ -284,19 +336,15 @@ def _too_many_bad_steps(step: int, streak: int, ckpt_dir: Path) -> NonFiniteErro
     )
 
 
-def jpeg_stage(real_dir, out: Path) -> dict:
-    """Estimate the JPEG stage of the real-LR folder (`srpipe.jpeg`), write `jpeg.json`, print it.
-
-    Returns the estimate's JSON, which also goes into the generator's header so a lone
-    generator.safetensors keeps it (make-pairs --jpeg auto draws qualities from it).
-    """
+def estimate_jpeg(real_dir):
+    """The JPEG stage of the real-LR folder (`srpipe.jpeg`), printed; saved as `jpeg.json` and in the
+    generator's header at the end, so a lone generator.safetensors keeps it (make-pairs --jpeg auto)."""
     from srpipe.imageio import list_images
     from srpipe.jpeg import estimate_folder
 
     est = estimate_folder(list_images(real_dir))
-    write_json(out / "jpeg.json", est.to_json())
     info(f"JPEG stage of the real LR: {est.describe()}")
-    return est.to_json()
+    return est
 
 
 MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (bounded time)

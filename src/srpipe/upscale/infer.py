@@ -23,6 +23,11 @@ feathered pixel also mixes in outputs computed at a tile's very edge. The full 2
 Alpha planes are upscaled separately (as a gray image through the same network, Real-ESRGAN's
 default) and kept; 16-bit inputs give 16-bit outputs (and run in fp32); gray stays gray.
 
+ONNX models (``--model FILE.onnx``, `srpipe.upscale.onnxrt.OnnxNet`) run through onnxruntime (the
+CUDA provider when available and not ``--device cpu``) inside the same tiling, alpha, 16-bit, gray
+and metadata handling: only the network call differs. Their precision is the file's (fp32, or fp16
+from ``srpipe export --fp16``); the tiles are handed over as host arrays.
+
 Speed on a GPU (issue 6): fp16 autocast (a batch with non-finite output is rerun in fp32),
 channels-last, several tiles per forward pass (`tiling.auto_batch`, within a device-memory budget), and
 stitching on the host that overlaps the next batch's compute (`srpipe.tiling`). `torch.compile` is
@@ -34,11 +39,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from srpipe import distributed
 from srpipe.cli.console import info, warn
-from srpipe.config import resolve_device
 from srpipe.errors import SrpipeError
 from srpipe.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
 from srpipe.tiling import auto_batch, tiled_apply
@@ -132,6 +138,26 @@ def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int
             tile = nxt
 
 
+def load_model(model, dev: torch.device, *, precision: Precision = "auto", compile: bool = False,
+               requested: str = "auto"):
+    """(network, device the tiles go to) for `upscale` on `dev`: a torch RRDBNet from any weights file
+    or run folder, or an `onnxrt.OnnxNet` for a ``.onnx`` file (its tiles stay on the host). With
+    `requested` ``auto`` an ONNX model takes onnxruntime's CUDA provider when it has one."""
+    if Path(model).suffix.lower() == ".onnx":
+        from srpipe.upscale import onnxrt
+
+        if compile:
+            raise SrpipeError("--compile applies to torch models; an ONNX model is optimised by onnxruntime")
+        if precision not in ("auto", "fp32"):
+            raise SrpipeError(f"--precision {precision}: an ONNX model runs in the precision it was exported in "
+                              "(srpipe export --format onnx [--fp16]); leave --precision auto")
+        net = onnxrt.OnnxNet(model, device="auto" if requested == "auto" else dev.type, index=dev.index or 0)
+        info(f"{Path(model).name}: ONNX x{net.scale}, {np.dtype(net.dtype).name}, onnxruntime {net.provider}")
+        return net, torch.device("cpu")
+    net, _, _ = interop.load_generator(model)
+    return prepare(net, dev, compile=compile), dev
+
+
 def _outscale(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if t.shape[-2:] == size:
         return t
@@ -145,10 +171,23 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
     webp; ICC profile and EXIF carried over); returns written paths.
 
     `batch`: tiles per forward pass (0: auto, see `auto_batch`); `compile`: torch.compile the network.
+    Several GPUs or machines: torchrun --nproc-per-node N -m srpipe upscale ... (a share of the files
+    each, `srpipe.distributed.Share`; every rank returns all written paths).
     """
-    dev = resolve_device(device)
-    net, args, _ = interop.load_generator(model)
-    net = prepare(net, dev, compile=compile)
+    world, dev = distributed.init(device)
+    try:
+        with distributed.Share(world) as share:
+            return _upscale(share, model, inputs, out_dir, tile=tile, tile_pad=tile_pad, blend=blend,
+                            precision=precision, dev=dev, requested=device, outscale=outscale,
+                            skip_existing=skip_existing, batch=batch, compile=compile, ext=ext)
+    finally:
+        world.close()
+
+
+def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, tile_pad: int, blend: bool,
+             precision: Precision, dev: torch.device, requested: str, outscale: float | None, skip_existing: bool,
+             batch: int, compile: bool, ext: str) -> list[Path]:
+    net, dev = load_model(model, dev, precision=precision, compile=compile, requested=requested)
     src = Path(inputs)
     if src.is_dir():
         files = list_images(src)
@@ -170,7 +209,8 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
     if dup:
         raise SrpipeError(f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other")
     written, unreadable, existing = [], [], 0
-    for f in files:
+    warned_fp16 = False
+    for f in share.take(files):
         target = out / f"{f.stem}.{ext}"
         if skip_existing and target.is_file():
             info(f"skip {f.name}: {target} exists")
@@ -185,6 +225,10 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
             unreadable.append(str(e))
             continue
         ac = _autocast_dtype(precision, dev, meta.bit_depth)
+        if meta.bit_depth == 16 and getattr(net, "dtype", None) is np.float16 and not warned_fp16:
+            warn(f"{Path(model).name} is an fp16 ONNX model: 16-bit images keep only ~11 bits through it; "
+                 "export without --fp16 for full 16-bit precision")
+            warned_fp16 = True
         kw = dict(tile=tile, pad=tile_pad, blend=blend, device=dev, autocast=ac, batch=batch)
         sr = upscale_tensor(net, img, **kw)
         alpha = None
@@ -201,6 +245,10 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
         write_image(target, sr, like=like)
         written.append(target)
         info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
+    written, unreadable, existing = share.merge(written, unreadable, [existing])  # every rank's
+    order = {f.stem: i for i, f in enumerate(files)}
+    written.sort(key=lambda t: order[t.stem])
+    existing = sum(existing)
     if unreadable and not written and not existing:  # a folder of nothing but broken files is a failure, not "0 written"
         raise SrpipeError(f"no readable image in {src}, nothing written: " + "; ".join(unreadable[:5])
                           + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""))

@@ -239,17 +239,42 @@ def export_pth(path: str | Path, sd: dict[str, torch.Tensor], args: dict) -> Pat
     return Path(path)
 
 
-def export(model: str | Path, out: str | Path) -> Path:
-    """Convert any supported ESRGAN file (or run folder) to BasicSR `.pth` or srpipe `.safetensors`."""
-    src = resolve_model(model)
-    net, args, header = load_generator(src)
-    sd = net.state_dict()
+EXPORT_FORMATS = {".pth": "pth", ".safetensors": "safetensors", ".onnx": "onnx"}
+
+
+def export(model: str | Path, out: str | Path, *, fmt: str | None = None, fp16: bool = False,
+           opset: int | None = None) -> Path:
+    """Convert any supported ESRGAN file (or run folder) to BasicSR `.pth`, srpipe `.safetensors` or ONNX.
+
+    `fmt` pth|safetensors|onnx (None: from the suffix of `out`, which must agree with it); `fp16` and
+    `opset` apply to ONNX (`srpipe.upscale.onnxrt`, checked against torch after writing).
+    """
     out = Path(out)
     suffix = out.suffix.lower()
-    if suffix == ".pth":
+    if fmt is None:
+        if suffix not in EXPORT_FORMATS:
+            raise SrpipeError(f"--out {out}: use a .pth (BasicSR), .safetensors or .onnx file name, or --format")
+        fmt = EXPORT_FORMATS[suffix]
+    elif fmt not in EXPORT_FORMATS.values():
+        raise SrpipeError(f"--format {fmt!r}: use pth, safetensors or onnx")
+    elif EXPORT_FORMATS.get(suffix) != fmt:
+        raise SrpipeError(f"--format {fmt} with --out {out}: name the file *.{fmt}")
+    if fmt != "onnx" and (fp16 or opset is not None):
+        raise SrpipeError("--fp16 and --opset apply to --format onnx only")
+    src = resolve_model(model)
+    if fmt == "onnx":
+        from srpipe.upscale import onnxrt
+
+        path, diff = onnxrt.export_onnx(src, out, fp16=fp16, opset=opset or onnxrt.OPSET)
+        from srpipe.cli.console import info
+
+        info(f"checked with onnxruntime on a real photo: max |onnx - torch| = {diff:.2g} "
+             f"(bound {onnxrt.FP16_TOL if fp16 else onnxrt.FP32_TOL:.2g})")
+        return path
+    net, args, header = load_generator(src)
+    sd = net.state_dict()
+    if fmt == "pth":
         return export_pth(out, sd, args)
-    if suffix == ".safetensors":
-        _refuse_x3(args, str(src))  # an x3 .safetensors for other tools would be read as x2
-        keep = {k: v for k, v in header.items() if k not in ("arch", "args", "srpipe")}
-        return save_generator(out, sd, args, meta={**keep, "converted_from": src.name})
-    raise SrpipeError(f"--out {out}: use a .pth (BasicSR) or .safetensors file name")
+    _refuse_x3(args, str(src))  # an x3 .safetensors for other tools would be read as x2
+    keep = {k: v for k, v in header.items() if k not in ("arch", "args", "srpipe")}
+    return save_generator(out, sd, args, meta={**keep, "converted_from": src.name})

@@ -7,7 +7,7 @@
   low-passes and D sees high-passes only.
 - An EMA of G (BasicSR `model_ema`, decay 0.999) is validated and saved as the model weights.
 
-Run folder: config.json, split.json, ckpt/{psnr,gan}/, log_psnr.csv, log_gan.csv, samples/,
+Run folder: config.json, split.json, ckpt/{psnr,gan}/, log_psnr.csv, log_gan.csv, tb/{psnr,gan}/, samples/,
 best.json, psnr.safetensors, gan.safetensors (EMA weights; `.pth` copies with `export_pth`).
 A phase whose weights file exists and whose checkpoint reached its last step is not rerun.
 """
@@ -31,7 +31,7 @@ from srpipe.config import RunOptions, to_dict
 from srpipe.distributed import global_mean
 from srpipe.errors import SrpipeError
 from srpipe.resize import bicubic_up
-from srpipe.runlog import CsvLog, Interrupted, Progress, StopFlag, open_run, write_json
+from srpipe.runlog import Interrupted, Progress, RunLog, StopFlag, open_run, write_json
 from srpipe.upscale import interop, losses
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet
 from srpipe.upscale.config import UpscaleConfig
@@ -310,7 +310,10 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
             if not world.main:
                 return {}
             if samples:
-                write_png(out / "samples" / f"{name}_{step:08d}.png", _sample_grid(ema, samples, S, device))
+                grid = _sample_grid(ema, samples, S, device)
+                write_png(out / "samples" / f"{name}_{step:08d}.png", grid)
+                if log is not None:
+                    log.image("samples", step, grid)
             if not val:
                 return {}
             v = validate(ema, val, S, device, lpips if name == "gan" else None)
@@ -331,7 +334,8 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         if name == "gan":
             fields[2:2] = ["l_pix_full", "l_percep", "l_adv", "d_loss", "d_real", "d_fake"]
         fields.append("skipped")
-        log = CsvLog(out / f"log_{name}.csv", fields, resume_step=start) if world.main else None
+        log = RunLog(out, f"log_{name}.csv", fields, resume_step=start, mode=run.log, events=name,
+                     config=record) if world.main else None
         # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
         G_train = speed.compiled(world.wrap(G))
         D_train = None if D is None else speed.compiled(world.wrap(D))
