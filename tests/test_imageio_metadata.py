@@ -17,10 +17,10 @@ MAKE = 0x010F
 ORIENTATION = 0x0112
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
-    # One profile per session: LittleCMS stamps the creation time into the header (bytes 24-35), so
-    # two profiles made a second apart differ and a comparison of written vs expected would be flaky.
+    """One sRGB profile for the session: LittleCMS stamps each new profile with the current second
+    (ICC header bytes 24-35), so two made across a second boundary differ."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
