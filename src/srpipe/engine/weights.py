@@ -96,16 +96,12 @@ def identity(name: str, weights_dir: str | os.PathLike | None = None, *, sha256=
         return "absent"
     if sha256 is not None:
         return sha256(path)
-    import hashlib
+    from srpipe.io.imageio import file_sha256
 
     st = path.stat()
     sig = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size)
     if sig not in _IDENTITIES:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _IDENTITIES[sig] = h.hexdigest()
+        _IDENTITIES[sig] = file_sha256(path)
     return _IDENTITIES[sig]
 
 
