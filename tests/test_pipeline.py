@@ -446,7 +446,7 @@ def test_psnr_stage_resumes_after_a_gan_only_edit_and_a_cache_move(tmp_path, mon
     write_sr(root, baseline=False)
 
     class StopAtStep2:
-        """Stops the 1st training loop (sr_psnr) and the 3rd (sr_gan) at their second step."""
+        """Stops the 2nd training loop (sr_psnr; the 1st is degrade's) and the 4th (sr_gan) at their second step."""
 
         made = 0
 
@@ -462,7 +462,7 @@ def test_psnr_stage_resumes_after_a_gan_only_edit_and_a_cache_move(tmp_path, mon
 
         def __bool__(self):
             self.calls += 1
-            return self.nth in (1, 3) and self.calls >= 2
+            return self.nth in (2, 4) and self.calls >= 2
 
     monkeypatch.setattr(loop, "StopFlag", StopAtStep2)
     with pytest.raises(Interrupted, match="psnr phase at step 2"):
