@@ -398,6 +398,10 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
 
     res.real_lr = lr_stats(test_lq)
     arms: dict[str, Path] = {"bicubic": bic_pairs}
+    from srpipe.jpeg import estimate_folder
+
+    if estimate_folder(list_images(real_lr)).kind == "none":  # no JPEG stage: the ablation arms equal srpipe's
+        variants = [v for v in variants if v == "srpipe"]
     for v in variants if "srpipe" in arms_wanted else []:
         model, pairs = srpipe_pairs(work, mode, VARIANTS[v], a_dir, real_lr)
         arms[v] = pairs
