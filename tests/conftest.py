@@ -98,8 +98,7 @@ def torch_home(tmp_path, monkeypatch, standin_weights_store) -> Path:
     monkeypatch.setenv("SRPIPE_OFFLINE", "1")
     monkeypatch.delenv("SRPIPE_WEIGHTS_DIR", raising=False)
     torch.hub.set_dir(str(home / "hub"))
-    yield home
-    torch.hub.set_dir(str(Path(os.environ.get("TORCH_HOME", home)) / "hub"))
+    return home  # `_isolated` restores the hub directory
 
 
 @pytest.fixture
@@ -114,11 +113,34 @@ def empty_torch_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+# The user's settings that would change what a test sees: debug tracebacks, weight folders and caches,
+# injected faults, a torchrun environment. Every test starts without them.
+USER_ENV = ("SRPIPE_DEBUG", "SRPIPE_WEIGHTS_DIR", "SRPIPE_FAULT", "SRPIPE_CACHE", "SRPIPE_CACHE_DIR",
+            "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
 @pytest.fixture(autouse=True)
-def _seed_and_offline(monkeypatch):
+def _isolated(monkeypatch, tmp_path_factory):
+    """Seeds fixed; no network; the user's env, TORCH_HOME and caches out of reach; torch state restored.
+
+    TORCH_HOME is an empty folder (tests that need weights ask for `torch_home`), the caches live in
+    a fresh folder, and the torch.hub directory and thread count are put back after the test.
+    """
     torch.manual_seed(0)
     np.random.seed(0)
+    for k in USER_ENV:
+        monkeypatch.delenv(k, raising=False)
+    home = tmp_path_factory.mktemp("env")
+    (home / "torch" / "hub").mkdir(parents=True)
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("SRPIPE_OFFLINE", "1")  # a test never reaches the network
+    hub, threads = getattr(torch.hub, "_hub_dir", None), torch.get_num_threads()
+    torch.hub._hub_dir = None  # torch.hub.get_dir() follows TORCH_HOME again
+    yield
+    torch.hub._hub_dir = hub
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def make_folder(folder: Path, n: int, size: tuple[int, int], *, seed: int = 0, prefix: str = "img") -> Path:

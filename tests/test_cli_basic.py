@@ -62,9 +62,8 @@ def test_doctor_lists_weights_with_paths(torch_home, capsys):
     row16 = next(ln for ln in out.splitlines() if ln.strip().startswith("vgg16"))
     assert "missing" in row16 and weights.FILES["vgg16"].url in row16
     assert "torch" in out and "lpips" in out
-    for ln in out.splitlines():  # every library reports a real version
-        if ln.strip("│ ").startswith(("lpips", "rich")):
-            assert "?" not in ln, ln
+    libs = [ln for ln in out.splitlines() if ln.strip("│ ").startswith(("lpips", "rich"))]
+    assert len(libs) == 2 and all("?" not in ln for ln in libs), libs  # every library reports a real version
 
 
 def test_doctor_with_weights_dir(empty_torch_home, standin_weights_store, capsys):

@@ -1,9 +1,10 @@
 """Crash safety under SIGKILL (issue 7).
 
 Tiny `srpipe degrade-train`, `sr-train` and `run` commands are started in child processes and killed
-with SIGKILL, 8 times in all: at random moments (while checkpoints, samples and logs are being
-written) and, through the fault-injection hook (`SRPIPE_FAULT`, see `srpipe.ckpt._fault`), inside
-writes. After every kill the run folder is checked, then the same command is started again:
+with SIGKILL, 8 times in all, always at a fault point (`SRPIPE_FAULT`, see `srpipe.ckpt._fault`):
+mid-training while a sample grid is written (checkpoints and logs already behind it), inside a
+checkpoint, and inside the final writes. A fault point is a place in the code, not a moment in
+time, so a faster or slower machine kills at the same step. After every kill the run folder is checked, then the same command is started again:
 
 - it resumes from the last complete checkpoint (the step it reports is the one `latest` named);
 - no file is truncated: every PNG, .safetensors, .json, state.pt and CSV in the folder parses
@@ -24,9 +25,7 @@ import csv
 import hashlib
 import json
 import multiprocessing
-import random
 import signal
-import time
 from pathlib import Path
 
 import cv2
@@ -38,7 +37,6 @@ from conftest import make_folder
 from srpipe import ckpt
 from srpipe.cli import main
 
-SEED = 7  # the random kill moments are drawn from this (reproducible failures)
 
 CHILD = """
 import os
@@ -88,21 +86,6 @@ class Child:
             self.proc.join()
             pytest.fail(f"child still running after {timeout} s:\n{self.output()[-3000:]}")
         return self.proc.exitcode
-
-    def kill_when(self, ready, rng: random.Random, *, within: float = 0.15, timeout: float = 120) -> None:
-        """SIGKILL at a random moment up to `within` s after `ready()` first holds."""
-        t0 = time.time()
-        while not ready():
-            if self.proc.exitcode is not None:
-                pytest.fail(f"child ended (exit {self.proc.exitcode}) before the kill:\n{self.output()[-3000:]}")
-            if time.time() - t0 > timeout:
-                self.proc.kill()
-                pytest.fail("the child never got where it should be killed")
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, within))
-        self.proc.kill()
-        self.proc.join()
-        assert self.proc.exitcode == -signal.SIGKILL, self.output()[-3000:]
 
 
 class Runner:
@@ -201,9 +184,9 @@ DEGRADE = ["--preset", "tiny", "--iters", "60", "--ckpt-every", "5", "--sample-e
 
 
 def test_degrade_train_survives_sigkill(tmp_path, env, capsys):
-    """4 kills: a random moment, then inside a checkpoint (weights written, state not), between a
-    checkpoint folder and its `latest` pointer, and between writing the final generator and its rename."""
-    rng = random.Random(SEED)
+    """4 kills: mid-training (writing the step-14 sample grid, after the step-10 checkpoint), then inside
+    a checkpoint (weights written, state not), between a checkpoint folder and its `latest` pointer,
+    and between writing the final generator and its rename."""
     hr = make_folder(tmp_path / "hr", 3, (48, 48), seed=1)
     lr = make_folder(tmp_path / "lr", 3, (24, 24), seed=2)
     run = tmp_path / "run"
@@ -218,9 +201,11 @@ def test_degrade_train_survives_sigkill(tmp_path, env, capsys):
         assert not (run / "generator.safetensors").exists()
         return step
 
-    # 1. a random moment, after at least one checkpoint
-    runner.start().kill_when(lambda: pointer(run / "ckpt") >= 10, rng)
+    # 1. mid-training: checkpoints every 5 steps, samples every 7: killed writing step 14's grid
+    out = runner.killed_by_fault("write:samples/step_00000014.png")
     before = after_kill()
+    assert before == 10 and pointer(run / "ckpt") == 10 and log_steps(run / "log.csv")[-1] <= 14
+    assert list((run / "samples").glob(".step_00000014.png.*.tmp"))
 
     # 2. inside the next checkpoint: its weights are written, its state is not
     out = runner.killed_by_fault("ckpt-mid")
@@ -263,22 +248,20 @@ SR = ["--preset", "tiny", "--psnr-iters", "40", "--gan-iters", "24", "--ckpt-eve
 
 
 def test_sr_train_survives_sigkill_in_both_phases(tmp_path, env):
-    """2 kills at random moments: one in the PSNR phase, one in the GAN phase."""
-    rng = random.Random(SEED + 1)
+    """2 kills mid-phase, while a sample grid is written: one in the PSNR phase, one in the GAN phase."""
     pairs = tmp_path / "pairs"
     make_folder(pairs / "hr", 4, (64, 64), seed=3)
     make_folder(pairs / "lr", 4, (16, 16), seed=3)
     run = tmp_path / "run"
     runner = Runner(tmp_path, ["sr-train", "--pairs", pairs, "--out", run, *SR], env)
 
-    runner.start().kill_when(lambda: pointer(run / "ckpt" / "psnr") >= 8, rng)
+    runner.killed_by_fault("write:samples/psnr_00000018.png")  # checkpoints every 4, samples every 9
     check_files(run)
     psnr_at = latest_step(run / "ckpt" / "psnr")
-    assert psnr_at >= 8 and not (run / "psnr.safetensors").exists()
+    assert psnr_at == 16 and not (run / "psnr.safetensors").exists()
 
-    c = runner.start()
-    c.kill_when(lambda: pointer(run / "ckpt" / "gan") >= 4, rng)
-    assert resumed_at(c.output()) == psnr_at
+    out = runner.killed_by_fault("write:samples/gan_00000009.png")
+    assert resumed_at(out) == psnr_at
     check_files(run)
     assert (run / "psnr.safetensors").is_file() and not (run / "gan.safetensors").exists()
     assert log_steps(run / "log_psnr.csv")[-1] == 40

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import cv2
@@ -17,7 +18,10 @@ MAKE = 0x010F
 ORIENTATION = 0x0112
 
 
+@functools.lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
+    """One sRGB profile for the session: LittleCMS stamps each new profile with the current second
+    (ICC header bytes 24-35), so two made across a second boundary differ."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 

@@ -1,4 +1,5 @@
-"""Orchestrator: keys, staleness reasons, reruns, resume, manifest-last, lock, gc."""
+"""Orchestrator: keys (params, input content, pretrained files), staleness reasons, reruns, resume after
+edits and moves, manifest-last, lock, gc; and one run of every stage, SR half and bicubic baseline included."""
 
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ def write(root: Path, *, cleanup: int) -> Path:
     return p
 
 
-def go(root: Path, **kw) -> dict[str, str]:
+def go(root: Path, *, report: bool = False, **kw) -> dict[str, str]:
+    """Run the pipeline; no report unless asked (rendering its plots costs more than these tiny stages)."""
     rows = run_pipeline(load_pipeline(root / "pipe.toml"), run_dir=root / "run", cache=root / "cache",
-                        run=RunOptions(device="cpu"), **kw)
+                        run=RunOptions(device="cpu"), report=report, **kw)
     return {r["stage"]: r["action"] for r in rows}
 
 
@@ -75,7 +77,7 @@ def states(root: Path) -> dict[str, tuple[str, str]]:
 
 
 def test_first_run_then_noop_rerun(project):
-    assert go(project) == {"degrade": "ran", "pairs": "ran", "test_pairs": "ran"}
+    assert go(project, report=True) == {"degrade": "ran", "pairs": "ran", "test_pairs": "ran"}
     assert all(s == "fresh" for s, _ in states(project).values())
     assert go(project) == {"degrade": "cached", "pairs": "cached", "test_pairs": "cached"}
     record = json.loads((project / "run" / "run.json").read_text())
@@ -239,3 +241,285 @@ def test_pipeline_file_errors(project):
     (project / "bad.toml").write_text('[inputs]\nreal_lr = "lr"\n')
     with pytest.raises(UsageError, match="hr"):
         load_pipeline(project / "bad.toml")
+
+
+# ---------------------------------------------------------------- every stage, SR half included
+
+SR_PIPELINE = """
+[inputs]
+hr = "hr"
+real_lr = "lr"
+test_hr = "test"
+test_pairs = "real_pairs"
+
+[degrade]
+preset = "tiny"
+[degrade.config.data]
+hr_crop = 32
+val_fraction = 0.2
+[degrade.config.model]
+features = 8
+res_blocks = 1
+d_features = 8
+[degrade.config.optim]
+batch = 2
+iters = 3
+
+[sr]
+preset = "tiny"
+[sr.config]
+batch = 2
+[sr.config.data]
+hr_patch = 32
+val_fraction = 0.25
+[sr.config.model]
+num_feat = 8
+num_block = 1
+num_grow_ch = 8
+d_features = 8
+[sr.config.psnr]
+iters = {psnr_iters}
+[sr.config.gan]
+iters = 3
+w_adv = {w_adv}
+
+[baseline]
+bicubic = {baseline}
+
+[interpolate]
+alphas = [0.5]
+
+[upscale]
+tile = 32
+
+[eval]
+fid = false
+"""
+ALL_STAGES = ["degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "bicubic_pairs", "baseline",
+              "upscale", "eval"]
+
+
+def write_sr(root: Path, *, psnr_iters: int = 4, w_adv: float = 0.005, baseline: bool = True, name="pipe.toml") -> Path:
+    p = root / name
+    p.write_text(SR_PIPELINE.replace("{psnr_iters}", str(psnr_iters)).replace("{w_adv}", str(w_adv))
+                 .replace("{baseline}", str(baseline).lower()))
+    return p
+
+
+def sr_project(root: Path) -> Path:
+    make_folder(root / "hr", 4, (64, 64), seed=1)
+    make_folder(root / "lr", 5, (32, 32), seed=2)  # val_fraction 0.2: one real LR image held out
+    make_folder(root / "test", 2, (64, 64), seed=3)  # realism statistics need LR of 16 px or more
+    make_folder(root / "real_pairs" / "hr", 2, (48, 48), seed=4)
+    for f in sorted((root / "real_pairs" / "hr").iterdir()):  # "real" LR: a blur and a box downscale
+        from PIL import Image, ImageFilter
+
+        with Image.open(f) as im:
+            lr = im.filter(ImageFilter.GaussianBlur(1.0)).resize((12, 12), Image.BOX)
+        (root / "real_pairs" / "lr").mkdir(exist_ok=True)
+        lr.save(root / "real_pairs" / "lr" / f.name)
+    write_sr(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """One run of every stage on tiny inputs (no pretrained weights: LPIPS and Inception absent)."""
+    root = sr_project(tmp_path_factory.mktemp("full"))
+    with pytest.MonkeyPatch.context() as mp:
+        home = root / "torch_home"
+        (home / "hub").mkdir(parents=True)
+        mp.setenv("TORCH_HOME", str(home))
+        mp.setenv("SRPIPE_OFFLINE", "1")
+        mp.delenv("SRPIPE_WEIGHTS_DIR", raising=False)
+        first = go(root, report=True)
+        second = go(root)
+    return root, first, second
+
+
+def entry_of(root: Path, stage: str) -> Path:
+    return Path(json.loads((root / "run" / "run.json").read_text())["stages"][stage]["entry"])
+
+
+def test_every_stage_runs_then_all_are_cached(full_run):
+    root, first, second = full_run
+    assert first == dict.fromkeys(ALL_STAGES, "ran")
+    assert second == dict.fromkeys(ALL_STAGES, "cached")
+    up = entry_of(root, "upscale")
+    models = ["alpha_0.50", "baseline_gan", "baseline_psnr", "bicubic", "gan", "psnr"]
+    assert sorted(p.name for p in up.iterdir() if p.is_dir() and p.name != "real") == models
+    for m in models:  # every model upscaled every test image, x4
+        assert sorted(f.name for f in (up / m).iterdir()) == ["img_00.png", "img_01.png"]
+    held = json.loads((entry_of(root, "degrade") / "split.json").read_text())["held_out"]
+    assert len(held) == 1
+    real = up / "real" / "held_out_real"
+    assert sorted(p.name for p in real.iterdir()) == ["baseline_gan", "baseline_psnr", "bicubic", "gan", "lr", "psnr"]
+    assert (real / "lr" / held[0]).read_bytes() == (root / "lr" / held[0]).read_bytes()
+    from PIL import Image
+
+    with Image.open(real / "baseline_psnr" / held[0]) as im:
+        assert im.size == (128, 128)
+    metrics = json.loads((entry_of(root, "eval") / "metrics.json").read_text())
+    assert sorted(metrics["sr"]) == models
+    assert sorted(metrics["real_pairs"]["sr"]) == ["baseline_gan", "baseline_psnr", "bicubic", "gan", "psnr"]
+    assert all(len(v) == 2 for v in metrics["real_pairs"]["per_image"].values())
+    assert metrics["held_out_real"] == held
+    assert metrics["sr"]["psnr"]["lpips"] is None  # no AlexNet here, said in a note
+    assert any("LPIPS" in n for n in metrics["notes"])
+    # the baseline is trained on bicubic pairs of the very HR images of the realistic pairs
+    pairs, bic = entry_of(root, "pairs"), entry_of(root, "bicubic_pairs")
+    assert sorted(f.name for f in (bic / "hr").iterdir()) == sorted(f.name for f in (pairs / "hr").iterdir())
+    for f in (pairs / "hr").iterdir():
+        assert (bic / "hr" / f.name).read_bytes() == f.read_bytes()
+    base = entry_of(root, "baseline")
+    assert (base / "psnr.safetensors").is_file() and (base / "gan.safetensors").is_file()
+    cfg = json.loads((base / "config.json").read_text())
+    assert cfg["inputs"]["pairs"] == str(bic) and cfg["identity"] == base.name
+    assert cfg["config"] == json.loads((entry_of(root, "sr_gan") / "config.json").read_text())["config"]
+
+
+def test_baseline_off_and_sr_param_changes(full_run, tmp_path):
+    root, _, _ = full_run
+    st = {s.stage.name: s for s in plan(load_pipeline(write_sr(root, baseline=False, name="nobase.toml")),
+                                        Store(root / "cache"), root / "run")}
+    assert "bicubic_pairs" not in st and "baseline" not in st
+    assert [st[n].status for n in ("degrade", "pairs", "sr_psnr", "sr_gan", "interpolate")] == ["fresh"] * 5
+    recorded = json.loads((root / "run" / "run.json").read_text())["stages"]["upscale"]["key"]
+    assert st["upscale"].status == "stale" and st["upscale"].key != recorded  # fewer models: another key
+    st = {s.stage.name: (s.status, s.reason) for s in plan(load_pipeline(write_sr(root, psnr_iters=5, name="p5.toml")),
+                                                           Store(root / "cache"), root / "run")}
+    assert st["bicubic_pairs"] == ("fresh", "cached") and st["pairs"] == ("fresh", "cached")
+    assert st["sr_psnr"][0] == "stale" and "psnr.iters: 4 -> 5" in st["sr_psnr"][1]
+    assert st["baseline"][0] == "stale" and "psnr.iters: 4 -> 5" in st["baseline"][1]
+    st = {s.stage.name: s.status for s in plan(load_pipeline(write_sr(root, w_adv=0.01, name="gan.toml")),
+                                               Store(root / "cache"), root / "run")}
+    assert st["sr_psnr"] == "fresh" and st["sr_gan"] == "stale" and st["baseline"] == "stale"
+
+
+def test_pretrained_files_are_part_of_the_keys(full_run, torch_home):
+    """A stage run without a pretrained file is stale once the file arrives (and after it changes)."""
+    root, _, _ = full_run
+    p = load_pipeline(root / "pipe.toml")
+    st = {s.stage.name: (s.status, s.reason) for s in plan(p, Store(root / "cache"), root / "run")}
+    assert st["degrade"] == ("stale", "pretrained inception now present")  # degradation.json's KID/FID
+    assert st["bicubic_pairs"] == ("fresh", "cached")  # uses no pretrained file
+    assert st["baseline"] == ("stale", "pretrained alexnet now present")  # best.json picks by LPIPS
+    st = {s.stage.name: s for s in plan(p, Store(root / "cache"), root / "run")}
+    from srpipe import weights
+
+    ids = {s: st[s].inputs for s in ("sr_gan", "baseline", "eval")}
+    for s in ids:
+        assert ids[s]["pretrained alexnet"] == weights.identity("alexnet")
+    assert "pretrained vgg19" not in ids["sr_gan"]  # the tiny preset's GAN phase has no perceptual loss
+    assert ids["sr_gan"]["pretrained alexnet"] == folder_fingerprint_sha(torch_home / "hub" / "checkpoints" /
+                                                                          weights.FILES["alexnet"].filename)
+
+
+def folder_fingerprint_sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_report_compares_both_models_on_held_out_real_lr(full_run):
+    from test_report import check_self_contained, decode
+
+    root, _, _ = full_run
+    text = (root / "run" / "report.html").read_text()
+    page = check_self_contained(text)
+    assert "real" in page.sections
+    held = json.loads((entry_of(root, "degrade") / "split.json").read_text())["held_out"]
+    stem = Path(held[0]).stem
+    alts = [i["alt"] for i in page.images if i["alt"].startswith(f"real {stem}: ")]
+    assert alts == [f"real {stem}: {a}" for a in ("LR input", "bicubic", "srpipe PSNR model", "bicubic-pair PSNR model",
+                                                  "srpipe GAN model", "bicubic-pair GAN model")]
+    crops = [decode(i["src"]) for i in page.images if i["alt"] in alts]
+    assert len({c.size for c in crops}) == 1 and crops[0].width >= 64
+    assert "fit to the learned degradation" in text
+    assert "Real pairs (ground truth, 2 images)" in text
+
+
+def test_psnr_stage_resumes_after_a_gan_only_edit_and_a_cache_move(tmp_path, monkeypatch, capsys):
+    """Its key leaves the GAN settings out; its run folder must not refuse them (nor moved paths)."""
+    from srpipe.upscale import train as utrain
+
+    root = sr_project(tmp_path)
+    write_sr(root, baseline=False)
+
+    class StopAtStep2:
+        """Stops the 1st training loop (sr_psnr) and the 3rd (sr_gan) at their second step."""
+
+        made = 0
+
+        def __init__(self):
+            StopAtStep2.made += 1
+            self.nth, self.calls = StopAtStep2.made, 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            pass
+
+        def __bool__(self):
+            self.calls += 1
+            return self.nth in (1, 3) and self.calls >= 2
+
+    monkeypatch.setattr(utrain, "StopFlag", StopAtStep2)
+    with pytest.raises(Interrupted, match="psnr phase at step 2"):
+        go(root)
+    write_sr(root, baseline=False, w_adv=0.01)  # a GAN-phase setting: not in sr_psnr's key
+    (root / "cache").rename(root / "moved-cache")
+    capsys.readouterr()
+    with pytest.raises(Interrupted, match="gan phase at step 2"):  # sr_psnr completed, sr_gan started
+        run_pipeline(load_pipeline(root / "pipe.toml"), run_dir=root / "run", cache=root / "moved-cache",
+                     run=RunOptions(device="cpu"), report=False)
+    err = capsys.readouterr().err
+    assert "sr_psnr: resuming" in err and "resuming the psnr phase" in err and "at step 2/4" in err
+    st = {s.stage.name: s.status for s in plan(load_pipeline(root / "pipe.toml"), Store(root / "moved-cache"), root / "run")}
+    assert st["sr_psnr"] == "fresh" and st["sr_gan"] == "stale"
+
+
+def test_interrupted_stage_resumes_after_its_inputs_and_the_cache_moved(project, monkeypatch, capsys):
+    class StopAtStep2:
+        calls = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            pass
+
+        def __bool__(self):
+            StopAtStep2.calls += 1
+            return StopAtStep2.calls >= 2
+
+    monkeypatch.setattr(dtrain, "StopFlag", StopAtStep2)
+    with pytest.raises(Interrupted):
+        go(project)
+    monkeypatch.undo()
+    for name in ("hr", "lr", "test", "cache"):
+        (project / name).rename(project / f"{name}-moved")
+    text = (project / "pipe.toml").read_text()
+    for name in ("hr", "lr", "test"):
+        text = text.replace(f'= "{name}"', f'= "{name}-moved"')
+    (project / "pipe.toml").write_text(text)
+    capsys.readouterr()
+    rows = run_pipeline(load_pipeline(project / "pipe.toml"), run_dir=project / "run", cache=project / "cache-moved",
+                        run=RunOptions(device="cpu"), report=False)
+    assert {r["stage"]: r["reason"] for r in rows}["degrade"] == "resumed"
+    assert "at step 2/3" in capsys.readouterr().err
+
+
+def test_fingerprint_covers_exactly_what_the_readers_list(project):
+    from srpipe.imageio import list_images
+
+    hr = project / "hr"
+    before = folder_fingerprint(hr)
+    (hr / "sub").mkdir()
+    (hr / "sub" / "unread.png").write_bytes((hr / "img_00.png").read_bytes())
+    (hr / "notes.txt").write_text("not an image")
+    assert folder_fingerprint(hr) == before  # nothing reads these
+    (hr / ".dotted.png").write_bytes((hr / "img_01.png").read_bytes())
+    assert hr / ".dotted.png" in list_images(hr)  # the readers take it ...
+    assert folder_fingerprint(hr) != before  # ... so the key does too

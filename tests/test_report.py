@@ -126,7 +126,7 @@ def test_report_of_a_real_run_without_sr(tmp_path):
     text = go()  # `srpipe run` writes the report at the end
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     page = check_self_contained(text)
-    assert page.sections == ["summary", "stages", "realism", "samples", "sr", "metrics", "alpha", "losses"]
+    assert page.sections == ["summary", "stages", "real", "realism", "samples", "sr", "metrics", "alpha", "losses"]
     rows = page.stage_rows
     assert list(rows)[:3] == ["degrade", "pairs", "test_pairs"]
     for name in ("degrade", "pairs", "test_pairs"):
@@ -134,9 +134,10 @@ def test_report_of_a_real_run_without_sr(tmp_path):
         assert key == record["stages"][name]["key"][:12] and state == "ran"
     assert "adv" in rows["degrade"][4]  # the active losses
     assert "pairs: 4" in rows["pairs"][5] and "mode: SDSR" in rows["pairs"][5]
-    for name in ("sr_psnr", "sr_gan", "interpolate", "upscale", "eval"):  # what is missing is said
-        assert rows[name][3] == "not in this run"
-    assert "Not in this run: sr_psnr, sr_gan, interpolate, upscale, eval" in text
+    for name in ("sr_psnr", "sr_gan", "interpolate", "bicubic_pairs", "baseline", "upscale", "eval"):
+        assert rows[name][3] == "not in this run"  # what is missing is said
+    assert "Not in this run: sr_psnr, sr_gan, interpolate, bicubic_pairs, baseline, upscale, eval" in text
+    assert "No side-by-side on real LR: no upscale stage in this run" in text
     assert "No comparisons: no upscale stage in this run" in text
     assert "No metrics: no eval stage output in this run" in text
     assert "No alpha sweep: no eval stage output in this run" in text
@@ -144,13 +145,10 @@ def test_report_of_a_real_run_without_sr(tmp_path):
     alts = [i["alt"] for i in page.images]
     assert [a for a in alts if a.startswith("DSGAN, step")] == ["DSGAN, step 3: bicubic LR | synthetic LR | real LR"]
     assert any(a.startswith("DSGAN degradation (degrade): ") and "d_real" in a for a in alts)
-    degrade_entry = Path(record["stages"]["degrade"]["entry"])
-    if (degrade_entry / "degradation.json").is_file():  # degrade-train's own realism check (issue 4)
-        table = json.loads((degrade_entry / "degradation.json").read_text())
-        assert "Source: degrade stage: held-out real LR" in text
-        assert re.findall(r'data-metric="(\w+)"', text) == [r["metric"] for r in table["rows"]]
-    else:
-        assert "No degradation realism table: the eval stage is not in this run" in text
+    degrade_entry = Path(record["stages"]["degrade"]["entry"])  # one real LR held out: degradation.json
+    table = json.loads((degrade_entry / "degradation.json").read_text())
+    assert "Source: degrade stage: held-out real LR" in text
+    assert re.findall(r'data-metric="(\w+)"', text) == [r["metric"] for r in table["rows"]]
 
     text = go()  # nothing changed: every stage cached, and the report says so
     rows = Page(text).stage_rows
@@ -183,6 +181,17 @@ DEGRADATION = {
          "synthetic_distance": 2.5, "bicubic_distance": 0.5, "closer": "bicubic"},
     ],
 }
+BASELINE_SR = {  # the same recipe on bicubic pairs: on srpipe's own test pairs it loses
+    "baseline_psnr": {"psnr_y": 25.9001, "ssim_y": 0.74, "psnr_rgb": 24.6, "ssim_rgb": 0.73, "psnr_color": 40.2, "lpips": 0.3801},
+    "baseline_gan": {"psnr_y": 24.9002, "ssim_y": 0.70, "psnr_rgb": 23.9, "ssim_rgb": 0.69, "psnr_color": 39.1, "lpips": 0.2702},
+}
+REAL_PAIRS_SR = {  # on real pairs: srpipe's PSNR model wins by 0.31 dB, its GAN model loses on LPIPS
+    "bicubic": {"psnr_y": 23.0, "lpips": 0.5},
+    "psnr": {"psnr_y": 24.41, "lpips": 0.40}, "baseline_psnr": {"psnr_y": 24.10, "lpips": 0.41},
+    "gan": {"psnr_y": 23.80, "lpips": 0.33}, "baseline_gan": {"psnr_y": 23.70, "lpips": 0.31},
+}
+REAL_NAMES = ("web_1", "web_2")  # held-out real LR images
+REAL_MODELS = ("psnr", "baseline_psnr", "gan", "baseline_gan")
 NAMES = ("img_00", "img_01")
 HR_SIZE = (48, 40)  # w, h; x2
 TEXTURE = (26, 18, 20)  # x, y, side of the only textured square in the HR images (where the crop must land)
@@ -216,7 +225,7 @@ def grid(rows: int, tile: int, seed: int) -> np.ndarray:
     return out
 
 
-def fabricate_run(root: Path, *, with_note: str = "") -> Path:
+def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False) -> Path:
     """A run folder and cache with the documented layout of a full pipeline run."""
     cache, run_dir = root / "cache", root / "run"
     stages, entries = {}, {}
@@ -263,16 +272,33 @@ def fabricate_run(root: Path, *, with_note: str = "") -> Path:
         save(e / "samples" / f"{phase}_00000010.png", grid(3, 24, 20))
     e = entry("interpolate", 0.2, False, summary={"models": ["alpha_0.50.safetensors"]}, params={"alphas": [0.5]})
     (e / "alpha_0.50.safetensors").write_bytes(b"stand-in")
-    up = entry("upscale", 2.0, False, summary={"models": list(SR)}, params={"tile": 128, "scale": 2})
-    for k, m in enumerate(SR):
+    sr = {**SR, **(BASELINE_SR if baseline else {})}
+    if baseline:
+        e = entry("bicubic_pairs", 0.5, False, summary={"pairs": 2, "mode": "bicubic"})
+        e = entry("baseline", 70.0, False, "the sr recipe on bicubic pairs", {"weights": {"psnr": "psnr.safetensors"}})
+    up = entry("upscale", 2.0, False, summary={"models": list(sr)}, params={"tile": 128, "scale": 2})
+    if baseline:  # the held-out real LR and every model's output on it (the LR bicubic-enlarged)
+        for k, (m, _) in enumerate([("lr", None), ("bicubic", None), *[(m, None) for m in REAL_MODELS]]):
+            for n in REAL_NAMES:
+                lr = smooth(20, 16, seed=50 + REAL_NAMES.index(n))
+                lr[4:12, 6:14] = np.random.default_rng(k).integers(0, 255, (8, 8, 3)) if m != "lr" else lr[4:12, 6:14]
+                img = lr if m == "lr" else np.asarray(Image.fromarray(lr).resize((40, 32), Image.BICUBIC))
+                save(up / "real" / "held_out_real" / m / f"{n}.png", img)
+    for k, m in enumerate(sr):
         for n in NAMES:
             lr = Image.open(entries["test_pairs"] / "lr" / f"{n}.png")
-            save(up / m / f"{n}.png", np.asarray(lr.resize(HR_SIZE, [Image.BICUBIC, Image.NEAREST, Image.BILINEAR, Image.LANCZOS][k])))
+            save(up / m / f"{n}.png", np.asarray(lr.resize(HR_SIZE, [Image.BICUBIC, Image.NEAREST, Image.BILINEAR, Image.LANCZOS][k % 4])))
     ev = entry("eval", 4.0, False, params={"scale": 2, "fid": True})
     per_image = {m: [{"name": n, **{k: v + 0.01 * i for k, v in row.items()}} for i, n in enumerate(NAMES)]
-                 for m, row in SR.items()}
-    (ev / "metrics.json").write_text(json.dumps({"sr": SR, "degradation": DEGRADATION, "per_image": per_image,
-                                                 "notes": ["an eval note"] + ([with_note] if with_note else [])}))
+                 for m, row in sr.items()}
+    m = {"sr": sr, "degradation": DEGRADATION, "per_image": per_image,
+         "notes": ["an eval note"] + ([with_note] if with_note else [])}
+    if baseline:
+        real_sr = {k: sr[k] for k in ("bicubic", "psnr", "gan", "baseline_psnr", "baseline_gan")}
+        m["real_pairs"] = {"sr": REAL_PAIRS_SR, "per_image": {k: [{"name": "r0"}, {"name": "r1"}, {"name": "r2"}]
+                                                              for k in real_sr}}
+        m["held_out_real"] = [f"{n}.png" for n in REAL_NAMES]
+    (ev / "metrics.json").write_text(json.dumps(m))
     run_dir.mkdir()
     (run_dir / "run.json").write_text(json.dumps({"pipeline": str(root / "demo.toml"), "cache": str(cache),
                                                   "srpipe": "0.1.0", "stages": stages}))
@@ -290,19 +316,23 @@ def full_report(tmp_path_factory) -> tuple[Path, str]:
 def test_full_report_sections_tables_and_values(full_report):
     _, text = full_report
     page = check_self_contained(text)
-    assert page.sections == ["summary", "stages", "realism", "samples", "sr", "metrics", "alpha", "losses"]
+    assert page.sections == ["summary", "stages", "real", "realism", "samples", "sr", "metrics", "alpha", "losses"]
+    assert "No side-by-side on real LR: no baseline stage in this run ([baseline] bicubic = false)" in text
     assert page.tables == ["stages", "realism", "metrics"] + ["per-image"] * 6
-    assert "srpipe report: demo" in text and "Not in this run" not in text
+    assert "srpipe report: demo" in text and "Not in this run: bicubic_pairs, baseline. " in text
 
     rows = page.stage_rows
-    assert list(rows) == ["degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "upscale", "eval"]
+    assert list(rows) == ["degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "upscale", "eval",
+                          "bicubic_pairs", "baseline"]  # ran stages first, then those not in this run
+    assert rows["baseline"][3] == "not in this run"
     assert rows["degrade"][1] == hashlib.sha256(b"degrade").hexdigest()[:12]
     assert rows["degrade"][2:4] == ["2 min 05 s", "cached"] and rows["sr_gan"][2:4] == ["2 h 01 min", "ran"]
     assert rows["sr_gan"][4] == "L1 x0.01, VGG19 conv5_4 x1, RaGAN x0.005"
     assert rows["sr_psnr"][5] == "weights: psnr.safetensors" and rows["pairs"][5] == "pairs: 2; mode: SDSR"
 
     # the headline answers "is it working"
-    assert "Best PSNR-Y: PSNR model (α 0) 26.75 dB vs bicubic 24.50 dB (+2.25 dB: beats bicubic)" in text
+    assert ("Test pairs made by srpipe's own generator (fit to the learned degradation, not real-world quality): "
+            "Best PSNR-Y: PSNR model (α 0) 26.75 dB vs bicubic 24.50 dB (+2.25 dB: beats bicubic)") in html.unescape(text)
     assert "Lowest LPIPS: GAN model (α 1) 0.2009" in text
     assert "closer to real LR than bicubic LR on 3 of 5 statistics" in text
 
@@ -349,6 +379,43 @@ def test_full_report_sections_tables_and_values(full_report):
 
     # autoescape: run data never becomes markup
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in text
+
+
+def test_report_compares_srpipe_and_bicubic_pair_models(tmp_path):
+    text = write_report(fabricate_run(tmp_path, baseline=True)).read_text()
+    page = check_self_contained(text)
+    rows = page.stage_rows
+    assert list(rows)[5:8] == ["interpolate", "bicubic_pairs", "baseline"] and rows["baseline"][3] == "ran"
+    headline = re.search(r'<ul class="headline">(.*?)</ul>', text, re.S).group(1)
+    items = [html.unescape(" ".join(i.split())) for i in re.findall(r"<li>(.*?)</li>", headline, re.S)]
+    assert items[0] == ("Held-out real LR of the target domain (2 images, no ground truth): side-by-side crops of "
+                        "srpipe's model and the bicubic-pair model below; their training inputs: srpipe's synthetic LR "
+                        "is closer to the real LR than bicubic LR on 3 of 5 realism statistics.")
+    assert items[1] == ("Real pairs (ground truth, 3 images), PSNR-Y: PSNR models 24.41 dB vs 24.10 dB "
+                        "(+0.31: srpipe better); GAN models 23.80 dB vs 23.70 dB (+0.10: srpipe better).")
+    assert items[2] == ("Real pairs (ground truth, 3 images), LPIPS: PSNR models 0.4000 vs 0.4100 (-0.0100: srpipe "
+                        "better); GAN models 0.3300 vs 0.3100 (+0.0200: bicubic-pair better).")
+    assert all("fit to the learned degradation" in i for i in items[3:]) and len(items) == 6
+    assert "PSNR-Y against the bicubic-pair models: PSNR models 26.75 dB vs 25.90 dB (+0.85: srpipe better)" in items[4]
+    # the real-pairs table and the test-pairs table both list the baseline models, after srpipe's
+    tables = re.findall(r'<table class="metrics( real-pairs)?">(.*?)</table>', text, re.S)
+    assert [t[0] for t in tables] == [" real-pairs", ""]
+    models = [re.findall(r"<tr><td>([^<]+)</td>", t[1]) for t in tables]
+    assert models[0] == ["bicubic", "PSNR model (α 0)", "GAN model (α 1)", "bicubic-pair PSNR model", "bicubic-pair GAN model"]
+    assert models[1][-2:] == ["bicubic-pair PSNR model", "bicubic-pair GAN model"]
+    # side-by-side: per held-out real image, the LR and the same crop of both models' outputs
+    assert re.findall(r'data-real-image="(\w+)"', text) == list(REAL_NAMES)
+    alts = [i["alt"] for i in page.images if i["alt"].startswith("real web_1: ")]
+    assert [a.split(": ", 1)[1] for a in alts] == ["LR input", "bicubic", "srpipe PSNR model", "bicubic-pair PSNR model",
+                                                   "srpipe GAN model", "bicubic-pair GAN model"]
+    crops = {a: decode(i["src"]) for i in page.images for a in [i["alt"]] if a in alts}
+    assert len({c.size for c in crops.values()}) == 1
+    # the crop lands on the one textured square of the outputs (x 12-28, y 8-24 at x2)
+    assert "crop 16×16 at (12, 8), ×8" in text
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    out = np.asarray(Image.open(Path(record["stages"]["upscale"]["entry"]) / "real" / "held_out_real" / "gan" /
+                                "web_1.png").convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(crops["real web_1: srpipe GAN model"])[::8, ::8], out[8:24, 12:28])
 
 
 def test_partial_and_broken_runs(tmp_path):

@@ -12,6 +12,7 @@ import torch
 
 from srpipe import ckpt
 from srpipe.config import RunOptions, build_config
+from srpipe.errors import SrpipeError
 from srpipe.runlog import ConfigChangedError, Interrupted
 from srpipe.upscale import interop, train as train_mod
 from srpipe.upscale.archs import RRDBNet
@@ -162,7 +163,7 @@ def test_changed_config_is_refused_unless_restart(tmp_path, pairs):
 
 
 def test_gan_phase_needs_a_psnr_model_or_init(tmp_path, pairs):
-    with pytest.raises(Exception, match="run --phase psnr .* or pass --init FILE"):
+    with pytest.raises(SrpipeError, match="run --phase psnr .* or pass --init FILE"):
         train(config(), pairs=pairs, out_dir=tmp_path / "run", run=run_opts(), phase="gan")
 
 
@@ -183,7 +184,7 @@ def test_init_from_an_old_layout_pth(tmp_path, pairs):
     wrong = RRDBNet(scale=4, num_feat=16, num_block=1, num_grow_ch=8)
     interop.save_generator(tmp_path / "wide.safetensors", wrong.state_dict(),
                            {**cfg.generator_args(), "num_feat": 16})
-    with pytest.raises(Exception, match="num_feat 16 \\(config: 8\\)"):
+    with pytest.raises(SrpipeError, match="num_feat 16 \\(config: 8\\)"):
         train(cfg, pairs=pairs, out_dir=tmp_path / "run2", run=run_opts(), phase="gan", init=tmp_path / "wide.safetensors")
 
 
@@ -200,14 +201,16 @@ def test_gan_phase_with_perceptual_frequency_separation_and_lpips(tmp_path, pair
     assert rows(tmp_path / "run" / "log_psnr.csv")[0]["val_lpips"] == ""  # PSNR phase: PSNR/SSIM only
 
 
-def test_x3_and_x2_train(tmp_path, pairs):
-    # x2 pairs from the same HR: 48 -> 24
+@pytest.mark.parametrize("scale", [2, 3])
+def test_x2_and_x3_pairs_train_a_network_of_that_scale(tmp_path, pairs, scale):
+    # pairs from the same 48 px HR: 48 -> 24 (x2) or 16 (x3)
     root = tmp_path / "pairs2"
     (root / "lr").mkdir(parents=True)
     (root / "hr").symlink_to(pairs / "hr")
+    side = 48 // scale
     for p in (pairs / "hr").iterdir():
-        cv2.imwrite(str(root / "lr" / p.name), cv2.resize(cv2.imread(str(p)), (24, 24), interpolation=cv2.INTER_AREA))
-    out = train(config("data.scale=2", "psnr.iters=2", "gan.iters=0"), pairs=root, out_dir=tmp_path / "x2",
-                run=run_opts(), phase="psnr")
+        cv2.imwrite(str(root / "lr" / p.name), cv2.resize(cv2.imread(str(p)), (side, side), interpolation=cv2.INTER_AREA))
+    out = train(config(f"data.scale={scale}", "data.hr_patch=36", "psnr.iters=2", "gan.iters=0"), pairs=root,
+                out_dir=tmp_path / f"x{scale}", run=run_opts(), phase="psnr")
     net, args, _ = interop.load_generator(out["psnr"])
-    assert args["scale"] == 2 and net(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
+    assert args["scale"] == scale and net(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8 * scale, 8 * scale)

@@ -39,6 +39,9 @@ class RunOptions:
     keep_ckpts: int = 2  # how many step checkpoints to keep
     restart: bool = False  # start over in a folder that holds a run with another config
     weights_dir: str = ""  # extra folder searched first for pretrained backbone files
+    # Set by the pipeline to its stage key: the run folder resumes on that identity alone (the key
+    # holds every result-changing setting and the inputs' content; paths and other settings may move).
+    resume_identity: str = ""
     # Speed (issue 6). Not result-changing in the config's sense: they move the numbers by rounding only.
     precision: str = "auto"  # auto | bf16 | fp32: auto is bf16 autocast on CUDA (fp32 losses/EMA/optimizer), fp32 on CPU
     channels_last: str = "auto"  # auto | on | off: auto is on for CUDA (tensor-core friendly NHWC convolutions)

@@ -41,18 +41,27 @@ def write_json(path: str | Path, data) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def open_run(out_dir: str | Path, config: dict, *, restart: bool = False, clear: tuple[str, ...] = ("ckpt", "log.csv", "samples")) -> Path:
-    """Create or reopen a run folder for `config`; refuse a different existing config unless `restart`."""
+def open_run(out_dir: str | Path, config: dict, *, restart: bool = False, clear: tuple[str, ...] = ("ckpt", "log.csv", "samples"),
+             identity: str | None = None) -> Path:
+    """Create or reopen a run folder for `config`; refuse a different existing config unless `restart`.
+
+    `identity` (the pipeline's stage key: a hash of exactly what the stage's result depends on)
+    replaces the comparison: the folder resumes when its recorded identity is the same, whatever
+    else `config` says (settings outside the key, input and cache paths, recorded for information).
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise SrpipeError(f"--out {out} exists and is not a folder")
     cfg_path = out / "config.json"
+    if identity is not None:
+        config = {**config, "identity": identity}
     if cfg_path.is_file():
         try:
             old = json.loads(cfg_path.read_text())
         except (OSError, json.JSONDecodeError):
             old = None
-        if old != config:
+        same = old == config if identity is None else isinstance(old, dict) and old.get("identity") == identity
+        if not same:
             if not restart:
                 changes = diff_configs(old or {}, config)
                 shown = "; ".join(changes[:4]) + (" ..." if len(changes) > 4 else "")

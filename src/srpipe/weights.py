@@ -81,6 +81,34 @@ def find(name: str, weights_dir: str | os.PathLike | None = None) -> Path | None
     return None
 
 
+_IDENTITIES: dict[tuple, str] = {}  # (path, inode, mtime_ns, size) -> sha256, for this process
+
+
+def identity(name: str, weights_dir: str | os.PathLike | None = None, *, sha256=None) -> str:
+    """sha256 of the file `find` resolves for backbone `name`, or ``"absent"``. Never downloads.
+
+    What a cache key holds for a pretrained file a stage uses: a stage run without the file, or with
+    another one, is not the same result. Hashes are remembered per (path, inode, mtime, size) for the
+    process; `sha256(path)` replaces the hashing (e.g. a persistent stat cache).
+    """
+    path = find(name, weights_dir)
+    if path is None:
+        return "absent"
+    if sha256 is not None:
+        return sha256(path)
+    import hashlib
+
+    st = path.stat()
+    sig = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size)
+    if sig not in _IDENTITIES:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _IDENTITIES[sig] = h.hexdigest()
+    return _IDENTITIES[sig]
+
+
 def resolve(name: str, weights_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
     """Local path of backbone `name` (a key of FILES): explicit folder, hub cache, then download."""
     wf = FILES[name]

@@ -53,7 +53,9 @@ def run_cmd(pipeline, out, cache, force, dry_run, device, weights_dir):
 @click.argument("pipeline", type=click.Path(dir_okay=False), default=DEFAULT_PIPELINE)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<pipeline name>).")
 @cache_option
-def status_cmd(pipeline, out, cache):
+@click.option("--weights-dir", type=click.Path(file_okay=False), default=None, envvar="SRPIPE_WEIGHTS_DIR",
+              help="Folder searched first for pretrained backbone files (their identity is part of stage keys).")
+def status_cmd(pipeline, out, cache, weights_dir):
     """Show each stage as fresh, stale (with the reason) or missing."""
     from rich.table import Table
 
@@ -63,7 +65,7 @@ def status_cmd(pipeline, out, cache):
     from srpipe.pipeline.store import Store
 
     p = load_pipeline(pipeline)
-    states = plan(p, Store(cache or default_cache()), _run_dir(pipeline, out))
+    states = plan(p, Store(cache or default_cache()), _run_dir(pipeline, out), weights_dir=weights_dir or "")
     t = Table(title=f"srpipe status {pipeline}")
     for col in ("stage", "status", "key", "reason"):
         t.add_column(col)
@@ -77,13 +79,15 @@ def status_cmd(pipeline, out, cache):
 @click.argument("pipelines", nargs=-1, type=click.Path(dir_okay=False))
 @cache_option
 @click.option("--dry-run", is_flag=True, help="List what would be removed.")
-def gc_cmd(pipelines, cache, dry_run):
+@click.option("--weights-dir", type=click.Path(file_okay=False), default=None, envvar="SRPIPE_WEIGHTS_DIR",
+              help="Folder searched first for pretrained backbone files (their identity is part of stage keys).")
+def gc_cmd(pipelines, cache, dry_run, weights_dir):
     """Delete cached stage outputs that no known pipeline file refers to."""
     from srpipe.cli.console import out as stdout
     from srpipe.pipeline.run import gc
     from srpipe.pipeline.spec import load_pipeline
 
-    removed = gc(cache, [load_pipeline(p) for p in pipelines], dry_run=dry_run)
+    removed = gc(cache, [load_pipeline(p) for p in pipelines], dry_run=dry_run, weights_dir=weights_dir or "")
     for f in removed:
         stdout.print(f"{'would remove' if dry_run else 'removed'} {f}")
     stdout.print(f"{len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} {'to remove' if dry_run else 'removed'}")

@@ -166,7 +166,7 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
 
     out = Path(out_dir)
     if world.main:
-        out = open_run(out_dir, record, restart=run.restart,
+        out = open_run(out_dir, record, restart=run.restart, identity=run.resume_identity or None,
                        clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json"))
         write_json(out / "split.json", {"train": [p.name for p in real_set.paths],
                                         "held_out": [real_all.paths[i].name for i in val_idx]})

@@ -1,8 +1,9 @@
 """Content fingerprints and stage keys.
 
 - `canonical_json`: sorted keys, no whitespace, so equal data always hashes equal, in any process.
-- `folder_fingerprint`: sha256 over the sorted (relative path, size, sha256 of content) of a folder's
-  files. Per-file hashes are cached by (inode, mtime_ns, size), as dvc-data's `State` does, so an
+- `folder_fingerprint`: sha256 over the sorted (name, size, sha256 of content) of a folder's images,
+  listed by `srpipe.imageio.list_images`, the function every reader lists its input folders with.
+  Per-file hashes are cached by (inode, mtime_ns, size), as dvc-data's `State` does, so an
   unchanged folder is not read again.
 - `stage_key`: sha256 of canonical JSON of {stage, version, params, inputs}; the srpipe version and
   run options are deliberately not part of it (STYLE.md section 6: key by inputs, bump versions by hand).
@@ -12,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from srpipe.errors import SrpipeError
-from srpipe.imageio import atomic_write_bytes
+from srpipe.imageio import atomic_write_bytes, list_images
 
 
 def canonical_json(obj) -> str:
@@ -69,21 +69,16 @@ class StatCache:
 
 
 def folder_fingerprint(folder: str | Path, stat_cache: StatCache | None = None) -> str:
-    """sha256 of the sorted (relpath, size, content sha256) of every file under `folder`."""
+    """sha256 of the sorted (name, size, content sha256) of the images `srpipe.imageio.list_images` finds
+    in `folder` (a file: of that file): what every stage reader takes from an input folder."""
     root = Path(folder)
     if not root.exists():
         raise SrpipeError(f"input {root} does not exist")
     cache = stat_cache or StatCache(None)
     if root.is_file():
         return sha256_bytes(canonical_json([[root.name, root.stat().st_size, cache.sha256(root)]]).encode())
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(root):  # os.walk does not follow directory links: no loops
-        dirnames.sort()
-        for name in sorted(filenames):
-            p = Path(dirpath) / name
-            if name.startswith(".") or not p.is_file():
-                continue
-            entries.append([p.relative_to(root).as_posix(), p.stat().st_size, cache.sha256(p)])
+    # Exactly the files the stages read: the readers list a folder with the same function.
+    entries = [[p.name, p.stat().st_size, cache.sha256(p)] for p in list_images(root)]
     return sha256_bytes(canonical_json(entries).encode())
 
 

@@ -9,6 +9,10 @@ instead of failing. The page opens offline: every image is a PNG ``data:`` URI a
   test pairs' synthetic LR vs bicubic LR), else the degrade entry's ``degradation.json``.
 - Sample grids written during training (DSGAN: bicubic LR | synthetic LR | real LR;
   ESRGAN: bicubic | SR | HR), enlarged with nearest neighbour so pixels stay visible.
+- srpipe vs bicubic-pair SR (the `baseline` stage: the same SR recipe trained on bicubic pairs of the
+  same HR): side-by-side crops of both models on the real LR images degrade held out (no ground
+  truth), and their metrics on `[inputs] test_pairs` (real pairs) when the run has them. Metrics on
+  test pairs made by srpipe's own generator are labelled as fit to the learned degradation.
 - Super-resolution comparisons: per test image, the same crop of LR, bicubic, every model and the
   HR, enlarged with nearest neighbour. The crop is the window with the most gradient energy in the
   HR, where SR models differ most (flat regions look alike for every model).
@@ -36,7 +40,11 @@ from PIL import Image, ImageDraw
 from srpipe.errors import SrpipeError
 from srpipe.imageio import atomic_write_bytes
 
-STAGE_ORDER = ("degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "upscale", "eval")
+STAGE_ORDER = ("degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "bicubic_pairs", "baseline",
+               "upscale", "eval")
+REAL_PANELS = (("bicubic", "bicubic"), ("psnr", "srpipe PSNR model"), ("baseline_psnr", "bicubic-pair PSNR model"),
+               ("gan", "srpipe GAN model"), ("baseline_gan", "bicubic-pair GAN model"))  # side-by-side on real LR
+FIT = "fit to the learned degradation"  # what test pairs made by srpipe's own generator measure
 # (key in metrics.json, column title, higher is better, decimals shown)
 METRICS = (("psnr_y", "PSNR-Y (dB)", True, 2), ("ssim_y", "SSIM-Y", True, 4), ("psnr_rgb", "PSNR-RGB (dB)", True, 2),
            ("ssim_rgb", "SSIM-RGB", True, 4), ("psnr_color", "colour PSNR (dB)", True, 2), ("lpips", "LPIPS", False, 4),
@@ -98,6 +106,8 @@ def collect(run_dir: Path) -> dict:
     realism, realism_why = _realism(entries, metrics)
     scale = _scale(recorded, entries)
     comparisons, comp_why = _comparisons(entries, metrics, scale, notes)
+    real, real_why = _real_comparisons(entries, scale)
+    real_pairs = _metric_table(metrics.get("real_pairs"))[0] if metrics and metrics.get("real_pairs") else None
     table, table_why = _metric_table(metrics)
     alpha_plot, alpha_why = _alpha_sweep(metrics)
     return {
@@ -108,7 +118,9 @@ def collect(run_dir: Path) -> dict:
         "stages": stages,
         "missing": [s["name"] for s in stages if s["state"] == "absent"],
         "gone": [s["name"] for s in stages if s["state"] == "gone"],
-        "headline": _headline(metrics, realism),
+        "headline": _headline(metrics, realism, len(real)),
+        "real": real, "real_why": real_why, "real_pairs": real_pairs,
+        "real_pairs_n": len(next(iter(metrics["real_pairs"]["per_image"].values()), [])) if real_pairs else 0,
         "realism": realism, "realism_why": realism_why,
         "samples": _sample_grids(entries), "samples_why": "" if "degrade" in entries else "no degrade stage output",
         "scale": scale, "comparisons": comparisons, "comparisons_why": comp_why,
@@ -222,10 +234,13 @@ def model_order(names) -> list[str]:
     names = list(names)
     base = [n for n in names if n == "bicubic"]
     alphas = sorted((n for n in names if alpha_of(n) is not None), key=alpha_of)
-    return base + alphas + sorted(n for n in names if n not in base and n not in alphas)
+    baseline = [n for n in ("baseline_psnr", "baseline_gan") if n in names]
+    return base + alphas + baseline + sorted(n for n in names if n not in base + alphas + baseline)
 
 
 def model_label(model: str) -> str:
+    if model.startswith("baseline_"):
+        return {"baseline_psnr": "bicubic-pair PSNR model", "baseline_gan": "bicubic-pair GAN model"}.get(model, model)
     a = alpha_of(model)
     if model == "psnr":
         return "PSNR model (α 0)"
@@ -266,7 +281,7 @@ def _comparisons(entries: dict, metrics: dict | None, scale: int | None, notes: 
     if "upscale" not in entries:
         return [], "no upscale stage in this run ([sr] enabled = false, or no [inputs] test_hr)"
     up = entries["upscale"]
-    models = model_order(p.name for p in up.iterdir() if p.is_dir())
+    models = model_order(p.name for p in up.iterdir() if p.is_dir() and p.name != "real")
     pairs = entries.get("test_pairs")
     names = sorted({p.stem for m in models for p in (up / m).glob("*.png")})
     if not names:
@@ -305,6 +320,38 @@ def _comparisons(entries: dict, metrics: dict | None, scale: int | None, notes: 
     return out, "" if out else "no readable test images"
 
 
+def _real_comparisons(entries: dict, scale: int | None) -> tuple[list[dict], str]:
+    """Per held-out real LR image: the same crop of its input and of both models' outputs."""
+    if "baseline" not in entries and "upscale" in entries:
+        return [], "no baseline stage in this run ([baseline] bicubic = false)"
+    if "upscale" not in entries:
+        return [], "no upscale stage in this run"
+    root = entries["upscale"] / "real" / "held_out_real"
+    lr_files = sorted((root / "lr").iterdir()) if (root / "lr").is_dir() else []
+    if not lr_files:
+        return [], "degrade held out no real LR image (degrade data.val_fraction = 0, or no [inputs] real_lr)"
+    out = []
+    for f in lr_files[:MAX_TEST_IMAGES]:
+        lr = _open_rgb(f)
+        sr = {m: _open_rgb(root / m / f"{f.stem}.png") for m, _ in REAL_PANELS}
+        ref = sr.get("bicubic")
+        if lr is None or ref is None:
+            continue
+        s = scale or max(1, round(ref.width / lr.width))
+        c = max(s, min(CROP_HR, min(ref.size) // 2) // s * s)
+        y, x = detail_window(np.asarray(ref.convert("L")), c, s)
+        zoom = max(1, CROP_DISPLAY // c)
+        panels = [{"label": "LR input", "uri": png_uri(_enlarge(lr.crop((x // s, y // s, (x + c) // s, (y + c) // s)), zoom * s)),
+                   "psnr": None, "lpips": None}]
+        for m, label in REAL_PANELS:
+            if sr[m] is not None:
+                panels.append({"label": label, "uri": png_uri(_enlarge(sr[m].crop((x, y, x + c, y + c)), zoom)),
+                               "psnr": None, "lpips": None})
+        out.append({"name": f.stem, "size": f"{lr.width}×{lr.height} LR", "crop": f"{c}×{c} at ({x}, {y})",
+                    "zoom": zoom, "overview": png_uri(_overview(ref, (x, y, c))), "panels": panels})
+    return out, "" if out else "no readable held-out real LR outputs"
+
+
 def _overview(img: Image.Image, box: tuple[int, int, int]) -> Image.Image:
     """`img` fitted to THUMB px (nearest when enlarging) with the crop marked."""
     x, y, c = box
@@ -326,7 +373,8 @@ def _overview(img: Image.Image, box: tuple[int, int, int]) -> Image.Image:
 
 def _realism(entries: dict, metrics: dict | None) -> tuple[dict | None, str]:
     if metrics and isinstance(metrics.get("degradation"), dict):
-        return {**metrics["degradation"], "source": "eval stage: held-out real LR vs the test pairs' LR"}, ""
+        which = {"pairs": "the training pairs' LR"}.get(metrics["degradation"].get("synthetic_from"), "the test pairs' LR")
+        return {**metrics["degradation"], "source": f"eval stage: held-out real LR vs {which}"}, ""
     if "degrade" in entries:
         d = _read_json(entries["degrade"] / "degradation.json")
         if isinstance(d, dict) and d.get("rows"):
@@ -474,27 +522,57 @@ def _loss_plots(entries: dict) -> list[dict]:
     return out
 
 
-def _headline(metrics: dict | None, realism: dict | None) -> list[str]:
-    """One-line answers to "is it working": best model vs bicubic, synthetic LR vs bicubic LR."""
+def _versus(sr: dict, key: str, unit: str, decimals: int, higher: bool) -> str | None:
+    """"srpipe PSNR model 26.10 dB vs bicubic-pair 25.90 dB (+0.20: srpipe better); ..." for one metric."""
+    parts = []
+    for ours, theirs, what in (("psnr", "baseline_psnr", "PSNR"), ("gan", "baseline_gan", "GAN")):
+        a, b = (sr.get(ours) or {}).get(key), (sr.get(theirs) or {}).get(key)
+        if _finite(a) and _finite(b):
+            d = a - b
+            verdict = "tie" if d == 0 else ("srpipe better" if (d > 0) == higher else "bicubic-pair better")
+            parts.append(f"{what} models {a:.{decimals}f}{unit} vs {b:.{decimals}f}{unit} ({d:+.{decimals}f}: {verdict})")
+    return "; ".join(parts) or None
+
+
+def _headline(metrics: dict | None, realism: dict | None, n_real: int = 0) -> list[str]:
+    """One-line answers to "is it working": srpipe vs bicubic-pair SR on real images first, then the
+    fit to the learned degradation, then synthetic LR vs bicubic LR."""
     lines = []
+    judged = [r for r in (realism or {}).get("rows", []) if r.get("closer")]
+    wins = sum(r["closer"] == "synthetic" for r in judged)
+    if n_real:
+        line = (f"Held-out real LR of the target domain ({n_real} image{'s' if n_real > 1 else ''}, no ground truth): "
+                "side-by-side crops of srpipe's model and the bicubic-pair model below")
+        if judged:
+            line += (f"; their training inputs: srpipe's synthetic LR is closer to the real LR than bicubic LR on "
+                     f"{wins} of {len(judged)} realism statistics")
+        lines.append(line + ".")
+    rp = (metrics or {}).get("real_pairs") or {}
+    if rp.get("sr"):
+        n = len(next(iter((rp.get("per_image") or {}).values()), []))
+        for key, title, unit, dec, hi in (("psnr_y", "PSNR-Y", " dB", 2, True), ("lpips", "LPIPS", "", 4, False)):
+            v = _versus(rp["sr"], key, unit, dec, hi)
+            if v:
+                lines.append(f"Real pairs (ground truth, {n} images), {title}: {v}.")
     sr = (metrics or {}).get("sr") or {}
     base = sr.get("bicubic", {}).get("psnr_y")
-    trained = [m for m in sr if m != "bicubic" and _finite(sr[m].get("psnr_y"))]
+    trained = [m for m in sr if m != "bicubic" and not m.startswith("baseline_") and _finite(sr[m].get("psnr_y"))]
+    fit = f"Test pairs made by srpipe's own generator ({FIT}, not real-world quality): "
     if _finite(base) and trained:
         best = max(trained, key=lambda m: sr[m]["psnr_y"])
         d = sr[best]["psnr_y"] - base
-        lines.append(f"Best PSNR-Y: {model_label(best)} {sr[best]['psnr_y']:.2f} dB vs bicubic {base:.2f} dB "
+        lines.append(fit + f"Best PSNR-Y: {model_label(best)} {sr[best]['psnr_y']:.2f} dB vs bicubic {base:.2f} dB "
                      f"({d:+.2f} dB: {'beats' if d > 0 else 'does not beat'} bicubic).")
+        v = _versus(sr, "psnr_y", " dB", 2, True)
+        if v:
+            lines.append(fit + f"PSNR-Y against the bicubic-pair models: {v}.")
     lp = [m for m in sr if _finite(sr[m].get("lpips"))]
     if lp:
         best = min(lp, key=lambda m: sr[m]["lpips"])
-        lines.append(f"Lowest LPIPS: {model_label(best)} {sr[best]['lpips']:.4f}.")
-    if realism:
-        judged = [r for r in realism.get("rows", []) if r.get("closer")]
-        wins = sum(r["closer"] == "synthetic" for r in judged)
-        if judged:
-            lines.append(f"Degradation realism: the synthetic LR is closer to real LR than bicubic LR on {wins} of "
-                         f"{len(judged)} statistics.")
+        lines.append(fit + f"Lowest LPIPS: {model_label(best)} {sr[best]['lpips']:.4f}.")
+    if judged and not n_real:
+        lines.append(f"Degradation realism: the synthetic LR is closer to real LR than bicubic LR on {wins} of "
+                     f"{len(judged)} statistics.")
     return lines
 
 

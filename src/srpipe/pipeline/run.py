@@ -64,21 +64,47 @@ def _why_stale(stage: Stage, inputs: dict, old: dict | None, pending: list[str])
         return "stale", "params changed: " + "; ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
     if pending:
         return "stale", f"upstream {', '.join(pending)} will rerun"
-    changed = sorted(k for k in set(inputs) | set(old.get("inputs", {})) if inputs.get(k) != old.get("inputs", {}).get(k))
+    before = old.get("inputs", {})
+    changed = sorted(k for k in set(inputs) | set(before) if inputs.get(k) != before.get(k))
     if changed:
-        kinds = [f"upstream {k} reran" if k in stage.deps else f"input {k} changed" for k in changed]
+        kinds = [f"upstream {k} reran" if k in stage.deps else _input_change(k, before.get(k), inputs.get(k))
+                 for k in changed]
         return "stale", "; ".join(kinds)
     return "stale", "output missing or incomplete (interrupted?)"
 
 
-def plan(p: Pipeline, store: Store, run_dir: Path, *, force: frozenset[str] = frozenset()) -> list[StageState]:
+def _input_change(name: str, old, new) -> str:
+    if name.startswith(PRETRAINED):
+        what = name[len(PRETRAINED):]
+        if old == "absent":
+            return f"pretrained {what} now present"
+        return f"pretrained {what} {'now absent' if new == 'absent' else 'file changed'}"
+    return f"input {name} changed"
+
+
+PRETRAINED = "pretrained "  # prefix of the weight identities among a stage's inputs
+
+
+def own_inputs(stage: Stage, store: Store, weights_dir: str = "") -> dict[str, str]:
+    """What a stage's key holds besides params and upstream outputs: the content of its raw inputs and
+    the identity (sha256, or "absent") of each pretrained file it uses, resolved as the stage will."""
+    from srpipe.weights import identity
+
+    inputs = {name: folder_fingerprint(path, store.stat_cache) for name, path in stage.raw.items()}
+    for w in stage.weights:
+        inputs[PRETRAINED + w] = identity(w, weights_dir or None, sha256=store.stat_cache.sha256)
+    return inputs
+
+
+def plan(p: Pipeline, store: Store, run_dir: Path, *, force: frozenset[str] = frozenset(),
+         weights_dir: str = "") -> list[StageState]:
     """The state of every stage, without running anything."""
     prev = _previous(run_dir)
     states: dict[str, StageState] = {}
     out = []
     for stage in build_stages(p):
         s = StageState(stage)
-        inputs = {name: folder_fingerprint(path, store.stat_cache) for name, path in stage.raw.items()}
+        inputs = own_inputs(stage, store, weights_dir)
         pending = []
         for dep in stage.deps:
             up = states[dep]
@@ -141,7 +167,8 @@ def run_pipeline(p: Pipeline, *, run_dir: str | Path, cache: str | Path | None =
         raise SrpipeError(f"--force {', '.join(unknown)}: no such stage; stages are {', '.join(names)}")
     if dry_run:
         return [{"stage": s.stage.name, "key": s.key, "action": "run" if s.status != "fresh" else "cached",
-                 "reason": s.reason, "seconds": 0.0} for s in plan(p, store, run_dir, force=frozenset(force))]
+                 "reason": s.reason, "seconds": 0.0}
+                for s in plan(p, store, run_dir, force=frozenset(force), weights_dir=run.weights_dir)]
     rows = []
     with CacheLock(store.root, warn=warn):
         _register(store, p.path)
@@ -150,7 +177,7 @@ def run_pipeline(p: Pipeline, *, run_dir: str | Path, cache: str | Path | None =
         results: dict[str, dict] = {}
         for stage in build_stages(p):
             # Re-plan this stage now that its upstream stages are complete (their outputs define our key).
-            inputs = {name: folder_fingerprint(path, store.stat_cache) for name, path in stage.raw.items()}
+            inputs = own_inputs(stage, store, run.weights_dir)
             for dep in stage.deps:
                 inputs[dep] = outputs_fingerprint(done[dep].manifest)
             key = stage_key(stage.name, stage.version, stage.params, inputs)
@@ -168,7 +195,7 @@ def run_pipeline(p: Pipeline, *, run_dir: str | Path, cache: str | Path | None =
                 resumed = entry.exists()
                 info(f"{stage.name}: {'resuming' if resumed else 'running'} in {entry}")
                 entry.mkdir(parents=True, exist_ok=True)
-                ctx = Context(out=entry, inputs={**stage.raw, **{d: done[d].entry for d in stage.deps}}, run=run)
+                ctx = Context(out=entry, inputs={**stage.raw, **{d: done[d].entry for d in stage.deps}}, run=run, key=key)
                 t0 = time.time()
                 summary = stage.fn(ctx)
                 seconds = time.time() - t0
@@ -201,8 +228,10 @@ def _versions() -> dict:
     return {"srpipe": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def gc(store_root: str | Path | None = None, pipelines: list[Pipeline] = (), *, dry_run: bool = False) -> list[Path]:
-    """Remove cache entries that no known pipeline file refers to (their current keys)."""
+def gc(store_root: str | Path | None = None, pipelines: list[Pipeline] = (), *, dry_run: bool = False,
+       weights_dir: str = "") -> list[Path]:
+    """Remove cache entries that no known pipeline file refers to (their current keys, with the
+    pretrained files as `weights_dir` and the hub cache resolve them now)."""
     import shutil
 
     from srpipe.pipeline.spec import load_pipeline
@@ -222,7 +251,7 @@ def gc(store_root: str | Path | None = None, pipelines: list[Pipeline] = (), *, 
                 except SrpipeError as e:
                     warn(f"gc: ignoring {path}: {e}")
         for q in all_pipelines:
-            for s in plan(q, store, Path("/nonexistent")):
+            for s in plan(q, store, Path("/nonexistent"), weights_dir=weights_dir):
                 if s.key:
                     keep.add((s.stage.name, s.key))
         removed = []

@@ -6,6 +6,7 @@ hr = "data/demo/hr"           # clean HR photos (DSGAN's source domain, and the 
 real_lr = "data/demo/real_lr" # real low-quality photos of the target domain
 test_hr = "data/demo/test_hr" # held-out HR: realistic test pairs are made from it for evaluation
 # pairs_hr = "..."            # HR folder for the training pairs (default: hr)
+# test_pairs = "..."          # real LR/HR pairs of the target domain (lr/ and hr/, same names): ground truth
 
 [degrade]                     # DegradeConfig: preset, then [degrade.config.*] overrides
 preset = "tiny"
@@ -18,6 +19,9 @@ jpeg = "auto"                 # JPEG stage after G: auto (estimated from real_lr
 
 [sr]                          # UpscaleConfig: preset, then [sr.config.*] overrides
 preset = "tiny"
+
+[baseline]
+bicubic = true                # also train the same SR recipe on bicubic pairs of the same HR, and compare
 
 [interpolate]
 alphas = [0.8]                # network interpolation, alpha weights the GAN model
@@ -41,10 +45,11 @@ from srpipe.config import build_config, read_toml, to_dict
 from srpipe.errors import UsageError
 
 SECTIONS = {
-    "inputs": {"hr", "real_lr", "test_hr", "pairs_hr"},
+    "inputs": {"hr", "real_lr", "test_hr", "pairs_hr", "test_pairs"},
     "degrade": {"preset", "config"},
     "pairs": {"cleanup_factor", "jpeg"},
     "sr": {"enabled", "preset", "config"},
+    "baseline": {"bicubic"},
     "interpolate": {"alphas"},
     "upscale": {"tile"},
     "eval": {"enabled", "fid"},
@@ -63,12 +68,13 @@ class Pipeline:
     eval: bool
     fid: bool
     jpeg: str = "auto"  # make-pairs --jpeg for the training and test pairs, as its stable string
+    baseline: bool = True  # [baseline] bicubic: the sr recipe also trained on bicubic pairs (needs [sr])
 
     def params(self) -> dict:
         """Everything result-changing, as plain data (for display and tests)."""
         return {"degrade": to_dict(self.degrade), "cleanup_factor": self.cleanup_factor,
                 "sr": to_dict(self.sr) if self.sr else None, "alphas": list(self.alphas), "tile": self.tile,
-                "eval": self.eval, "fid": self.fid, "jpeg": self.jpeg}
+                "eval": self.eval, "fid": self.fid, "jpeg": self.jpeg, "baseline": self.baseline}
 
 
 def _check(where: str, table, allowed: set[str]) -> dict:
@@ -106,6 +112,11 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise UsageError(f"pipeline {p}: [inputs] hr = \"FOLDER\" is required")
     inputs = {k: (base / _typed(f"inputs.{k}", v, str, "")).resolve() for k, v in ins.items()}
     inputs.setdefault("pairs_hr", inputs["hr"])
+    if "test_pairs" in inputs:
+        tp = inputs["test_pairs"]
+        if not ((tp / "lr").is_dir() and (tp / "hr").is_dir()):
+            raise UsageError(f"pipeline {p}: [inputs] test_pairs = {str(tp)!r} must hold lr/ and hr/ folders "
+                             "(real LR/HR pairs with the same file names)")
 
     def stage_cfg(name, cls, presets):
         preset = _typed(f"{name}.preset", sec[name].get("preset"), str, "paper")
@@ -142,4 +153,5 @@ def load_pipeline(path: str | Path) -> Pipeline:
         path=p.resolve(), inputs=inputs, degrade=degrade, cleanup_factor=cleanup, sr=sr, alphas=alphas, tile=tile,
         eval=_typed("eval.enabled", sec["eval"].get("enabled"), bool, True),
         fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True), jpeg=jpeg,
+        baseline=sr is not None and _typed("baseline.bicubic", sec["baseline"].get("bicubic"), bool, True),
     )

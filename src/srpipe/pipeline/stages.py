@@ -8,6 +8,15 @@ Order and dependencies:
 
     degrade -> pairs -> sr_psnr -> sr_gan -> interpolate -> upscale -> eval
     degrade -> test_pairs ---------------------------------> upscale -> eval
+    bicubic_pairs -> baseline ------------------------------> upscale -> eval
+
+`baseline` trains the same SR recipe and budget on bicubic pairs of the same HR: what the learned
+degradation is worth is the difference between the two models on the target domain's real images.
+`upscale` also runs both models on the real LR images degrade held out (split.json; no ground truth)
+and on `[inputs] test_pairs` (real LR/HR pairs), which `eval` scores.
+
+A stage's key (and the identity its run folder resumes on) is made from `Stage.params`, the content
+of `Stage.raw`, the outputs of `Stage.deps` and the identity of each file in `Stage.weights`.
 """
 
 from __future__ import annotations
@@ -19,12 +28,19 @@ from pathlib import Path
 from srpipe.config import RunOptions, resolve_device, to_dict
 from srpipe.pipeline.spec import Pipeline
 
+REAL = "real"  # upscale entry sub-folder of the real LR sets: real/<set>/lr (inputs), real/<set>/<model>
+HELD_OUT = "held_out_real"  # the real LR images degrade held out (target domain, no ground truth)
+REAL_PAIRS = "real_pairs"  # [inputs] test_pairs: real LR/HR pairs
+MAX_HELD_OUT = 8  # held-out real LR images upscaled by every model (bounded time on a CPU)
+REAL_SET_MODELS = ("psnr", "gan", "baseline_psnr", "baseline_gan")  # the models compared on real LR
+
 
 @dataclass(frozen=True)
 class Context:
     out: Path  # the stage's cache entry (results go here, nowhere else)
     inputs: dict[str, Path]  # raw input folders and upstream entries, by name
     run: RunOptions
+    key: str = ""  # the stage key: the identity its run folder resumes on
 
 
 @dataclass(frozen=True)
@@ -36,11 +52,13 @@ class Stage:
     deps: tuple[str, ...]  # upstream stages (fingerprinted by their completed outputs)
     fn: Callable[[Context], dict]  # runs the stage, returns a summary for the manifest
     describe: str = ""  # active losses etc., for status and the report
+    weights: tuple[str, ...] = ()  # pretrained files it uses (srpipe.weights names): their identity enters the key
 
 
 def _stage_run(ctx: Context) -> RunOptions:
-    # Stage folders are keyed by config: a "changed config" can never meet an existing run there.
-    return replace(ctx.run, restart=False)
+    # The entry folder is named by the key, and the run folder resumes on the key alone: settings the
+    # key leaves out (GAN settings for the PSNR phase) and input or cache paths may change meanwhile.
+    return replace(ctx.run, restart=False, resume_identity=ctx.key)
 
 
 def run_degrade(cfg):
@@ -65,13 +83,52 @@ def run_pairs(hr_input: str, cleanup_factor: int, jpeg: str = "auto"):
     return fn
 
 
-def run_sr(cfg, phase: str):
+def run_sr(cfg, phase: str, pairs: str = "pairs"):
     def fn(ctx: Context) -> dict:
         from srpipe.upscale.train import train
 
         init = ctx.inputs["sr_psnr"] / "psnr.safetensors" if phase == "gan" else None
-        paths = train(cfg, pairs=ctx.inputs["pairs"], out_dir=ctx.out, run=_stage_run(ctx), phase=phase, init=init)
+        paths = train(cfg, pairs=ctx.inputs[pairs], out_dir=ctx.out, run=_stage_run(ctx), phase=phase, init=init)
         return {"weights": {k: str(Path(v).name) for k, v in paths.items()}}
+
+    return fn
+
+
+def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int) -> dict:
+    """Bicubic LR/HR pairs with make-pairs' HR (same cleanup and mod-crop) and layout, pairs.json last."""
+    from srpipe.errors import SrpipeError
+    from srpipe.imageio import ImageReadError, list_images, read_image, write_png
+    from srpipe.resize import bicubic_down, mod_crop
+    from srpipe.runlog import write_json
+
+    (out / "pairs.json").unlink(missing_ok=True)
+    pairs, skipped = [], []
+    for p in list_images(hr_dir):
+        try:
+            hr, _ = read_image(p)
+        except ImageReadError as e:
+            skipped.append(str(e))
+            continue
+        if cleanup_factor > 1:
+            hr = bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor)
+        hr = mod_crop(hr, scale)
+        if min(hr.shape[-2:]) < scale:
+            skipped.append(f"{p} is too small for x{scale}")
+            continue
+        write_png(out / "hr" / f"{p.stem}.png", hr)
+        write_png(out / "lr" / f"{p.stem}.png", bicubic_down(hr, scale))
+        pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name})
+    if not pairs:
+        raise SrpipeError(f"no usable image in {hr_dir} for bicubic pairs: " + "; ".join(skipped[:5]))
+    m = {"pairs": pairs, "scale": scale, "mode": "bicubic", "cleanup_factor": cleanup_factor, "skipped": skipped}
+    write_json(out / "pairs.json", m)
+    return m
+
+
+def run_bicubic_pairs(hr_input: str, scale: int, cleanup_factor: int):
+    def fn(ctx: Context) -> dict:
+        m = make_bicubic_pairs(ctx.inputs[hr_input], ctx.out, scale, cleanup_factor)
+        return {"pairs": len(m["pairs"]), "mode": "bicubic"}
 
     return fn
 
@@ -93,25 +150,63 @@ def models_of(inputs: dict[str, Path]) -> dict[str, Path]:
     if "interpolate" in inputs:
         for f in sorted(inputs["interpolate"].glob("alpha_*.safetensors")):
             models[f.stem] = f
+    if "baseline" in inputs:
+        models["baseline_psnr"] = inputs["baseline"] / "psnr.safetensors"
+        models["baseline_gan"] = inputs["baseline"] / "gan.safetensors"
     return models
+
+
+def held_out_real(inputs: dict[str, Path], limit: int | None = MAX_HELD_OUT) -> list[Path]:
+    """The real LR images degrade held out (never seen by its discriminator), the first `limit` by name."""
+    import json
+
+    if "real_lr" not in inputs or "degrade" not in inputs:
+        return []
+    split = json.loads((inputs["degrade"] / "split.json").read_text())
+    return [inputs["real_lr"] / n for n in sorted(split["held_out"])[:limit]]
 
 
 def run_upscale(tile: int, scale: int):
     def fn(ctx: Context) -> dict:
+        import shutil
+
         from srpipe.imageio import list_images, read_image, write_png
         from srpipe.resize import bicubic_up
         from srpipe.upscale.infer import upscale
 
-        lr_dir = ctx.inputs["test_pairs"] / "lr"
-        for p in list_images(lr_dir):  # the baseline every model has to beat
-            img, info = read_image(p)
-            write_png(ctx.out / "bicubic" / f"{p.stem}.png", bicubic_up(img[None], scale)[0], like=info)
         models = models_of(ctx.inputs)
-        for name, weights in models.items():
-            upscale(weights, lr_dir, ctx.out / name, tile=tile, device=ctx.run.device)
-        return {"models": ["bicubic", *models]}
+
+        def run_set(lr_dir: Path, dest: Path, names) -> None:
+            for p in list_images(lr_dir):  # the baseline every model has to beat
+                img, info = read_image(p)
+                write_png(dest / "bicubic" / f"{p.stem}.png", bicubic_up(img[None], scale)[0], like=info)
+            for name in names:
+                upscale(models[name], lr_dir, dest / name, tile=tile, device=ctx.run.device)
+
+        sets = []
+        if "test_pairs" in ctx.inputs:  # made by srpipe's generator: fit to the learned degradation
+            run_set(ctx.inputs["test_pairs"] / "lr", ctx.out, list(models))
+            sets.append("test_pairs")
+        real_models = [m for m in REAL_SET_MODELS if m in models]
+        held = held_out_real(ctx.inputs)
+        if held:
+            lr_dir = ctx.out / REAL / HELD_OUT / "lr"
+            lr_dir.mkdir(parents=True, exist_ok=True)
+            for f in held:  # the inputs themselves, for the report's side-by-side crops
+                shutil.copyfile(f, lr_dir / f.name)
+            run_set(lr_dir, ctx.out / REAL / HELD_OUT, real_models)
+            sets.append(HELD_OUT)
+        if "real_pairs_lr" in ctx.inputs:
+            run_set(ctx.inputs["real_pairs_lr"], ctx.out / REAL / REAL_PAIRS, real_models)
+            sets.append(REAL_PAIRS)
+        return {"models": ["bicubic", *models], "sets": sets}
 
     return fn
+
+
+def model_folders(folder: Path) -> list[Path]:
+    """The per-model output folders of an upscale entry (or of one of its real LR sets)."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in (REAL, "lr"))
 
 
 def run_eval(scale: int, fid: bool):
@@ -119,37 +214,74 @@ def run_eval(scale: int, fid: bool):
         from srpipe.metrics import EvalConfig, evaluate_folders
         from srpipe.runlog import write_json
 
-        gt = ctx.inputs["test_pairs"] / "hr"
+        def score(up: Path, gt: Path) -> dict:
+            return {f.name: evaluate_folders(f, gt, EvalConfig(scale=scale), weights_dir=ctx.run.weights_dir or None,
+                                             device=resolve_device(ctx.run.device)) for f in model_folders(up)}
+
         up = ctx.inputs["upscale"]
-        results = {}
-        for folder in sorted(p for p in up.iterdir() if p.is_dir()):
-            r = evaluate_folders(folder, gt, EvalConfig(scale=scale), weights_dir=ctx.run.weights_dir or None,
-                                 device=resolve_device(ctx.run.device))
-            results[folder.name] = r
-        summary = {name: r["summary"] for name, r in results.items()}
-        out = {"sr": summary, "notes": sorted({n for r in results.values() for n in r.get("notes", [])})}
+        out: dict = {"sr": {}, "notes": []}
+        per_image: dict = {}
+        if "test_pairs" in ctx.inputs:
+            results = score(up, ctx.inputs["test_pairs"] / "hr")
+            out["sr"] = {name: r["summary"] for name, r in results.items()}
+            out["notes"] += sorted({n for r in results.values() for n in r.get("notes", [])})
+            per_image = {k: r["images"] for k, r in results.items()}
+        if "real_pairs_hr" in ctx.inputs:
+            results = score(up / REAL / REAL_PAIRS, ctx.inputs["real_pairs_hr"])
+            out[REAL_PAIRS] = {"sr": {name: r["summary"] for name, r in results.items()},
+                               "per_image": {k: r["images"] for k, r in results.items()}}
+        held = held_out_real(ctx.inputs)
+        out[HELD_OUT] = [f.name for f in held]
         out["degradation"] = degradation_table(ctx, scale, fid)
-        write_json(ctx.out / "metrics.json", {**out, "per_image": {k: r["images"] for k, r in results.items()}})
-        return out
+        write_json(ctx.out / "metrics.json", {**out, "per_image": per_image})
+        return {"sr": out["sr"], REAL_PAIRS: (out.get(REAL_PAIRS) or {}).get("sr"), HELD_OUT: len(held),
+                "notes": out["notes"]}
 
     return fn
 
 
 def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
-    """Realism of the synthetic LR: held-out real LR vs test-pair LR vs bicubic LR of the same HR."""
-    import json
+    """Realism of the two SR models' training inputs: held-out real LR vs synthetic LR vs bicubic LR.
 
+    The synthetic LR is the test pairs' (the same generator made the training pairs), else the training
+    pairs'; the bicubic LR is bicubic_down of the same HR, i.e. what the baseline was trained on.
+    """
+    from srpipe.imageio import list_images
     from srpipe.realism import RealismConfig, degradation_report
 
-    split = json.loads((ctx.inputs["degrade"] / "split.json").read_text())
-    if "real_lr" not in ctx.inputs or not split["held_out"]:
+    real = held_out_real(ctx.inputs, limit=None)
+    if not real:
         return None
-    real = [ctx.inputs["real_lr"] / n for n in split["held_out"]]
-    pairs = ctx.inputs["test_pairs"]
-    synthetic = sorted((pairs / "lr").glob("*.png"))
-    hr = sorted((pairs / "hr").glob("*.png"))
-    return degradation_report(real, synthetic, hr, scale, cfg=RealismConfig(inception=fid),
-                              weights_dir=ctx.run.weights_dir or None, device=resolve_device(ctx.run.device))
+    source = "test_pairs" if "test_pairs" in ctx.inputs else "pairs"
+    pairs = ctx.inputs[source]
+    report = degradation_report(real, list_images(pairs / "lr"), list_images(pairs / "hr"), scale,
+                                cfg=RealismConfig(inception=fid), weights_dir=ctx.run.weights_dir or None,
+                                device=resolve_device(ctx.run.device))
+    return {**report, "synthetic_from": source}
+
+
+def degrade_weights(d) -> tuple[str, ...]:
+    """Pretrained files degrade-train uses: LPIPS's backbone for the perceptual loss, Inception for
+    the KID/FID rows of degradation.json (only with held-out real LR)."""
+    out = []
+    if d.loss.perceptual != "none" and d.loss.w_perceptual > 0:
+        out.append({"lpips-alex": "alexnet", "lpips-vgg": "vgg16"}[d.loss.perceptual])
+    if d.data.val_fraction > 0 and not d.data.same_domain:
+        out.append("inception")
+    return tuple(out)
+
+
+def sr_weights(cfg, phase: str) -> tuple[str, ...]:
+    """Pretrained files sr-train uses in `phase`: VGG19 (perceptual loss) and AlexNet (LPIPS validation,
+    which picks best.json's step in the GAN phase when the file is present)."""
+    if phase == "psnr":
+        return ()
+    out = []
+    if cfg.gan.perceptual == "vgg19" and cfg.gan.w_perceptual > 0:
+        out.append("vgg19")
+    if cfg.data.val_fraction > 0:
+        out.append("alexnet")
+    return tuple(out)
 
 
 def build_stages(p: Pipeline) -> list[Stage]:
@@ -159,7 +291,8 @@ def build_stages(p: Pipeline) -> list[Stage]:
     if not d.data.same_domain:
         raw["real_lr"] = p.inputs["real_lr"]
     stages = [
-        Stage("degrade", 1, {"config": to_dict(d)}, raw, (), run_degrade(d), ", ".join(d.loss.active())),
+        Stage("degrade", 1, {"config": to_dict(d)}, raw, (), run_degrade(d), ", ".join(d.loss.active()),
+              weights=degrade_weights(d)),
         Stage("pairs", 1, {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg}, {"pairs_hr": p.inputs["pairs_hr"]},
               ("degrade",), run_pairs("pairs_hr", p.cleanup_factor, p.jpeg)),
     ]
@@ -169,23 +302,40 @@ def build_stages(p: Pipeline) -> list[Stage]:
                             {"test_hr": p.inputs["test_hr"]}, ("degrade",), run_pairs("test_hr", p.cleanup_factor, p.jpeg)))
     if p.sr is None:
         return stages
+    scale = p.sr.data.scale
     full = to_dict(p.sr)
     # The PSNR phase does not depend on GAN-phase settings: changing those must not retrain it.
     psnr_params = {k: v for k, v in full.items() if k not in ("gan", "fs")}
     psnr_params["model"] = {k: v for k, v in full["model"].items() if k not in ("discriminator", "d_features", "d_layers")}
     stages.append(Stage("sr_psnr", 1, {"config": psnr_params}, {}, ("pairs",), run_sr(p.sr, "psnr"), "L1"))
-    stages.append(Stage("sr_gan", 1, {"config": full}, {}, ("pairs", "sr_psnr"), run_sr(p.sr, "gan"), _gan_losses(p.sr)))
+    stages.append(Stage("sr_gan", 1, {"config": full}, {}, ("pairs", "sr_psnr"), run_sr(p.sr, "gan"), _gan_losses(p.sr),
+                        weights=sr_weights(p.sr, "gan")))
     if p.alphas:
         stages.append(Stage("interpolate", 1, {"alphas": list(p.alphas)}, {}, ("sr_psnr", "sr_gan"),
                             run_interpolate(p.alphas)))
-    if has_test:
-        ups = ("test_pairs", "sr_psnr", "sr_gan") + (("interpolate",) if p.alphas else ())
-        stages.append(Stage("upscale", 1, {"tile": p.tile, "scale": p.sr.data.scale}, {}, ups,
-                            run_upscale(p.tile, p.sr.data.scale)))
+    if p.baseline:
+        stages.append(Stage("bicubic_pairs", 1, {"scale": scale, "cleanup_factor": p.cleanup_factor},
+                            {"pairs_hr": p.inputs["pairs_hr"]}, (), run_bicubic_pairs("pairs_hr", scale, p.cleanup_factor)))
+        stages.append(Stage("baseline", 1, {"config": full}, {}, ("bicubic_pairs",), run_sr(p.sr, "both", "bicubic_pairs"),
+                            "the sr recipe on bicubic pairs: L1, then " + _gan_losses(p.sr),
+                            weights=sr_weights(p.sr, "gan")))
+    real_pairs = {}
+    if "test_pairs" in p.inputs:
+        real_pairs = {"real_pairs_lr": p.inputs["test_pairs"] / "lr", "real_pairs_hr": p.inputs["test_pairs"] / "hr"}
+    held_out = "real_lr" in p.inputs and not d.data.same_domain and d.data.val_fraction > 0
+    if has_test or real_pairs or held_out:
+        ups = (("test_pairs",) if has_test else ()) + ("sr_psnr", "sr_gan") + (("interpolate",) if p.alphas else ())
+        ups += (("baseline",) if p.baseline else ()) + (("degrade",) if held_out else ())
+        up_raw = {**({"real_lr": p.inputs["real_lr"]} if held_out else {}),
+                  **({"real_pairs_lr": real_pairs["real_pairs_lr"]} if real_pairs else {})}
+        stages.append(Stage("upscale", 2, {"tile": p.tile, "scale": scale, "max_held_out": MAX_HELD_OUT}, up_raw, ups,
+                            run_upscale(p.tile, scale)))
         if p.eval:
-            eval_raw = {"real_lr": p.inputs["real_lr"]} if "real_lr" in p.inputs else {}
-            stages.append(Stage("eval", 1, {"scale": p.sr.data.scale, "fid": p.fid}, eval_raw,
-                                ("degrade", "test_pairs", "upscale"), run_eval(p.sr.data.scale, p.fid)))
+            eval_raw = {**({"real_lr": p.inputs["real_lr"]} if held_out else {}),
+                        **({"real_pairs_hr": real_pairs["real_pairs_hr"]} if real_pairs else {})}
+            deps = ("degrade",) + (("test_pairs",) if has_test else ("pairs",)) + ("upscale",)
+            stages.append(Stage("eval", 2, {"scale": scale, "fid": p.fid}, eval_raw, deps, run_eval(scale, p.fid),
+                                weights=("alexnet",) + (("inception",) if p.fid and held_out else ())))
     return stages
 
 

@@ -218,7 +218,7 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
 
     out = Path(out_dir)
     if world.main:
-        out = open_run(out_dir, record, restart=run.restart,
+        out = open_run(out_dir, record, restart=run.restart, identity=run.resume_identity or None,
                        clear=("ckpt", "log_psnr.csv", "log_gan.csv", "samples", "best.json", "psnr.safetensors",
                               "gan.safetensors", "psnr.pth", "gan.pth"))
         write_json(out / "split.json", {"train": [p.name for p in train_pairs],
