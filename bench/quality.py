@@ -398,6 +398,10 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
 
     res.real_lr = lr_stats(test_lq)
     arms: dict[str, Path] = {"bicubic": bic_pairs}
+    from srpipe.jpeg import estimate_folder
+
+    if estimate_folder(list_images(real_lr)).kind == "none":  # no JPEG stage: the ablation arms equal srpipe's
+        variants = [v for v in variants if v == "srpipe"]
     for v in variants if "srpipe" in arms_wanted else []:
         model, pairs = srpipe_pairs(work, mode, VARIANTS[v], a_dir, real_lr)
         arms[v] = pairs
@@ -462,21 +466,26 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     work = args.work / args.mode
-    variants = ["srpipe"] + (["no-jpeg", "jpeg-after-G", "jpeg-in-loop"] if args.ablation else [])
     lpips = _lpips_or_none(mode.device)
     t0 = time.perf_counter()
-    results = []
-    for kind in args.only.split(","):
-        print(f"[{time.perf_counter() - t0:6.0f} s] {kind}", file=sys.stderr)
-        results.append(run_degradation(kind, mode, args.data, work, variants, lpips, args.lr_only,
-                                       tuple(args.arms.split(","))))
-    elapsed = time.perf_counter() - t0
     device = torch.cuda.get_device_name() if mode.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    meta = {"date": time.strftime("%Y-%m-%d"), "mode": args.mode, "device": device, "torch": torch.__version__,
-            "seconds": round(elapsed, 1), "mode_settings": mode.__dict__}
     out = args.json or work / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": [r.__dict__ for r in results]}, indent=1, default=str))
+    arms = tuple(args.arms.split(","))
+    # The main arms of every degradation first, then the ablation arms (the main ones come from the
+    # cache): a run cut short still has the headline table. Results are written after each step.
+    passes = [["srpipe"]] + ([["srpipe", "no-jpeg", "jpeg-after-G", "jpeg-in-loop"]] if args.ablation else [])
+    results: dict[str, Result] = {}
+    for variants in passes:
+        for kind in args.only.split(","):
+            print(f"[{time.perf_counter() - t0:6.0f} s] {kind} ({', '.join(variants)})", file=sys.stderr)
+            results[kind] = run_degradation(kind, mode, args.data, work, variants, lpips, args.lr_only, arms)
+            elapsed = time.perf_counter() - t0
+            meta = {"date": time.strftime("%Y-%m-%d"), "mode": args.mode, "device": device,
+                    "torch": torch.__version__, "seconds": round(elapsed, 1), "mode_settings": mode.__dict__}
+            out.write_text(json.dumps({"meta": meta, "results": [r.__dict__ for r in results.values()]},
+                                      indent=1, default=str))
+    results = list(results.values())
     print(f"quality benchmark, {args.mode} mode, {device}, {meta['date']}, {elapsed / 60:.1f} min")
     print(table(results))
     return 0
