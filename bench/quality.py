@@ -398,7 +398,7 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
 
     res.real_lr = lr_stats(test_lq)
     arms: dict[str, Path] = {"bicubic": bic_pairs}
-    from srpipe.jpeg import estimate_folder
+    from srpipe.io.jpeg import estimate_folder
 
     if estimate_folder(list_images(real_lr)).kind == "none":  # no JPEG stage: the ablation arms equal srpipe's
         variants = [v for v in variants if v == "srpipe"]
