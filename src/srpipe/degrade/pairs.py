@@ -23,7 +23,7 @@ import torch
 
 from srpipe import __version__
 from srpipe.engine import distributed
-from srpipe.engine import ckpt
+from srpipe.engine import inference
 from srpipe.io import jpeg as jpg
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.errors import SrpipeError, first_line
@@ -48,19 +48,8 @@ def generator_file(model: str | Path) -> Path:
 def load_generator(model: str | Path, device: torch.device | str = "cpu") -> tuple[DSGANGenerator, dict, Path]:
     """(generator in eval mode, header, file) from a run folder or a generator.safetensors file."""
     path = generator_file(model)
-    state, header = ckpt.load_weights(path)
-    if header.get("arch") != "DSGANGenerator":
-        raise SrpipeError(f"{path} holds a {header.get('arch', 'unknown')!r} network, not a DSGAN generator")
-    try:
-        G = DSGANGenerator(**header.get("args", {}))  # the header is the file's: bad arguments are its fault
-    except (TypeError, ValueError) as e:
-        raise SrpipeError(f"{path}: its header's DSGANGenerator arguments {header.get('args')} are invalid "
-                          f"({first_line(e)}); the file is damaged or was not written by srpipe") from None
-    try:
-        G.load_state_dict(state)
-    except RuntimeError as e:
-        raise SrpipeError(f"{path}: weights do not fit DSGANGenerator{header['args']}: {first_line(e)}") from e
-    return G.eval().to(device), header, path
+    G, header = inference.load_network(path, {"DSGANGenerator": DSGANGenerator}, what="a DSGAN generator")
+    return G.to(device), header, path
 
 
 def degrade_image(G: DSGANGenerator, hr: torch.Tensor, scale: int, *, tile: int = 512, device="cpu",
@@ -83,38 +72,15 @@ def degrade_image(G: DSGANGenerator, hr: torch.Tensor, scale: int, *, tile: int 
         return G(t[:, :3], t[:, 3:]) if k else G(t)
 
     pad = G.receptive_radius
-    fn = fallback = None
-    if autocast is not None:
-        def fn(t: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(device.type, dtype=autocast):
-                return net(t)
-
-        def fallback(t: torch.Tensor) -> torch.Tensor:
-            return net(t.float())
+    fn, fallback = inference.autocast_fns(net, autocast, device)
     b = batch or auto_batch(device, tile + 2 * pad)
-    return tiled_apply(x, fn or net, scale=1, tile=tile, pad=pad, device=device, batch=b,
+    return tiled_apply(x, fn, scale=1, tile=tile, pad=pad, device=device, batch=b,
                        channels_last=device.type == "cuda", fallback=fallback).clamp_(0, 1)
 
 
 def noise_seed(name: str) -> int:
     """The generator-noise seed of one image: from its name, so it does not depend on order or ranks."""
     return int.from_bytes(hashlib.sha256(f"dsgan-noise/{name}".encode()).digest()[:8], "little") >> 1
-
-
-def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """`--precision` auto|fp16|bf16|fp32 -> autocast dtype (None: fp32). auto: fp16 on CUDA, fp32 on the CPU.
-
-    fp16 rather than bf16 by default: 3 more mantissa bits keep the LR within 8-bit quantisation of fp32.
-    """
-    if precision not in ("auto", "fp16", "bf16", "fp32"):
-        raise SrpipeError(f"--precision {precision!r}: use auto, fp16, bf16 or fp32")
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type != "cuda":
-        raise SrpipeError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
-    return torch.float16
 
 
 def model_jpeg_estimate(header: dict, gpath: Path) -> jpg.JpegEstimate | None:
@@ -157,7 +123,7 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
 
 def _make_pairs(share: distributed.Share, dev: torch.device, *, model, hr_dir, out_dir, cleanup_factor: int,
                 tile: int, precision: str, batch: int, compile: bool, jpeg, jpeg_seed: int) -> dict:
-    autocast = inference_dtype(precision, dev)
+    autocast = inference.autocast_dtype(precision, dev)
     if cleanup_factor < 1:
         raise SrpipeError(f"--cleanup-factor must be >= 1, got {cleanup_factor}")
     if tile < 8:

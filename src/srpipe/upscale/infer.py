@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srpipe.engine import distributed
+from srpipe.engine import distributed, inference
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
 from srpipe.log import info, warn
@@ -67,38 +67,23 @@ def prepare(net: torch.nn.Module, device: torch.device, *, compile: bool = False
     return torch.compile(net, dynamic=None) if compile else net
 
 
-def _autocast_dtype(precision: Precision, device: torch.device, bit_depth: int) -> torch.dtype | None:
-    """None = plain fp32. fp16 is the GPU default; CPU and 16-bit inputs run in fp32."""
-    if precision == "fp32" or device.type == "cpu" and precision == "auto" or bit_depth == 16:
-        return None
-    if precision in ("auto", "fp16"):
-        if device.type == "cpu":
-            raise SrpipeError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
-        return torch.float16
-    return torch.bfloat16
+def make_fns(net: torch.nn.Module, unit: int, autocast: torch.dtype | None, device: torch.device):
+    """(fn, fallback) mapping (B, C, h, w) -> (B, C, h*s, w*s) in [0, 1]: pads h, w to the pixel-unshuffle
+    `unit` (reflect), runs `net` under `autocast` (None: fp32), crops.
 
-
-def make_fn(net: torch.nn.Module, unit: int, autocast: torch.dtype | None, device: torch.device):
-    """(B, C, h, w) -> (B, C, h*s, w*s): pads h, w to the pixel-unshuffle `unit` (reflect), runs, crops.
-
-    `autocast` None runs fp32. Callers rerun a batch with non-finite output in fp32 (the `fallback`
-    of `srpipe.io.tiling`): fp16 overflow gives black or NaN images (Real-ESRGAN #632/#330).
+    `fallback` (None without autocast) reruns a batch with non-finite output in fp32, as the `fallback`
+    of `srpipe.io.tiling`: fp16 overflow gives black or NaN images (Real-ESRGAN #632/#330).
     """
     s = net.scale
 
-    def fn(x: torch.Tensor) -> torch.Tensor:
+    def padded(x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = -h % unit, -w % unit
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        if autocast is not None:
-            with torch.autocast(device.type, dtype=autocast):
-                y = net(x)
-        else:
-            y = net(x.float())
-        return y[..., : h * s, : w * s].float().clamp_(0, 1)
+        return net(x)[..., : h * s, : w * s].float().clamp_(0, 1)
 
-    return fn
+    return inference.autocast_fns(padded, autocast, device)
 
 
 def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int = DEFAULT_PAD, blend: bool = False,
@@ -110,8 +95,7 @@ def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int
     """
     device = torch.device(device)
     unit = net.unshuffle
-    fn = make_fn(net, unit, autocast, device)
-    fp32 = make_fn(net, unit, None, device) if autocast is not None else None
+    fn, fp32 = make_fns(net, unit, autocast, device)
     cl = device.type == "cuda"
     while True:
         try:
@@ -209,6 +193,7 @@ def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, til
     if dup:
         raise SrpipeError(f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other")
     written, unreadable, existing = [], [], 0
+    autocast = inference.autocast_dtype(precision, dev)
     warned_fp16 = False
     for f in share.take(files):
         target = out / f"{f.stem}.{ext}"
@@ -224,7 +209,7 @@ def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, til
             warn(f"skipped: {e}")
             unreadable.append(str(e))
             continue
-        ac = _autocast_dtype(precision, dev, meta.bit_depth)
+        ac = None if meta.bit_depth == 16 else autocast  # 16-bit images run in fp32: fp16 keeps ~11 bits
         if meta.bit_depth == 16 and getattr(net, "dtype", None) is np.float16 and not warned_fp16:
             warn(f"{Path(model).name} is an fp16 ONNX model: 16-bit images keep only ~11 bits through it; "
                  "export without --fp16 for full 16-bit precision")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from srpipe.engine import ckpt
+from srpipe.engine import ckpt, inference
 from srpipe.errors import SrpipeError, first_line
 from srpipe.log import info
 from srpipe.upscale.archs import RRDBNet
@@ -163,16 +163,7 @@ def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 def build(args: dict, sd: dict[str, torch.Tensor], *, where: str) -> RRDBNet:
     """An RRDBNet with `args` carrying `sd` (strict), in eval mode."""
-    try:
-        net = RRDBNet(**args)  # args may come from a file's header: unknown names are the file's fault
-    except (TypeError, ValueError) as e:
-        raise ModelFormatError(f"{where}: its header's RRDBNet arguments {args} are invalid ({first_line(e)}); "
-                               "the file is damaged or was not written by srpipe") from None
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise ModelFormatError(f"{where} does not fit an RRDBNet{args}: {first_line(e, 200)}") from None
-    return net.eval()
+    return inference.build_network(RRDBNet, args, sd, where=where, error=ModelFormatError)
 
 
 def resolve_model(path: str | Path) -> Path:
@@ -191,10 +182,11 @@ def load_generator(path: str | Path) -> tuple[RRDBNet, dict, dict]:
     p = resolve_model(path)
     sd, header = read_state(p)
     args = infer_args(sd, where=str(p))
+    # a file without an arch in its header (BasicSR, Real-ESRGAN ...) is taken for an RRDBNet
+    inference.network_class(header, {ARCH: RRDBNet}, where=str(p), what="an ESRGAN generator (RRDBNet)",
+                            default=ARCH, error=ModelFormatError)
     if header.get("arch") == ARCH and isinstance(header.get("args"), dict):
         args = header["args"]  # our own file: the header is authoritative (and x3 is only known from it)
-    elif header.get("arch") not in (None, ARCH):
-        raise ModelFormatError(f"{p} holds a {header['arch']}, not an ESRGAN generator (RRDBNet)")
     return build(args, sd, where=str(p)), args, header
 
 
