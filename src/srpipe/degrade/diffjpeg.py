@@ -17,36 +17,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-# ITU-T T.81 Annex K, tables K.1 (luminance) and K.2 (chrominance).
-LUMA_TABLE = (
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99,
-)
-CHROMA_TABLE = (
-    17, 18, 24, 47, 99, 99, 99, 99,
-    18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99,
-    47, 66, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-)
-
+from srpipe.io.jpeg import BASE_CHROMA, BASE_LUMA
 
 def quant_tables(quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """IJG quality (B,) in 1..100 -> luminance and chrominance tables (B, 8, 8), as libjpeg scales them."""
     q = quality.double().clamp(1, 100)
     scale = torch.where(q < 50, 5000 / q, 200 - 2 * q)[:, None]
     out = []
-    for base in (LUMA_TABLE, CHROMA_TABLE):
-        t = torch.tensor(base, dtype=torch.float64, device=quality.device)[None]
+    for base in (BASE_LUMA, BASE_CHROMA):  # ITU-T T.81 Annex K, tables K.1 and K.2
+        t = torch.as_tensor(base.reshape(-1), dtype=torch.float64, device=quality.device)[None]
         out.append(torch.floor((t * scale + 50) / 100).clamp(1, 255).view(-1, 8, 8).float())
     return out[0], out[1]
 
