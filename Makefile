@@ -22,6 +22,7 @@ test: $(STAMP) chromium lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 # The report test renders the page in headless Chromium. Install it when missing and we can
 # (apt-get as root or with password-less sudo); never fail here: without it that test is skipped with a notice.

@@ -97,8 +97,10 @@ class PairedPNGDataset(torch.utils.data.Dataset):
         lq_size = self.gt_size // self.scale
         h, w = lq.shape[:2]  # paired_random_crop
         top, left = random.randint(0, h - lq_size), random.randint(0, w - lq_size)
-        lq = lq[top:top + lq_size, left:left + lq_size]
-        gt = gt[top * self.scale:top * self.scale + self.gt_size, left * self.scale:left * self.scale + self.gt_size]
+        lq = lq[top : top + lq_size, left : left + lq_size]
+        gt = gt[
+            top * self.scale : top * self.scale + self.gt_size, left * self.scale : left * self.scale + self.gt_size
+        ]
         gt, lq = _augment([gt, lq])
         return {"lq": _to_tensor(lq), "gt": _to_tensor(gt)}
 
@@ -117,18 +119,25 @@ class DSGANPNGDataset(torch.utils.data.Dataset):
         img = _read(self.files[i % len(self.files)])
         h, w = img.shape[:2]
         y, x = random.randint(0, h - self.crop), random.randint(0, w - self.crop)
-        hr = _to_tensor(img[y:y + self.crop, x:x + self.crop])
+        hr = _to_tensor(img[y : y + self.crop, x : x + self.crop])
         lr = bicubic_down(hr, self.scale)
         c = self.crop // self.scale
         y, x = random.randint(0, h - c), random.randint(0, w - c)
-        disc = _to_tensor(img[y:y + c, x:x + c])
+        disc = _to_tensor(img[y : y + c, x : x + c])
         return lr, disc
 
 
 def loader(dataset, batch: int, workers: int):
     # BasicSR build_dataloader: shuffle, drop_last, num_worker_per_gpu workers, no pinning (its default)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                                       pin_memory=False, persistent_workers=workers > 0)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=False,
+        persistent_workers=workers > 0,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,9 +192,18 @@ def basicsr_gan_step(net_g, net_d, net_g_ema, opt_g, opt_d, vgg, lq, gt) -> dict
     l_d_fake.backward()
     opt_d.step()
     ema(net_g_ema, net_g)
-    return {k: v.item() for k, v in {"l_g_pix": l_g_pix, "l_g_percep": l_g_percep, "l_g_gan": l_g_gan,
-                                       "l_d_real": l_d_real, "l_d_fake": l_d_fake,
-                                       "out_d_real": real_d_pred.mean(), "out_d_fake": fake_d_pred.mean()}.items()}
+    return {
+        k: v.item()
+        for k, v in {
+            "l_g_pix": l_g_pix,
+            "l_g_percep": l_g_percep,
+            "l_g_gan": l_g_gan,
+            "l_d_real": l_d_real,
+            "l_d_fake": l_d_fake,
+            "out_d_real": real_d_pred.mean(),
+            "out_d_fake": fake_d_pred.mean(),
+        }.items()
+    }
 
 
 def _low(x, k=5):
@@ -212,8 +230,10 @@ def dsgan_official_step(model_g, model_d, opt_g, opt_d, lpips, lr, disc) -> dict
     g_loss = l_col + 0.005 * l_tex + 0.01 * l_per
     g_loss.backward()
     opt_g.step()
-    return {k: v.item() for k, v in {"d_loss": d_loss, "g_loss": g_loss, "l_col": l_col, "l_tex": l_tex,
-                                       "l_per": l_per}.items()}
+    return {
+        k: v.item()
+        for k, v in {"d_loss": d_loss, "g_loss": g_loss, "l_col": l_col, "l_tex": l_tex, "l_per": l_per}.items()
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,8 +241,9 @@ def dsgan_official_step(model_g, model_d, opt_g, opt_d, lpips, lr, disc) -> dict
 
 
 @torch.no_grad()
-def realesrgan_upscale(model, img: torch.Tensor, *, scale: int, tile: int, tile_pad: int = 10, half: bool,
-                       device) -> torch.Tensor:
+def realesrgan_upscale(
+    model, img: torch.Tensor, *, scale: int, tile: int, tile_pad: int = 10, half: bool, device
+) -> torch.Tensor:
     """RealESRGANer.pre_process + tile_process + post_process for a (3, H, W) float image in [0, 1]."""
     x = img.unsqueeze(0).to(device)
     if half:
@@ -238,6 +259,7 @@ def realesrgan_upscale(model, img: torch.Tensor, *, scale: int, tile: int, tile_
             syp, eyp = max(sy - tile_pad, 0), min(ey + tile_pad, height)
             out_tile = model(x[:, :, syp:eyp, sxp:exp_])
             ox, oy = (sx - sxp) * scale, (sy - syp) * scale
-            output[:, :, sy * scale:ey * scale, sx * scale:ex * scale] = \
-                out_tile[:, :, oy:oy + (ey - sy) * scale, ox:ox + (ex - sx) * scale]
+            output[:, :, sy * scale : ey * scale, sx * scale : ex * scale] = out_tile[
+                :, :, oy : oy + (ey - sy) * scale, ox : ox + (ex - sx) * scale
+            ]
     return output.squeeze(0).float().cpu().clamp_(0, 1)

@@ -58,22 +58,58 @@ from srpipe.upscale.losses import PerceptualLoss  # noqa: E402
 # Sizes per mode. "paper" is the issue's setting; "cpu" and "smoke" shrink everything.
 SETTINGS = {
     "paper": {
-        "esrgan": {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, "batch": 16, "hr_patch": 128, "d": "vgg", "d_feat": 64},
+        "esrgan": {
+            "num_feat": 64,
+            "num_block": 23,
+            "num_grow_ch": 32,
+            "batch": 16,
+            "hr_patch": 128,
+            "d": "vgg",
+            "d_feat": 64,
+        },
         "dsgan": {"features": 64, "res_blocks": 8, "d_features": 64, "batch": 16, "hr_crop": 512},
         "upscale": {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, "size": (1024, 1024), "tile": 256},
-        "steps": 20, "rounds": 3, "warmup": 10, "workers": 6, "repeats": 3,
+        "steps": 20,
+        "rounds": 3,
+        "warmup": 10,
+        "workers": 6,
+        "repeats": 3,
     },
     "cpu": {
-        "esrgan": {"num_feat": 32, "num_block": 2, "num_grow_ch": 16, "batch": 4, "hr_patch": 64, "d": "patch", "d_feat": 32},
+        "esrgan": {
+            "num_feat": 32,
+            "num_block": 2,
+            "num_grow_ch": 16,
+            "batch": 4,
+            "hr_patch": 64,
+            "d": "patch",
+            "d_feat": 32,
+        },
         "dsgan": {"features": 32, "res_blocks": 4, "d_features": 32, "batch": 4, "hr_crop": 128},
         "upscale": {"num_feat": 32, "num_block": 2, "num_grow_ch": 16, "size": (192, 256), "tile": 128},
-        "steps": 4, "rounds": 3, "warmup": 3, "workers": 2, "repeats": 3,
+        "steps": 4,
+        "rounds": 3,
+        "warmup": 3,
+        "workers": 2,
+        "repeats": 3,
     },
     "smoke": {
-        "esrgan": {"num_feat": 8, "num_block": 1, "num_grow_ch": 8, "batch": 2, "hr_patch": 32, "d": "patch", "d_feat": 8},
+        "esrgan": {
+            "num_feat": 8,
+            "num_block": 1,
+            "num_grow_ch": 8,
+            "batch": 2,
+            "hr_patch": 32,
+            "d": "patch",
+            "d_feat": 8,
+        },
         "dsgan": {"features": 8, "res_blocks": 1, "d_features": 8, "batch": 2, "hr_crop": 128},
         "upscale": {"num_feat": 8, "num_block": 1, "num_grow_ch": 8, "size": (48, 64), "tile": 32},
-        "steps": 2, "rounds": 1, "warmup": 1, "workers": 1, "repeats": 1,
+        "steps": 2,
+        "rounds": 1,
+        "warmup": 1,
+        "workers": 1,
+        "repeats": 1,
     },
 }
 LOG_EVERY = 10  # srpipe's default: losses are read from the device every 10 steps
@@ -131,8 +167,10 @@ def backbones(tmp: Path) -> tuple[str | None, bool]:
     d = tmp / "standin-weights"
     d.mkdir()
     g = torch.Generator().manual_seed(0)
-    for name, net, prefix in (("vgg19", make_layers(cfgs["E"], batch_norm=False), "features."),
-                              ("alexnet", torchvision.models.alexnet(weights=None), "")):
+    for name, net, prefix in (
+        ("vgg19", make_layers(cfgs["E"], batch_norm=False), "features."),
+        ("alexnet", torchvision.models.alexnet(weights=None), ""),
+    ):
         for m in net.modules():
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                 with torch.no_grad():
@@ -153,16 +191,31 @@ def _pairs_from_pngs(folder: Path) -> list[Pair]:
     return out
 
 
-def bench_esrgan(S: dict, device, weights_dir, data: Path, *, compile: bool = False, baseline: bool = True) -> list[Row]:
+def bench_esrgan(
+    S: dict, device, weights_dir, data: Path, *, compile: bool = False, baseline: bool = True
+) -> list[Row]:
     e = S["esrgan"]
-    g_args = {"scale": 4, "num_in_ch": 3, "num_out_ch": 3, "num_feat": e["num_feat"], "num_block": e["num_block"],
-              "num_grow_ch": e["num_grow_ch"]}
-    d_args = ({"num_in_ch": 3, "num_feat": e["d_feat"], "input_size": e["hr_patch"]} if e["d"] == "vgg"
-              else {"num_in_ch": 3, "num_feat": e["d_feat"], "n_layers": 3})
-    cfg = build_config(UpscaleConfig, sets=[f"data.hr_patch={e['hr_patch']}", f"model.discriminator={e['d']}", f"batch={e['batch']}"])
+    g_args = {
+        "scale": 4,
+        "num_in_ch": 3,
+        "num_out_ch": 3,
+        "num_feat": e["num_feat"],
+        "num_block": e["num_block"],
+        "num_grow_ch": e["num_grow_ch"],
+    }
+    d_args = (
+        {"num_in_ch": 3, "num_feat": e["d_feat"], "input_size": e["hr_patch"]}
+        if e["d"] == "vgg"
+        else {"num_in_ch": 3, "num_feat": e["d_feat"], "n_layers": 3}
+    )
+    cfg = build_config(
+        UpscaleConfig, sets=[f"data.hr_patch={e['hr_patch']}", f"model.discriminator={e['d']}", f"batch={e['batch']}"]
+    )
     lr_patch = e["hr_patch"] // 4
-    setting = (f"RRDB {e['num_block']} blocks x{e['num_feat']}, batch {e['batch']}, HR patch {e['hr_patch']}, "
-               f"VGG19 perceptual, {'VGG-128' if e['d'] == 'vgg' else 'patch'} D")
+    setting = (
+        f"RRDB {e['num_block']} blocks x{e['num_feat']}, batch {e['batch']}, HR patch {e['hr_patch']}, "
+        f"VGG19 perceptual, {'VGG-128' if e['d'] == 'vgg' else 'patch'} D"
+    )
     rows = []
     for phase in ("psnr", "gan"):
         gan = phase == "gan"
@@ -208,7 +261,9 @@ def bench_esrgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fa
             bvgg = PerceptualLoss(weights.vgg19_features(weights_dir)).to(device) if gan else None
             bopt_g = torch.optim.Adam(bG.parameters(), lr=1e-4, betas=(0.9, 0.99))
             bopt_d = torch.optim.Adam(bD.parameters(), lr=1e-4, betas=(0.9, 0.99)) if gan else None
-            it = iter(baselines.loader(baselines.PairedPNGDataset(data, e["hr_patch"], 4, 10**6), e["batch"], S["workers"]))
+            it = iter(
+                baselines.loader(baselines.PairedPNGDataset(data, e["hr_patch"], 4, 10**6), e["batch"], S["workers"])
+            )
 
             def theirs():
                 b = next(it)
@@ -222,26 +277,46 @@ def bench_esrgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fa
             del it, bG, bema, bD, bvgg, bopt_g, bopt_d
             _free(device)
         name = f"ESRGAN {phase.upper()} phase{' (compiled)' if compile else ''}"
-        rows.append(Row(name, _device_name(device), mine, base, "steps/s",
-                        f"{setting if gan else setting.split(', VGG19')[0]}; srpipe: {speed.describe()}"))
+        rows.append(
+            Row(
+                name,
+                _device_name(device),
+                mine,
+                base,
+                "steps/s",
+                f"{setting if gan else setting.split(', VGG19')[0]}; srpipe: {speed.describe()}",
+            )
+        )
     return rows
 
 
 def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = False, baseline: bool = True) -> list[Row]:
     s = S["dsgan"]
-    cfg = build_config(DegradeConfig, sets=[f"data.hr_crop={s['hr_crop']}", f"model.features={s['features']}",
-                                            f"model.res_blocks={s['res_blocks']}", f"model.d_features={s['d_features']}",
-                                            f"optim.batch={s['batch']}"])
+    cfg = build_config(
+        DegradeConfig,
+        sets=[
+            f"data.hr_crop={s['hr_crop']}",
+            f"model.features={s['features']}",
+            f"model.res_blocks={s['res_blocks']}",
+            f"model.d_features={s['d_features']}",
+            f"optim.batch={s['batch']}",
+        ],
+    )
     lr_crop = s["hr_crop"] // 4
     import cv2
 
-    images = [torch.from_numpy(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)) for p in sorted((data / "hr").glob("*.png"))]
+    images = [
+        torch.from_numpy(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))
+        for p in sorted((data / "hr").glob("*.png"))
+    ]
     # ---- srpipe: the body of degrade-train's loop (degrade/train.py)
     torch.manual_seed(0)
     speed = accel.Speed.resolve(RunOptions(device=str(device), compile=compile), device)
     bank = augment.ImageBank(images, device=device)
-    G, D = speed.prepare(DSGANGenerator(features=s["features"], res_blocks=s["res_blocks"])), \
-        speed.prepare(DSGANDiscriminator(features=s["d_features"]))
+    G, D = (
+        speed.prepare(DSGANGenerator(features=s["features"], res_blocks=s["res_blocks"])),
+        speed.prepare(DSGANDiscriminator(features=s["d_features"])),
+    )
     lpips = speed.prepare(Perceptual("lpips-alex", weights_dir))
     opt_g = accel.adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), device=device)
     opt_d = accel.adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), device=device)
@@ -249,10 +324,16 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
     guard, meter, gen, n = accel.StepGuard(device), accel.LossMeter(), torch.Generator().manual_seed(0), [0]
 
     def ours():
-        hr = augment.to_float(bank.crops(augment.draw(gen, bank.sizes, s["batch"], s["hr_crop"], multiple=4),
-                                         s["hr_crop"], channels_last=speed.channels_last))
-        real = augment.to_float(bank.crops(augment.draw(gen, bank.sizes, s["batch"], lr_crop), lr_crop,
-                                           channels_last=speed.channels_last))
+        hr = augment.to_float(
+            bank.crops(
+                augment.draw(gen, bank.sizes, s["batch"], s["hr_crop"], multiple=4),
+                s["hr_crop"],
+                channels_last=speed.channels_last,
+            )
+        )
+        real = augment.to_float(
+            bank.crops(augment.draw(gen, bank.sizes, s["batch"], lr_crop), lr_crop, channels_last=speed.channels_last)
+        )
         x = bicubic_down(hr, 4)
         guard.begin(D)
         losses = dsgan.d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
@@ -282,9 +363,17 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
         base = _rate(theirs, S, device)
         del it, bG, bD, blpips, bopt_g, bopt_d
         _free(device)
-    return [Row(f"DSGAN{' (compiled)' if compile else ''}", _device_name(device), mine, base, "steps/s",
-                f"G {s['features']}x{s['res_blocks']} blocks, D {s['d_features']}, batch {s['batch']}, "
-                f"{s['hr_crop']}-px crops, LPIPS-Alex; srpipe: {speed.describe()}")]
+    return [
+        Row(
+            f"DSGAN{' (compiled)' if compile else ''}",
+            _device_name(device),
+            mine,
+            base,
+            "steps/s",
+            f"G {s['features']}x{s['res_blocks']} blocks, D {s['d_features']}, batch {s['batch']}, "
+            f"{s['hr_crop']}-px crops, LPIPS-Alex; srpipe: {speed.describe()}",
+        )
+    ]
 
 
 def _test_image(h: int, w: int) -> torch.Tensor:
@@ -294,7 +383,9 @@ def _test_image(h: int, w: int) -> torch.Tensor:
     return (img + 0.03 * torch.randn(img.shape, generator=g)).clamp(0, 1)
 
 
-def bench_upscale(S: dict, device, *, compile: bool = False, size=None, baseline: bool = True, label="x4 upscaling") -> list[Row]:
+def bench_upscale(
+    S: dict, device, *, compile: bool = False, size=None, baseline: bool = True, label="x4 upscaling"
+) -> list[Row]:
     u = S["upscale"]
     h, w = size or u["size"]
     torch.manual_seed(0)
@@ -320,8 +411,11 @@ def bench_upscale(S: dict, device, *, compile: bool = False, size=None, baseline
     ours_net = infer.prepare(copy.deepcopy(net), device, compile=compile)
     # srpipe's defaults as `srpipe upscale` uses them (pad, exact or feathered tiles), except the tile size
     blend = inspect.signature(infer.upscale).parameters["blend"].default
-    mine, mine_mem = measure(lambda: infer.upscale_tensor(ours_net, img, tile=u["tile"], pad=infer.DEFAULT_PAD,
-                                                          blend=blend, device=device, autocast=ac, batch=0))
+    mine, mine_mem = measure(
+        lambda: infer.upscale_tensor(
+            ours_net, img, tile=u["tile"], pad=infer.DEFAULT_PAD, blend=blend, device=device, autocast=ac, batch=0
+        )
+    )
     ours_net = None  # free device memory before the baseline runs
     _free(device)
     base = base_mem = None
@@ -329,15 +423,18 @@ def bench_upscale(S: dict, device, *, compile: bool = False, size=None, baseline
         theirs_net = copy.deepcopy(net).to(device)
         if cuda:
             theirs_net = theirs_net.half()
-        base, base_mem = measure(lambda: baselines.realesrgan_upscale(theirs_net, img, scale=4, tile=u["tile"],
-                                                                      half=cuda, device=device))
+        base, base_mem = measure(
+            lambda: baselines.realesrgan_upscale(theirs_net, img, scale=4, tile=u["tile"], half=cuda, device=device)
+        )
         del theirs_net
         _free(device)
     dev = _device_name(device)
-    setting = (f"{w}x{h} -> {4 * w}x{4 * h}, RRDB {u['num_block']} blocks x{u['num_feat']}, tile {u['tile']} "
-               f"(srpipe pad {infer.DEFAULT_PAD} {'feathered' if blend else 'cropped'}, batch auto; "
-               f"Real-ESRGAN pad 10 cropped, batch 1), "
-               f"{'fp16' if cuda else 'fp32'}")
+    setting = (
+        f"{w}x{h} -> {4 * w}x{4 * h}, RRDB {u['num_block']} blocks x{u['num_feat']}, tile {u['tile']} "
+        f"(srpipe pad {infer.DEFAULT_PAD} {'feathered' if blend else 'cropped'}, batch auto; "
+        f"Real-ESRGAN pad 10 cropped, batch 1), "
+        f"{'fp16' if cuda else 'fp32'}"
+    )
     name = f"{label}{' (compiled)' if compile else ''}"
     rows = [Row(name, dev, mine, base, "output MP/s", setting)]
     if cuda:
@@ -379,12 +476,16 @@ def bench_onnx(S: dict, device, tmp: Path) -> tuple[list[Row], str | None]:
         return mp / best
 
     kw = dict(tile=u["tile"], pad=infer.DEFAULT_PAD, batch=1)
-    theirs = rate(lambda: infer.upscale_tensor(torch_net, img, device=device, autocast=torch.float16 if cuda else None, **kw))
+    theirs = rate(
+        lambda: infer.upscale_tensor(torch_net, img, device=device, autocast=torch.float16 if cuda else None, **kw)
+    )
     mine = rate(lambda: infer.upscale_tensor(ort_net, img, device="cpu", **kw))
     torch_net = None  # free device memory before the baseline runs
     _free(device)
-    setting = (f"{w}x{h} -> {4 * w}x{4 * h}, RRDB {u['num_block']} blocks x{u['num_feat']}, tile {u['tile']}, batch 1, "
-               f"{'fp16' if cuda else 'fp32'}; onnxruntime {ort_net.provider} vs torch (ratio: onnxruntime / torch)")
+    setting = (
+        f"{w}x{h} -> {4 * w}x{4 * h}, RRDB {u['num_block']} blocks x{u['num_feat']}, tile {u['tile']}, batch 1, "
+        f"{'fp16' if cuda else 'fp32'}; onnxruntime {ort_net.provider} vs torch (ratio: onnxruntime / torch)"
+    )
     return [Row("x4 upscaling: onnxruntime", _device_name(device), mine, theirs, "output MP/s", setting)], None
 
 
@@ -442,15 +543,18 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if onnx_note:
         notes.append(onnx_note)
     if device.type != "cuda":
-        notes.append("CPU figures are not the goal: sizes are reduced so this finishes in minutes; the issue-6 targets "
-                     "are for one H100 at the paper setting (run this script there)")
+        notes.append(
+            "CPU figures are not the goal: sizes are reduced so this finishes in minutes; the issue-6 targets "
+            "are for one H100 at the paper setting (run this script there)"
+        )
     if standin:
         notes.append("VGG19/AlexNet weights: random He-initialised stand-ins (real files not found); timing only")
     for n in notes:
         print(f"note: {n}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": [{**asdict(r), "ratio": r.ratio} for r in rows], "notes": notes},
-                                              indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"rows": [{**asdict(r), "ratio": r.ratio} for r in rows], "notes": notes}, indent=2) + "\n"
+        )
     return rows
 
 

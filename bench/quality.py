@@ -80,14 +80,37 @@ class Mode:
 
 MODES = {
     # 2-core CPU: tiny networks; the SR budget is where true - bicubic on `noise` is well over 1 dB.
-    "cpu": Mode(n_a=40, n_c=32, n_t=20, degrade_preset="tiny", degrade_sets=(),
-                sr_preset="tiny", sr_sets=("psnr.iters=1000", "psnr.milestones=[700]"), device="cpu"),
-    "gpu": Mode(n_a=40, n_c=32, n_t=20, degrade_preset="paper", degrade_sets=("optim.iters=20000",),
-                sr_preset="paper", sr_sets=("psnr.iters=50000", "psnr.milestones=[30000]", "data.hr_patch=128"),
-                device="cuda"),
+    "cpu": Mode(
+        n_a=40,
+        n_c=32,
+        n_t=20,
+        degrade_preset="tiny",
+        degrade_sets=(),
+        sr_preset="tiny",
+        sr_sets=("psnr.iters=1000", "psnr.milestones=[700]"),
+        device="cpu",
+    ),
+    "gpu": Mode(
+        n_a=40,
+        n_c=32,
+        n_t=20,
+        degrade_preset="paper",
+        degrade_sets=("optim.iters=20000",),
+        sr_preset="paper",
+        sr_sets=("psnr.iters=50000", "psnr.milestones=[30000]", "data.hr_patch=128"),
+        device="cuda",
+    ),
     # Seconds: checks that every step runs (numbers mean nothing).
-    "smoke": Mode(n_a=6, n_c=6, n_t=3, degrade_preset="tiny", degrade_sets=("optim.iters=10",),
-                  sr_preset="tiny", sr_sets=("psnr.iters=10", "psnr.milestones=[]"), device="cpu"),
+    "smoke": Mode(
+        n_a=6,
+        n_c=6,
+        n_t=3,
+        degrade_preset="tiny",
+        degrade_sets=("optim.iters=10",),
+        sr_preset="tiny",
+        sr_sets=("psnr.iters=10", "psnr.milestones=[]"),
+        device="cpu",
+    ),
 }
 
 
@@ -254,11 +277,14 @@ def srpipe_pairs(work: Path, mode: Mode, variant: Variant, a_dir: Path, real_lr:
     cfg = build_config(DegradeConfig, preset=PRESETS[mode.degrade_preset], sets=sets)
     run = RunOptions(device=mode.device)
     key = _digest("dsgan", to_dict(cfg), _folder_digest(a_dir), _folder_digest(real_lr))
-    model = cached(work, "dsgan", key,
-                   lambda out: dsgan.train(cfg, hr_dir=a_dir, lr_dir=real_lr, out_dir=out, run=run))
+    model = cached(work, "dsgan", key, lambda out: dsgan.train(cfg, hr_dir=a_dir, lr_dir=real_lr, out_dir=out, run=run))
     pkey = _digest("pairs", key, variant.jpeg)
-    pairs = cached(work, "pairs", pkey, lambda out: make_pairs(model=model, hr_dir=a_dir, out_dir=out,
-                                                               device=mode.device, jpeg=variant.jpeg))
+    pairs = cached(
+        work,
+        "pairs",
+        pkey,
+        lambda out: make_pairs(model=model, hr_dir=a_dir, out_dir=out, device=mode.device, jpeg=variant.jpeg),
+    )
     return model, pairs
 
 
@@ -304,13 +330,19 @@ def lr_stats(paths: list[Path]) -> dict:
         noise.append(noise_sigma(img, cfg).numpy() * 255)
         grid.append(float(blockiness(img)))
     rgb = np.median(np.stack(noise), axis=0)
-    return {"noise_rgb": [round(float(v), 3) for v in rgb], "noise": float(rgb.mean()), "grid": float(np.nanmedian(grid))}
+    return {
+        "noise_rgb": [round(float(v), 3) for v in rgb],
+        "noise": float(rgb.mean()),
+        "grid": float(np.nanmedian(grid)),
+    }
 
 
 def lr_distances(st: dict, real: dict) -> dict:
     """Distances to the real LR: mean absolute difference over R, G, B (noise), absolute (grid)."""
-    return {"noise_distance": float(np.abs(np.array(st["noise_rgb"]) - np.array(real["noise_rgb"])).mean()),
-            "grid_distance": abs(st["grid"] - real["grid"])}
+    return {
+        "noise_distance": float(np.abs(np.array(st["noise_rgb"]) - np.array(real["noise_rgb"])).mean()),
+        "grid_distance": abs(st["grid"] - real["grid"]),
+    }
 
 
 def _lpips_or_none(device: str):
@@ -342,8 +374,8 @@ def split_photos(data: Path, mode: Mode, seed: int = 0) -> tuple[list[Path], lis
         raise SystemExit(f"{data}/hr/train has {len(photos)} photos; mode needs {mode.n_a + mode.n_c + mode.n_t}")
     random.Random(seed).shuffle(photos)
     a = photos[: mode.n_a]
-    c = photos[mode.n_a: mode.n_a + mode.n_c]
-    t = photos[mode.n_a + mode.n_c: mode.n_a + mode.n_c + mode.n_t]
+    c = photos[mode.n_a : mode.n_a + mode.n_c]
+    t = photos[mode.n_a + mode.n_c : mode.n_a + mode.n_c + mode.n_t]
     return a, c, t
 
 
@@ -361,7 +393,7 @@ def realsr_sets(data: Path, work: Path, n_test: int) -> tuple[Path, list[Path], 
     root = data / "real_pairs" / "RealSR_NTIRE19"
     names = sorted(p.stem for p in list_images(root / "lr"))
     random.Random(1).shuffle(names)
-    learn, test = names[: len(names) - n_test], names[len(names) - n_test:]
+    learn, test = names[: len(names) - n_test], names[len(names) - n_test :]
     out = work / "realsr"
 
     def build(d: Path) -> None:
@@ -377,8 +409,16 @@ def realsr_sets(data: Path, work: Path, n_test: int) -> tuple[Path, list[Path], 
     return d / "real_lr", sorted((d / "test_lr").iterdir()), sorted((d / "test_hr").iterdir())
 
 
-def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: list[str], lpips,
-                    lr_only: bool = False, arms_wanted: tuple[str, ...] = ("bicubic", "srpipe", "true")) -> Result:
+def run_degradation(
+    kind: str,
+    mode: Mode,
+    data: Path,
+    work: Path,
+    variants: list[str],
+    lpips,
+    lr_only: bool = False,
+    arms_wanted: tuple[str, ...] = ("bicubic", "srpipe", "true"),
+) -> Result:
     a, c, t = split_photos(data, mode)
     a_dir = _link_folder(a, work / "A")
     res = Result(kind)
@@ -386,14 +426,25 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
         real_lr, test_lq, test_gt = realsr_sets(data, work, n_test=8)
         true_pairs = None
     else:
-        sets = cached(work, f"true-{kind}", _digest(kind, [p.name for p in a + c + t]), lambda d: (
-            write_degraded(kind, c, d / "real_lr"), write_degraded(kind, t, d / "test_lr"),
-            write_degraded(kind, a, d / "train_lr"),
-            [write_png(d / "test_hr" / f"{p.stem}.png", mod_crop(read_image(p)[0], SCALE)) for p in t]))
+        sets = cached(
+            work,
+            f"true-{kind}",
+            _digest(kind, [p.name for p in a + c + t]),
+            lambda d: (
+                write_degraded(kind, c, d / "real_lr"),
+                write_degraded(kind, t, d / "test_lr"),
+                write_degraded(kind, a, d / "train_lr"),
+                [write_png(d / "test_hr" / f"{p.stem}.png", mod_crop(read_image(p)[0], SCALE)) for p in t],
+            ),
+        )
         real_lr = sets / "real_lr"
         test_lq, test_gt = sorted((sets / "test_lr").iterdir()), sorted((sets / "test_hr").iterdir())
-        true_pairs = cached(work, "pairs", _digest("true", kind, _folder_digest(sets / "train_lr"), len(a)),
-                            lambda d: write_pairs(a, sets / "train_lr", d))
+        true_pairs = cached(
+            work,
+            "pairs",
+            _digest("true", kind, _folder_digest(sets / "train_lr"), len(a)),
+            lambda d: write_pairs(a, sets / "train_lr", d),
+        )
     bic_pairs = cached(work, "pairs", _digest("bicubic", [p.name for p in a]), lambda d: write_pairs(a, None, d))
 
     res.real_lr = lr_stats(test_lq)
@@ -419,8 +470,11 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
             sc = evaluate_sr(sr_dir, test_lq, test_gt, mode.device, lpips)
         st = lr_stats(sorted((pairs / "lr").iterdir()))
         res.arms[arm] = {**sc.__dict__, **st, **lr_distances(st, res.real_lr)}
-        print(f"  {kind:7s} {arm:13s} PSNR-Y {sc.psnr_y:6.2f}  SSIM-Y {sc.ssim_y:.4f}  "
-              f"noise {st['noise']:.2f}  grid {st['grid']:.3f}", file=sys.stderr)
+        print(
+            f"  {kind:7s} {arm:13s} PSNR-Y {sc.psnr_y:6.2f}  SSIM-Y {sc.ssim_y:.4f}  "
+            f"noise {st['noise']:.2f}  grid {st['grid']:.3f}",
+            file=sys.stderr,
+        )
     if {"true", "srpipe", "bicubic"} <= res.arms.keys():
         gap = res.arms["true"]["psnr_y"] - res.arms["bicubic"]["psnr_y"]
         res.closure = (res.arms["srpipe"]["psnr_y"] - res.arms["bicubic"]["psnr_y"]) / gap if gap > 0 else None
@@ -428,32 +482,52 @@ def run_degradation(kind: str, mode: Mode, data: Path, work: Path, variants: lis
 
 
 def table(results: list[Result]) -> str:
-    lines = ["| degradation | pairs | PSNR-Y (dB) | SSIM-Y | LPIPS | gap closure | LR noise (real) | noise dist. "
-             "| LR grid (real) | grid dist. |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| degradation | pairs | PSNR-Y (dB) | SSIM-Y | LPIPS | gap closure | LR noise (real) | noise dist. "
+        "| LR grid (real) | grid dist. |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         for arm, a in r.arms.items():
             closure = f"{r.closure:.2f}" if arm == "srpipe" and r.closure is not None else ""
             lp = f"{a['lpips']:.4f}" if a["lpips"] is not None else "n/a"
-            lines.append(f"| {r.degradation} | {arm} | {a['psnr_y']:.2f} | {a['ssim_y']:.4f} | {lp} | {closure} "
-                         f"| {a['noise']:.2f} ({r.real_lr['noise']:.2f}) | {a['noise_distance']:.2f} "
-                         f"| {a['grid']:.3f} ({r.real_lr['grid']:.3f}) | {a['grid_distance']:.3f} |")
+            lines.append(
+                f"| {r.degradation} | {arm} | {a['psnr_y']:.2f} | {a['ssim_y']:.4f} | {lp} | {closure} "
+                f"| {a['noise']:.2f} ({r.real_lr['noise']:.2f}) | {a['noise_distance']:.2f} "
+                f"| {a['grid']:.3f} ({r.real_lr['grid']:.3f}) | {a['grid_distance']:.3f} |"
+            )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=sorted(MODES), default="cpu")
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
-                    help="the photo collection (hr/train, real_pairs/RealSR_NTIRE19)")
-    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "quality",
-                    help="cache of degraded sets, pairs and trained models")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="the photo collection (hr/train, real_pairs/RealSR_NTIRE19)",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "bench" / "out" / "quality",
+        help="cache of degraded sets, pairs and trained models",
+    )
     ap.add_argument("--only", default="noise,jpeg,camera,realsr", help="comma-separated degradations")
     ap.add_argument("--ablation", action="store_true", help="also the JPEG ablation variants")
-    ap.add_argument("--lr-only", action="store_true",
-                    help="only the LR statistics (no SR training): for tuning the degradation model")
-    ap.add_argument("--set", dest="sets", action="append", default=[],
-                    help="extra DSGAN override for this run, e.g. --set loss.w_adv=0.01 (repeatable)")
+    ap.add_argument(
+        "--lr-only",
+        action="store_true",
+        help="only the LR statistics (no SR training): for tuning the degradation model",
+    )
+    ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        help="extra DSGAN override for this run, e.g. --set loss.w_adv=0.01 (repeatable)",
+    )
     ap.add_argument("--arms", default="bicubic,srpipe,true", help="comma-separated arms to train and report")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--json", type=Path, help="write the results here (default: WORK/MODE/results.json)")
@@ -481,10 +555,17 @@ def main(argv=None) -> int:
             print(f"[{time.perf_counter() - t0:6.0f} s] {kind} ({', '.join(variants)})", file=sys.stderr)
             results[kind] = run_degradation(kind, mode, args.data, work, variants, lpips, args.lr_only, arms)
             elapsed = time.perf_counter() - t0
-            meta = {"date": time.strftime("%Y-%m-%d"), "mode": args.mode, "device": device,
-                    "torch": torch.__version__, "seconds": round(elapsed, 1), "mode_settings": mode.__dict__}
-            out.write_text(json.dumps({"meta": meta, "results": [r.__dict__ for r in results.values()]},
-                                      indent=1, default=str))
+            meta = {
+                "date": time.strftime("%Y-%m-%d"),
+                "mode": args.mode,
+                "device": device,
+                "torch": torch.__version__,
+                "seconds": round(elapsed, 1),
+                "mode_settings": mode.__dict__,
+            }
+            out.write_text(
+                json.dumps({"meta": meta, "results": [r.__dict__ for r in results.values()]}, indent=1, default=str)
+            )
     results = list(results.values())
     print(f"quality benchmark, {args.mode} mode, {device}, {meta['date']}, {elapsed / 60:.1f} min")
     print(table(results))

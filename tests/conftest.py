@@ -115,8 +115,19 @@ def empty_torch_home(tmp_path, monkeypatch) -> Path:
 
 # The user's settings that would change what a test sees: debug tracebacks, weight folders and caches,
 # injected faults, a torchrun environment. Every test starts without them.
-USER_ENV = ("SRPIPE_DEBUG", "SRPIPE_WEIGHTS_DIR", "SRPIPE_FAULT", "SRPIPE_CACHE", "SRPIPE_CACHE_DIR",
-            "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+USER_ENV = (
+    "SRPIPE_DEBUG",
+    "SRPIPE_WEIGHTS_DIR",
+    "SRPIPE_FAULT",
+    "SRPIPE_CACHE",
+    "SRPIPE_CACHE_DIR",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -65,8 +65,16 @@ def test_resolve_defaults_and_refusals():
 
 
 def test_dsgan_steps_run_under_cpu_bf16_autocast():
-    cfg = build_config(DegradeConfig, sets=["model.features=8", "model.res_blocks=1", "model.d_features=8",
-                                            "loss.perceptual=none", "data.hr_crop=32"])
+    cfg = build_config(
+        DegradeConfig,
+        sets=[
+            "model.features=8",
+            "model.res_blocks=1",
+            "model.d_features=8",
+            "loss.perceptual=none",
+            "data.hr_crop=32",
+        ],
+    )
     speed = bf16_speed()
     G, D = speed.prepare(DSGANGenerator(features=8, res_blocks=1)), speed.prepare(DSGANDiscriminator(features=8))
     g_dtypes, d_dtypes = conv_output_dtypes(G), conv_output_dtypes(D)
@@ -134,9 +142,21 @@ def test_sr_train_end_to_end_in_bf16_channels_last(tmp_path, monkeypatch):
         hr = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
         cv2.imwrite(str(root / "hr" / f"im{i}.png"), hr)
         cv2.imwrite(str(root / "lr" / f"im{i}.png"), cv2.resize(hr, (12, 12), interpolation=cv2.INTER_AREA))
-    cfg = build_config(UpscaleConfig, preset=PRESETS["tiny"], sets=[
-        "data.hr_patch=32", "model.num_feat=8", "model.num_block=1", "model.num_grow_ch=8", "model.d_features=8",
-        "batch=2", "psnr.iters=2", "gan.iters=1", "data.val_fraction=0"])
+    cfg = build_config(
+        UpscaleConfig,
+        preset=PRESETS["tiny"],
+        sets=[
+            "data.hr_patch=32",
+            "model.num_feat=8",
+            "model.num_block=1",
+            "model.num_grow_ch=8",
+            "model.d_features=8",
+            "batch=2",
+            "psnr.iters=2",
+            "gan.iters=1",
+            "data.val_fraction=0",
+        ],
+    )
     run = RunOptions(device="cpu", precision="bf16", channels_last="on", log_every=1)
     result = esrgan.train(cfg, pairs=root, out_dir=tmp_path / "run", run=run)
     state, _ = ckpt.load_weights(result["gan"])
@@ -161,7 +181,9 @@ def test_tiles_with_non_finite_output_are_rerun_by_the_fallback():
     out = tiled_apply(img, flaky, tile=8, pad=2, batch=4, blend=True, channels_last=True, fallback=lambda x: x * 2)
     assert torch.allclose(out, img * 2, atol=1e-6)
     calls.clear()
-    assert torch.isnan(tiled_apply(img, flaky, tile=8, pad=2, batch=4)).any()  # without a fallback the NaN stays: the check above is not vacuous
+    assert torch.isnan(
+        tiled_apply(img, flaky, tile=8, pad=2, batch=4)
+    ).any()  # without a fallback the NaN stays: the check above is not vacuous
     assert auto_batch("cpu", 512) == 1
 
 
@@ -173,8 +195,13 @@ def test_make_pairs_in_bf16_on_the_cpu_is_close_to_fp32(tmp_path):
 
     torch.manual_seed(3)
     g = tmp_path / "g.safetensors"
-    ckpt.save_weights(g, DSGANGenerator(features=8, res_blocks=2).state_dict(), arch="DSGANGenerator",
-                      args={"features": 8, "res_blocks": 2}, meta={"scale": 4})
+    ckpt.save_weights(
+        g,
+        DSGANGenerator(features=8, res_blocks=2).state_dict(),
+        arch="DSGANGenerator",
+        args={"features": 8, "res_blocks": 2},
+        meta={"scale": 4},
+    )
     hr = make_folder(tmp_path / "hr", 1, (96, 64))
     make_pairs(model=g, hr_dir=hr, out_dir=tmp_path / "a", device="cpu", tile=8, batch=3, precision="bf16")
     make_pairs(model=g, hr_dir=hr, out_dir=tmp_path / "b", device="cpu", tile=8)

@@ -23,8 +23,13 @@ def test_every_flip_and_rotation_combination_matches_rot90_and_flip():
     # same operations applied to an image, for all eight combinations and a non-square crop source.
     img = torch.arange(5 * 5 * 3, dtype=torch.uint8).view(5, 5, 3)
     n = 8
-    d = augment.Draws(torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long),
-                      torch.tensor([False] * 4 + [True] * 4), torch.tensor([0, 1, 2, 3] * 2))
+    d = augment.Draws(
+        torch.zeros(n, dtype=torch.long),
+        torch.zeros(n, dtype=torch.long),
+        torch.zeros(n, dtype=torch.long),
+        torch.tensor([False] * 4 + [True] * 4),
+        torch.tensor([0, 1, 2, 3] * 2),
+    )
     got = augment.ImageBank([img]).crops(d, 5)
     chw = img.permute(2, 0, 1)
     for i in range(n):
@@ -38,7 +43,9 @@ def test_bank_equals_the_per_sample_reference_for_the_same_draws(placement, mult
     imgs = images()
     bank = augment.ImageBank(imgs, placement=placement)
     assert bank.placement == ("host" if placement == "auto" else "mapped")
-    d = augment.draw(torch.Generator().manual_seed(1), bank.sizes, 64, 16, multiple=multiple, flips=True, rotations=True)
+    d = augment.draw(
+        torch.Generator().manual_seed(1), bank.sizes, 64, 16, multiple=multiple, flips=True, rotations=True
+    )
     assert set((d.flip.long() * 4 + d.rot).tolist()) == set(range(8))  # every combination is exercised
     assert bool((d.y % multiple == 0).all() and (d.x % multiple == 0).all())
     assert bool((d.y + 16 <= bank.sizes[d.index, 0]).all() and (d.x + 16 <= bank.sizes[d.index, 1]).all())

@@ -143,8 +143,13 @@ def dsgan_file(tmp_path) -> Path:
     torch.manual_seed(0)
     p = tmp_path / "models" / "generator.safetensors"
     no_jpeg = JpegEstimate(kind="none", qualities=(), qmin=None, qmax=None, n_jpeg=0, n_total=1).to_json()
-    ckpt.save_weights(p, DSGANGenerator(features=8, res_blocks=1).state_dict(), arch="DSGANGenerator",
-                      args={"features": 8, "res_blocks": 1}, meta={"scale": 4, "jpeg": no_jpeg})
+    ckpt.save_weights(
+        p,
+        DSGANGenerator(features=8, res_blocks=1).state_dict(),
+        arch="DSGANGenerator",
+        args={"features": 8, "res_blocks": 1},
+        meta={"scale": 4, "jpeg": no_jpeg},
+    )
     return p
 
 
@@ -171,8 +176,9 @@ def test_make_pairs_and_upscale_accept_every_readable_kind(kind, tmp_path, capsy
     write_file(src, name, make())
     stem = Path(name).stem
 
-    code, out, err = cli(capsys, "make-pairs", "--model", dsgan_file, "--hr", src, "--out", tmp_path / "pairs",
-                         "--device", "cpu")
+    code, out, err = cli(
+        capsys, "make-pairs", "--model", dsgan_file, "--hr", src, "--out", tmp_path / "pairs", "--device", "cpu"
+    )
     assert code == 0 and "Traceback" not in err, err
     manifest = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
     names = {p["name"] for p in manifest["pairs"]}
@@ -183,8 +189,22 @@ def test_make_pairs_and_upscale_accept_every_readable_kind(kind, tmp_path, capsy
         lr = cv2.imread(str(tmp_path / "pairs" / "lr" / f"{stem}.png"))
         assert lr.shape[:2] == (h // 4, w // 4)  # EXIF orientation applied before pairing
 
-    code, out, err = cli(capsys, "upscale", "--model", esrgan_file, "--input", src, "--out", tmp_path / "sr",
-                         "--device", "cpu", "--tile", 16, "--tile-pad", 4)
+    code, out, err = cli(
+        capsys,
+        "upscale",
+        "--model",
+        esrgan_file,
+        "--input",
+        src,
+        "--out",
+        tmp_path / "sr",
+        "--device",
+        "cpu",
+        "--tile",
+        16,
+        "--tile-pad",
+        4,
+    )
     assert code == 0 and "2 image(s) written" in out and "Traceback" not in err, err
     sr = cv2.imread(str(tmp_path / "sr" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
     assert sr.shape[:2] == (4 * h, 4 * w)
@@ -204,8 +224,9 @@ def test_broken_file_in_a_mixed_folder_is_named_and_skipped(kind, tmp_path, caps
     write_file(src, name, make())
     stem = Path(name).stem
 
-    code, out, err = cli(capsys, "make-pairs", "--model", dsgan_file, "--hr", src, "--out", tmp_path / "pairs",
-                         "--device", "cpu")
+    code, out, err = cli(
+        capsys, "make-pairs", "--model", dsgan_file, "--hr", src, "--out", tmp_path / "pairs", "--device", "cpu"
+    )
     assert code == 0 and "Traceback" not in err, err
     assert "1 pairs" in out
     warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
@@ -213,8 +234,22 @@ def test_broken_file_in_a_mixed_folder_is_named_and_skipped(kind, tmp_path, caps
     assert not (tmp_path / "pairs" / "lr" / f"{stem}.png").exists()
     assert [p["name"] for p in json.loads((tmp_path / "pairs" / "pairs.json").read_text())["pairs"]] == ["good"]
 
-    code, out, err = cli(capsys, "upscale", "--model", esrgan_file, "--input", src, "--out", tmp_path / "sr",
-                         "--device", "cpu", "--tile", 16, "--tile-pad", 4)
+    code, out, err = cli(
+        capsys,
+        "upscale",
+        "--model",
+        esrgan_file,
+        "--input",
+        src,
+        "--out",
+        tmp_path / "sr",
+        "--device",
+        "cpu",
+        "--tile",
+        16,
+        "--tile-pad",
+        4,
+    )
     assert code == 0 and "1 image(s) written" in out and "Traceback" not in err, err
     assert name in err
     assert sorted(p.name for p in (tmp_path / "sr").iterdir()) == ["good.png"]
@@ -226,15 +261,17 @@ def test_broken_file_alone_stops_with_one_line(kind, tmp_path, capsys, dsgan_fil
     src = tmp_path / "in"
     bad = write_file(src, name, make())
 
-    code, _, err = cli(capsys, "make-pairs", "--model", dsgan_file, "--hr", src, "--out", tmp_path / "pairs",
-                       "--device", "cpu")
+    code, _, err = cli(
+        capsys, "make-pairs", "--model", dsgan_file, "--hr", src, "--out", tmp_path / "pairs", "--device", "cpu"
+    )
     assert_one_clear_error(code, err, str(bad))
     assert not (tmp_path / "pairs" / "pairs.json").exists()
 
     # a single file, then a folder holding only that file
     for given in (bad, src):
-        code, out, err = cli(capsys, "upscale", "--model", esrgan_file, "--input", given, "--out", tmp_path / "sr",
-                             "--device", "cpu")
+        code, out, err = cli(
+            capsys, "upscale", "--model", esrgan_file, "--input", given, "--out", tmp_path / "sr", "--device", "cpu"
+        )
         assert_one_clear_error(code, err, str(bad))
         assert not (tmp_path / "sr").exists() or not any((tmp_path / "sr").iterdir())
 
@@ -244,8 +281,20 @@ def test_degrade_train_with_only_broken_files_writes_nothing(tmp_path, capsys):
     for name, make in BROKEN.values():
         write_file(hr, name, make())
     lr = make_folder(tmp_path / "lr", 2, (16, 16))
-    code, _, err = cli(capsys, "degrade-train", "--hr", hr, "--lr", lr, "--out", tmp_path / "run", "--preset", "tiny",
-                       "--device", "cpu")
+    code, _, err = cli(
+        capsys,
+        "degrade-train",
+        "--hr",
+        hr,
+        "--lr",
+        lr,
+        "--out",
+        tmp_path / "run",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+    )
     line = assert_one_clear_error(code, err, str(hr), "no usable HR image")
     assert "unreadable" in err and all(n in err for n, _ in BROKEN.values())
     assert "lower the crop" in line or "add larger images" in line
@@ -255,8 +304,20 @@ def test_degrade_train_with_only_broken_files_writes_nothing(tmp_path, capsys):
 def test_images_smaller_than_the_training_patch(tmp_path, capsys):
     hr = make_folder(tmp_path / "hr", 2, (20, 20))
     lr = make_folder(tmp_path / "lr", 2, (16, 16))
-    code, _, err = cli(capsys, "degrade-train", "--hr", hr, "--lr", lr, "--out", tmp_path / "run", "--preset", "tiny",
-                       "--device", "cpu")
+    code, _, err = cli(
+        capsys,
+        "degrade-train",
+        "--hr",
+        hr,
+        "--lr",
+        lr,
+        "--out",
+        tmp_path / "run",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+    )
     assert_one_clear_error(code, err, "smaller than 128 px", "--set data.hr_crop=")
     assert not (tmp_path / "run").exists()
 
@@ -264,7 +325,9 @@ def test_images_smaller_than_the_training_patch(tmp_path, capsys):
     for i in range(2):
         write_file(pairs / "hr", f"p{i}.png", _png_bytes(_rgb(24, 24, seed=i)))
         write_file(pairs / "lr", f"p{i}.png", _png_bytes(_rgb(6, 6, seed=i)))
-    code, _, err = cli(capsys, "sr-train", "--pairs", pairs, "--out", tmp_path / "sr", "--preset", "tiny", "--device", "cpu")
+    code, _, err = cli(
+        capsys, "sr-train", "--pairs", pairs, "--out", tmp_path / "sr", "--preset", "tiny", "--device", "cpu"
+    )
     assert_one_clear_error(code, err, "smaller than 16 px", "hr_patch")
     assert not (tmp_path / "sr" / "psnr.safetensors").exists()
 
@@ -278,12 +341,36 @@ def test_unicode_and_space_paths_everywhere(tmp_path, capsys):
     hr = make_folder(root / "clean HR", 2, (64, 64), seed=1)
     lr = make_folder(root / "real LR (phone)", 2, (32, 32), seed=2)
     out = root / "run one"
-    code, stdout, err = cli(capsys, "degrade-train", "--hr", hr, "--lr", lr, "--out", out, "--preset", "tiny",
-                            "--iters", 1, "--device", "cpu", "--set", "data.hr_crop=32", "--set", "model.features=8",
-                            "--set", "model.res_blocks=1", "--set", "optim.batch=2",
-                            "--set", "data.val_fraction=0")  # no realism table: paths are the point here
+    code, stdout, err = cli(
+        capsys,
+        "degrade-train",
+        "--hr",
+        hr,
+        "--lr",
+        lr,
+        "--out",
+        out,
+        "--preset",
+        "tiny",
+        "--iters",
+        1,
+        "--device",
+        "cpu",
+        "--set",
+        "data.hr_crop=32",
+        "--set",
+        "model.features=8",
+        "--set",
+        "model.res_blocks=1",
+        "--set",
+        "optim.batch=2",
+        "--set",
+        "data.val_fraction=0",
+    )  # no realism table: paths are the point here
     assert code == 0, err
-    code, stdout, err = cli(capsys, "make-pairs", "--model", out, "--hr", hr, "--out", root / "pairs ö", "--device", "cpu")
+    code, stdout, err = cli(
+        capsys, "make-pairs", "--model", out, "--hr", hr, "--out", root / "pairs ö", "--device", "cpu"
+    )
     assert code == 0 and "2 pairs" in stdout, err
     assert (root / "pairs ö" / "lr" / "img_00.png").is_file()
 
@@ -296,14 +383,37 @@ def test_symlink_loops_do_not_hang_or_crash(tmp_path, capsys, dsgan_file, esrgan
     os.symlink(src / "b.png", src / "a.png")
     os.symlink(src / "a.png", src / "b.png")  # two files pointing at each other
     os.symlink(src / "gone.png", src / "dangling.png")
-    code, out, err = cli(capsys, "make-pairs", "--model", dsgan_file, "--hr", src, "--out", tmp_path / "pairs",
-                         "--device", "cpu")
+    code, out, err = cli(
+        capsys, "make-pairs", "--model", dsgan_file, "--hr", src, "--out", tmp_path / "pairs", "--device", "cpu"
+    )
     assert code == 0 and "1 pairs" in out and "Traceback" not in err, err
-    code, out, err = cli(capsys, "upscale", "--model", esrgan_file, "--input", src, "--out", tmp_path / "sr",
-                         "--device", "cpu", "--tile", 16)
+    code, out, err = cli(
+        capsys,
+        "upscale",
+        "--model",
+        esrgan_file,
+        "--input",
+        src,
+        "--out",
+        tmp_path / "sr",
+        "--device",
+        "cpu",
+        "--tile",
+        16,
+    )
     assert code == 0 and "1 image(s) written" in out, err
-    code, out, err = cli(capsys, "upscale", "--model", esrgan_file, "--input", src / "loop.png", "--out", tmp_path / "sr2",
-                         "--device", "cpu")
+    code, out, err = cli(
+        capsys,
+        "upscale",
+        "--model",
+        esrgan_file,
+        "--input",
+        src / "loop.png",
+        "--out",
+        tmp_path / "sr2",
+        "--device",
+        "cpu",
+    )
     assert_one_clear_error(code, err, "loop.png")
 
 
@@ -312,7 +422,9 @@ def test_empty_folders(tmp_path, capsys, dsgan_file, esrgan_file):
     empty.mkdir()
     (empty / "README.txt").write_text("no images here")
     lr = make_folder(tmp_path / "lr", 2, (32, 32))
-    code, _, err = cli(capsys, "degrade-train", "--hr", empty, "--lr", lr, "--out", tmp_path / "run", "--preset", "tiny")
+    code, _, err = cli(
+        capsys, "degrade-train", "--hr", empty, "--lr", lr, "--out", tmp_path / "run", "--preset", "tiny"
+    )
     assert_one_clear_error(code, err, str(empty), "contains no images")
     assert not (tmp_path / "run").exists()
     code, _, err = cli(capsys, "make-pairs", "--model", dsgan_file, "--hr", empty, "--out", tmp_path / "pairs")
@@ -322,7 +434,9 @@ def test_empty_folders(tmp_path, capsys, dsgan_file, esrgan_file):
     assert_one_clear_error(code, err, str(empty), "contains no images")
     (tmp_path / "pairs_in" / "hr").mkdir(parents=True)
     (tmp_path / "pairs_in" / "lr").mkdir()
-    code, _, err = cli(capsys, "sr-train", "--pairs", tmp_path / "pairs_in", "--out", tmp_path / "sr-run", "--preset", "tiny")
+    code, _, err = cli(
+        capsys, "sr-train", "--pairs", tmp_path / "pairs_in", "--out", tmp_path / "sr-run", "--preset", "tiny"
+    )
     assert_one_clear_error(code, err, "contains no images")
     code, _, err = cli(capsys, "sr-train", "--pairs", empty, "--out", tmp_path / "sr-run", "--preset", "tiny")
     assert_one_clear_error(code, err, "hr/", "make-pairs")
@@ -348,8 +462,20 @@ def _pairs(root: Path, hr_size: tuple[int, int], lr_size: tuple[int, int], n: in
     return root
 
 
-SR_SMALL = ["--preset", "tiny", "--set", "data.hr_patch=32", "--set", "model.num_feat=8", "--set", "model.num_block=1",
-            "--set", "batch=2", "--device", "cpu"]
+SR_SMALL = [
+    "--preset",
+    "tiny",
+    "--set",
+    "data.hr_patch=32",
+    "--set",
+    "model.num_feat=8",
+    "--set",
+    "model.num_block=1",
+    "--set",
+    "batch=2",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.mark.parametrize(
@@ -419,15 +545,35 @@ def test_pipeline_file_errors_through_the_cli(tmp_path, capsys):
 
 @pytest.mark.parametrize("alpha", ["1.01", "-0.1", "nan", "inf"])
 def test_alpha_out_of_range(tmp_path, capsys, esrgan_file, alpha):
-    code, _, err = cli(capsys, "interpolate", "--psnr", esrgan_file, "--gan", esrgan_file, "--alpha", alpha,
-                       "--out", tmp_path / "a.safetensors")
+    code, _, err = cli(
+        capsys,
+        "interpolate",
+        "--psnr",
+        esrgan_file,
+        "--gan",
+        esrgan_file,
+        "--alpha",
+        alpha,
+        "--out",
+        tmp_path / "a.safetensors",
+    )
     assert_one_clear_error(code, err, "alpha must be in [0, 1]")
     assert not (tmp_path / "a.safetensors").exists()
 
 
 def test_sweep_out_of_range_writes_nothing(tmp_path, capsys, esrgan_file):
-    code, _, err = cli(capsys, "interpolate", "--psnr", esrgan_file, "--gan", esrgan_file, "--sweep", "0:2:0.5",
-                       "--out", tmp_path / "sweep")
+    code, _, err = cli(
+        capsys,
+        "interpolate",
+        "--psnr",
+        esrgan_file,
+        "--gan",
+        esrgan_file,
+        "--sweep",
+        "0:2:0.5",
+        "--out",
+        tmp_path / "sweep",
+    )
     assert_one_clear_error(code, err, "alpha must be in [0, 1]")
     assert not (tmp_path / "sweep").exists()
 
@@ -468,8 +614,9 @@ def test_sr_train_init_from_another_network(tmp_path, capsys, other, words):
 
 def test_interpolate_models_of_another_scale(tmp_path, capsys, esrgan_file):
     x2 = rrdb_file(tmp_path / "x2.safetensors", scale=2)
-    code, _, err = cli(capsys, "interpolate", "--psnr", esrgan_file, "--gan", x2, "--alpha", "0.5",
-                       "--out", tmp_path / "a.safetensors")
+    code, _, err = cli(
+        capsys, "interpolate", "--psnr", esrgan_file, "--gan", x2, "--alpha", "0.5", "--out", tmp_path / "a.safetensors"
+    )
     assert_one_clear_error(code, err, "different networks", "scale 4 vs 2")
     assert not (tmp_path / "a.safetensors").exists()
 
@@ -478,10 +625,16 @@ def _header_file(path: Path, arch: str, args, scale: str = "4") -> Path:
     """A .safetensors whose header was written by someone else (not through ckpt.save_weights)."""
     from safetensors.torch import save_file
 
-    sd = DSGANGenerator(features=8, res_blocks=1).state_dict() if arch == "DSGANGenerator" else \
-        RRDBNet(num_feat=8, num_block=1).state_dict()
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(path),
-              metadata={"arch": arch, "args": args if isinstance(args, str) else json.dumps(args), "scale": scale})
+    sd = (
+        DSGANGenerator(features=8, res_blocks=1).state_dict()
+        if arch == "DSGANGenerator"
+        else RRDBNet(num_feat=8, num_block=1).state_dict()
+    )
+    save_file(
+        {k: v.contiguous() for k, v in sd.items()},
+        str(path),
+        metadata={"arch": arch, "args": args if isinstance(args, str) else json.dumps(args), "scale": scale},
+    )
     return path
 
 
@@ -562,8 +715,9 @@ def test_huge_image_is_tiled_with_bounded_memory(tmp_path):
     """
     (tmp_path / "hr").mkdir()
     features = 128
-    r = subprocess.run([sys.executable, "-c", HUGE, str(tmp_path), str(features)], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", HUGE, str(tmp_path), str(features)], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     growth = json.loads(r.stdout.strip().splitlines()[-1])["growth"]
     whole_image_activations = 2 * 750 * 750 * features * 4
@@ -574,8 +728,20 @@ def test_huge_image_is_tiled_with_bounded_memory(tmp_path):
 
 def test_crop_smaller_than_the_loss_window_is_a_config_error(tmp_path, capsys):
     hr = make_folder(tmp_path / "hr", 2, (32, 32))
-    code, _, err = cli(capsys, "degrade-train", "--hr", hr, "--lr", hr, "--out", tmp_path / "run", "--preset", "tiny",
-                       "--set", "data.hr_crop=16")
+    code, _, err = cli(
+        capsys,
+        "degrade-train",
+        "--hr",
+        hr,
+        "--lr",
+        hr,
+        "--out",
+        tmp_path / "run",
+        "--preset",
+        "tiny",
+        "--set",
+        "data.hr_crop=16",
+    )
     assert_one_clear_error(code, err, "loss.kernel = 5", "raise data.hr_crop to at least 20", exit_code=2)
     assert not (tmp_path / "run").exists()
 
@@ -588,7 +754,9 @@ def test_tiny_images_upscale_at_every_scale(tmp_path, capsys, scale):
     sizes = [(1, 1), (1, 7), (5, 1)]
     for w, h in sizes:
         write_file(src, f"i{w}x{h}.png", _png_bytes(_rgb(w, h)))
-    code, out, err = cli(capsys, "upscale", "--model", model, "--input", src, "--out", tmp_path / "sr", "--device", "cpu")
+    code, out, err = cli(
+        capsys, "upscale", "--model", model, "--input", src, "--out", tmp_path / "sr", "--device", "cpu"
+    )
     assert code == 0 and "3 image(s) written" in out, err
     for w, h in sizes:
         assert cv2.imread(str(tmp_path / "sr" / f"i{w}x{h}.png")).shape == (h * scale, w * scale, 3)

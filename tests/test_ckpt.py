@@ -272,8 +272,9 @@ CHILD = textwrap.dedent(
 def test_kill_during_save_leaves_a_consistent_checkpoint(tmp_path, fault):
     root = tmp_path / "ckpt"
     env = {k: v for k, v in os.environ.items() if k != "SRPIPE_FAULT"}
-    r = subprocess.run([sys.executable, "-c", CHILD, str(root), fault], env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), fault], env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert "survived" not in r.stdout
     # the child died after writing step 2's weights (ckpt-mid) or its whole folder (before-latest)

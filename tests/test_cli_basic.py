@@ -78,8 +78,9 @@ def test_doctor_with_weights_dir(empty_torch_home, standin_weights_store, capsys
 
 
 def test_srpipe_error_is_one_line_without_traceback(tmp_path):
-    r = srpipe("make-pairs", "--model", str(tmp_path / "nonexistent"), "--hr", str(tmp_path),
-               "--out", str(tmp_path / "o"))
+    r = srpipe(
+        "make-pairs", "--model", str(tmp_path / "nonexistent"), "--hr", str(tmp_path), "--out", str(tmp_path / "o")
+    )
     assert r.returncode == 1
     err = lines(r.stderr)
     assert len(err) == 1 and err[0].startswith("error:"), r.stderr
@@ -88,8 +89,17 @@ def test_srpipe_error_is_one_line_without_traceback(tmp_path):
 
 
 def test_usage_error_exit_2_names_the_key(tmp_path):
-    r = srpipe("degrade-train", "--hr", str(tmp_path), "--lr", str(tmp_path), "--out", str(tmp_path / "run"),
-               "--set", "nosuch.key=1")
+    r = srpipe(
+        "degrade-train",
+        "--hr",
+        str(tmp_path),
+        "--lr",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        "nosuch.key=1",
+    )
     assert r.returncode == 2
     err = lines(r.stderr)
     assert len(err) == 1 and "nosuch.key" in err[0] and "valid keys" in err[0]
@@ -101,16 +111,36 @@ def test_long_error_stays_on_one_line(tmp_path, capsys):
     """Rich wraps at 80 columns by default; an error (with paths in it) must not be cut into pieces."""
     key = "section_" + "x" * 150
     with pytest.raises(SystemExit) as ei:
-        main(["degrade-train", "--hr", str(tmp_path), "--lr", str(tmp_path), "--out", str(tmp_path / "r"),
-              "--set", f"{key}=1"])
+        main(
+            [
+                "degrade-train",
+                "--hr",
+                str(tmp_path),
+                "--lr",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                f"{key}=1",
+            ]
+        )
     assert ei.value.code == 2
     err = lines(capsys.readouterr().err)
     assert len(err) == 1 and key in err[0]
 
 
 def test_debug_shows_traceback(tmp_path):
-    args = ("degrade-train", "--hr", str(tmp_path), "--lr", str(tmp_path), "--out", str(tmp_path / "r"),
-            "--set", "nosuch.key=1")
+    args = (
+        "degrade-train",
+        "--hr",
+        str(tmp_path),
+        "--lr",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "r"),
+        "--set",
+        "nosuch.key=1",
+    )
     r = srpipe("--debug", *args)
     assert r.returncode == 2 and "Traceback" in r.stderr and "nosuch.key" in r.stderr
     r = srpipe(*args, env={"SRPIPE_DEBUG": "1"})

@@ -47,8 +47,9 @@ def test_eval_json_csv_and_table(sr_gt, tmp_path, capsys, torch_home):
     assert data["summary"]["ssim_y"] == pytest.approx(np.mean([r["ssim_y"] for r in data["images"]]))
 
     csv_file = tmp_path / "rows.csv"
-    code, out, err = run(["eval", "--sr", str(sr), "--gt", str(gt), "--crop-border", "0", "--no-lpips",
-                          "--csv", str(csv_file)], capsys)
+    code, out, err = run(
+        ["eval", "--sr", str(sr), "--gt", str(gt), "--crop-border", "0", "--no-lpips", "--csv", str(csv_file)], capsys
+    )
     assert code == 0, err
     rows = list(csv.DictReader(csv_file.open()))
     assert len(rows) == 3 and rows[0]["lpips"] == "" and float(rows[0]["psnr_y"]) > 20
@@ -141,20 +142,49 @@ def _degraded_folders(tmp_path):
 
 def test_eval_degradation(tmp_path, capsys):
     real, syn, hr = _degraded_folders(tmp_path)
-    code, out, err = run(["eval-degradation", "--real", str(real), "--synthetic", str(syn), "--hr", str(hr),
-                          "--no-inception", "--json"], capsys)
+    code, out, err = run(
+        ["eval-degradation", "--real", str(real), "--synthetic", str(syn), "--hr", str(hr), "--no-inception", "--json"],
+        capsys,
+    )
     assert code == 0, err
     rep = json.loads(out)
     assert rep["scale"] == 2  # inferred from same-named synthetic/HR files
     rows = {r["metric"]: r for r in rep["rows"]}
     assert rows["noise"]["closer"] == "synthetic"  # both noisy at sigma 6, bicubic clean
-    code, out, err = run(["eval-degradation", "--real", str(real), "--synthetic", str(syn), "--hr", str(hr),
-                          "--no-inception", "--scale", "2"], capsys)
+    code, out, err = run(
+        [
+            "eval-degradation",
+            "--real",
+            str(real),
+            "--synthetic",
+            str(syn),
+            "--hr",
+            str(hr),
+            "--no-inception",
+            "--scale",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0 and "lower is closer" in out and "synthetic" in out
 
 
 def test_eval_degradation_missing_weights_is_a_note(tmp_path, capsys, empty_torch_home):
     real, syn, hr = _degraded_folders(tmp_path)
-    code, out, err = run(["eval-degradation", "--real", str(real), "--synthetic", str(syn), "--hr", str(hr),
-                          "--patches", "1", "--patch-size", "32"], capsys)
+    code, out, err = run(
+        [
+            "eval-degradation",
+            "--real",
+            str(real),
+            "--synthetic",
+            str(syn),
+            "--hr",
+            str(hr),
+            "--patches",
+            "1",
+            "--patch-size",
+            "32",
+        ],
+        capsys,
+    )
     assert code == 0 and "KID/FID skipped" in err and "pt_inception" in err

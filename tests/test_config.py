@@ -147,8 +147,18 @@ def test_wrong_types_raise(item, words):
 
 
 def test_accepted_values_and_conversions():
-    c = build(sets=["inner.rate=1", "inner.mode=slow", "inner.level=3", "inner.flag=true",
-                    "inner.size=[5, 6]", "inner.names=['a', 'b']", "inner.limit=2", "inner.label=hello world"])
+    c = build(
+        sets=[
+            "inner.rate=1",
+            "inner.mode=slow",
+            "inner.level=3",
+            "inner.flag=true",
+            "inner.size=[5, 6]",
+            "inner.names=['a', 'b']",
+            "inner.limit=2",
+            "inner.label=hello world",
+        ]
+    )
     assert c.inner.rate == 1.0 and type(c.inner.rate) is float  # int accepted for float, stored as float
     assert c.inner.mode == "slow" and c.inner.level == 3 and c.inner.flag is True
     assert c.inner.size == (5, 6) and isinstance(c.inner.size, tuple)

@@ -61,9 +61,19 @@ def _context():
     if _ctx is None:
         _ctx = multiprocessing.get_context("forkserver")
         # torchvision pulls in torch._dynamo (seconds): import it here once, not in every child
-        _ctx.set_forkserver_preload(["torch", "torchvision", "rich.progress", "srpipe.cli", "srpipe.degrade.train",
-                                     "srpipe.degrade.pairs", "srpipe.upscale.train", "srpipe.pipeline.run",
-                                     "srpipe.pipeline.report"])
+        _ctx.set_forkserver_preload(
+            [
+                "torch",
+                "torchvision",
+                "rich.progress",
+                "srpipe.cli",
+                "srpipe.degrade.train",
+                "srpipe.degrade.pairs",
+                "srpipe.upscale.train",
+                "srpipe.pipeline.run",
+                "srpipe.pipeline.report",
+            ]
+        )
     return _ctx
 
 
@@ -178,9 +188,30 @@ def env(tmp_path) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 
 
-DEGRADE = ["--preset", "tiny", "--iters", "60", "--ckpt-every", "5", "--sample-every", "7", "--device", "cpu",
-           "--set", "data.hr_crop=32", "--set", "model.features=8", "--set", "model.res_blocks=1",
-           "--set", "model.d_features=8", "--set", "optim.batch=2", "--set", "data.val_fraction=0"]
+DEGRADE = [
+    "--preset",
+    "tiny",
+    "--iters",
+    "60",
+    "--ckpt-every",
+    "5",
+    "--sample-every",
+    "7",
+    "--device",
+    "cpu",
+    "--set",
+    "data.hr_crop=32",
+    "--set",
+    "model.features=8",
+    "--set",
+    "model.res_blocks=1",
+    "--set",
+    "model.d_features=8",
+    "--set",
+    "optim.batch=2",
+    "--set",
+    "data.val_fraction=0",
+]
 
 
 def test_degrade_train_survives_sigkill(tmp_path, env, capsys):
@@ -242,9 +273,32 @@ def test_degrade_train_survives_sigkill(tmp_path, env, capsys):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-SR = ["--preset", "tiny", "--psnr-iters", "40", "--gan-iters", "24", "--ckpt-every", "4", "--val-every", "9",
-      "--set", "data.hr_patch=32", "--set", "model.num_feat=8", "--set", "model.num_block=1", "--set", "batch=2",
-      "--set", "model.d_features=8", "--set", "data.val_fraction=0.25", "--device", "cpu"]
+SR = [
+    "--preset",
+    "tiny",
+    "--psnr-iters",
+    "40",
+    "--gan-iters",
+    "24",
+    "--ckpt-every",
+    "4",
+    "--val-every",
+    "9",
+    "--set",
+    "data.hr_patch=32",
+    "--set",
+    "model.num_feat=8",
+    "--set",
+    "model.num_block=1",
+    "--set",
+    "batch=2",
+    "--set",
+    "model.d_features=8",
+    "--set",
+    "data.val_fraction=0.25",
+    "--device",
+    "cpu",
+]
 
 
 def test_sr_train_survives_sigkill_in_both_phases(tmp_path, env):
@@ -341,8 +395,9 @@ def test_pipeline_never_marks_an_interrupted_stage_complete(tmp_path, env, capsy
     make_folder(tmp_path / "lr", 3, (24, 24), seed=2)
     pipe = tmp_path / "pipe.toml"
     pipe.write_text(PIPELINE)
-    runner = Runner(tmp_path, ["run", pipe, "--out", tmp_path / "run", "--cache", tmp_path / "cache",
-                               "--device", "cpu"], env)
+    runner = Runner(
+        tmp_path, ["run", pipe, "--out", tmp_path / "run", "--cache", tmp_path / "cache", "--device", "cpu"], env
+    )
 
     runner.killed_by_fault("manifest")
     [degrade] = check_cache(tmp_path / "cache")["degrade"]

@@ -66,8 +66,16 @@ def run_steps(world: distributed.World) -> dict[str, torch.Tensor]:
     out.update({f"dsgan_d.{k}": v for k, v in D.state_dict().items()})
 
     torch.manual_seed(0)
-    ucfg = build_config(UpscaleConfig, sets=["data.hr_patch=32", "model.discriminator=patch", "gan.perceptual=none",
-                                             "gan.w_pixel=0.01", "gan.w_adv=0.1"])
+    ucfg = build_config(
+        UpscaleConfig,
+        sets=[
+            "data.hr_patch=32",
+            "model.discriminator=patch",
+            "gan.perceptual=none",
+            "gan.w_pixel=0.01",
+            "gan.w_adv=0.1",
+        ],
+    )
     G, D = RRDBNet(scale=4, num_feat=4, num_block=1, num_grow_ch=4).double(), PatchDiscriminator(num_feat=4).double()
     if world.size > 1:
         distributed.convert_sync_batchnorm(D)
@@ -105,8 +113,9 @@ class _StopAfter:
 
 
 def _worker(rank: int, size: int, port: int, tmp: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(size))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(size)
+    )
     torch.set_num_threads(1)
     world, device = distributed.init("cpu")  # the real plumbing: gloo on the CPU
     assert device == CPU and world.size == size and world.rank == rank
@@ -171,9 +180,16 @@ def test_two_gloo_processes_equal_one_process(tmp_path, monkeypatch):
         steps = [r.split(",")[0] for r in (out / "log.csv").read_text().splitlines()[1:]]
         assert steps == ["1", "2", "3", "4"]  # one writer, resumed after step 2
         assert sorted(p.name for p in (out / "ckpt").iterdir() if p.name.startswith("step_")) == [
-            "step_00000002", "step_00000004"]
-        single = dsgan.train(build_config(DegradeConfig, preset=TINY_DSGAN), hr_dir=hr, lr_dir=lr, out_dir=tmp_path / "one",
-                             run=RunOptions(device="cpu", log_every=1, ckpt_every=10))
+            "step_00000002",
+            "step_00000004",
+        ]
+        single = dsgan.train(
+            build_config(DegradeConfig, preset=TINY_DSGAN),
+            hr_dir=hr,
+            lr_dir=lr,
+            out_dir=tmp_path / "one",
+            run=RunOptions(device="cpu", log_every=1, ckpt_every=10),
+        )
         a, _ = ckpt.load_weights(out / "generator.safetensors")
         b, _ = ckpt.load_weights(single)
         for k in a:

@@ -27,16 +27,27 @@ SR_ARGS = {"scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 8}
 def _models(tmp: Path) -> tuple[Path, Path]:
     torch.manual_seed(3)
     g = tmp / "g.safetensors"
-    ckpt.save_weights(g, DSGANGenerator(features=8, res_blocks=1).state_dict(), arch="DSGANGenerator",
-                      args={"features": 8, "res_blocks": 1}, meta={"scale": 4})
+    ckpt.save_weights(
+        g,
+        DSGANGenerator(features=8, res_blocks=1).state_dict(),
+        arch="DSGANGenerator",
+        args={"features": 8, "res_blocks": 1},
+        meta={"scale": 4},
+    )
     sr = interop.save_generator(tmp / "sr.safetensors", RRDBNet(**SR_ARGS).state_dict(), SR_ARGS)
     return g, sr
 
 
 def _run(tmp: Path, tag: str) -> list[str]:
     """make-pairs and upscale of tmp/hr, into tmp/<tag>_pairs and tmp/<tag>_up; the upscaled names."""
-    pairs_mod.make_pairs(model=tmp / "g.safetensors", hr_dir=tmp / "hr", out_dir=tmp / f"{tag}_pairs", device="cpu",
-                         tile=24, jpeg="50:90")  # per-image JPEG qualities, recorded in pairs.json
+    pairs_mod.make_pairs(
+        model=tmp / "g.safetensors",
+        hr_dir=tmp / "hr",
+        out_dir=tmp / f"{tag}_pairs",
+        device="cpu",
+        tile=24,
+        jpeg="50:90",
+    )  # per-image JPEG qualities, recorded in pairs.json
     written = infer.upscale(tmp / "sr.safetensors", tmp / "hr", tmp / f"{tag}_up", device="cpu", tile=16, tile_pad=4)
     return [p.name for p in written]
 
@@ -54,8 +65,9 @@ def _counting(module, name: str, calls: list):
 def _worker(rank: int, size: int, port: int, tmp: str) -> None:
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(size))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(size)
+    )
     torch.set_num_threads(1)
     tmp = Path(tmp)
     report = {}
@@ -120,14 +132,23 @@ def test_two_processes_write_what_one_process_writes(tmp_path):
             pytest.fail("the workers did not finish (a rank waiting on a collective the other never made)")
 
     one, two = _files(tmp_path / "one_pairs"), _files(tmp_path / "ddp_pairs")
-    assert sorted(one) == ["hr/img_00.png", "hr/img_01.png", "hr/img_02.png", "lr/img_00.png", "lr/img_01.png",
-                           "lr/img_02.png", "pairs.json"]
+    assert sorted(one) == [
+        "hr/img_00.png",
+        "hr/img_01.png",
+        "hr/img_02.png",
+        "lr/img_00.png",
+        "lr/img_01.png",
+        "lr/img_02.png",
+        "pairs.json",
+    ]
     assert two == one  # byte-identical, pairs.json (written once, by rank 0) included
     assert sorted(json.loads(one["pairs.json"])["jpeg"]["qualities"]) == ["img_00", "img_01", "img_02"]
     assert _files(tmp_path / "ddp_up") == _files(tmp_path / "one_up") and len(_files(tmp_path / "one_up")) == 3
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [sorted(rep["calls"]) for rep in reports] == [  # round robin: files 0 and 2 on rank 0, 1 on rank 1
-        ["degrade_image"] * 2 + ["upscale_tensor"] * 2, ["degrade_image", "upscale_tensor"]]
+        ["degrade_image"] * 2 + ["upscale_tensor"] * 2,
+        ["degrade_image", "upscale_tensor"],
+    ]
     for rep in reports:
         assert rep["written"] == single == ["img_00.png", "img_01.png", "img_02.png"]  # every rank returns all
         kind, message = rep["failure"]

@@ -94,8 +94,10 @@ def test_srpipe_debug_0_means_off(buggy_make_pairs, crash_dir, capsys, monkeypat
 def test_expected_errors_show_a_traceback_only_with_debug(tmp_path, crash_dir, capsys):
     args = ["make-pairs", "--model", tmp_path / "missing.safetensors", "--hr", tmp_path, "--out", tmp_path / "o"]
     code, _, err = run(capsys, *args)
-    assert code == 1 and nonblank(err) == [f"error: model {tmp_path / 'missing.safetensors'} does not exist "
-                                           "(give a degrade-train run folder or its generator.safetensors)"]
+    assert code == 1 and nonblank(err) == [
+        f"error: model {tmp_path / 'missing.safetensors'} does not exist "
+        "(give a degrade-train run folder or its generator.safetensors)"
+    ]
     code, _, err = run(capsys, "--debug", *args)
     assert code == 1 and "Traceback" in err and "generator_file" in err
     assert nonblank(err)[-1].startswith("error: model ")  # the one-line message still ends the output

@@ -68,7 +68,13 @@ def test_lr_schedule_constant_then_linear_to_zero():
 def test_paper_preset_matches_the_official_recipe():
     c = build_config(DegradeConfig, preset=PRESETS["paper"])
     assert (c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.batch) == (2e-4, 0.5, 0.999, 16)
-    assert (c.data.hr_crop, c.data.lr_crop, c.loss.w_color, c.loss.w_adv, c.loss.w_perceptual) == (512, 128, 1.0, 0.005, 0.01)
+    assert (c.data.hr_crop, c.data.lr_crop, c.loss.w_color, c.loss.w_adv, c.loss.w_perceptual) == (
+        512,
+        128,
+        1.0,
+        0.005,
+        0.01,
+    )
     assert c.optim.iters == 80_000 and c.loss.perceptual == "lpips-alex" and c.model.res_blocks == 8
     t = build_config(DegradeConfig, preset=PRESETS["tiny"])
     assert t.loss.perceptual == "none" and t.optim.iters <= 500
@@ -79,7 +85,12 @@ def test_training_changes_weights_and_writes_outputs(tiny_hr, tiny_lr, tmp_path)
     gpath = train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=out, run=run_opts())
     assert gpath == out / "generator.safetensors"
     state, header = ckpt.load_weights(gpath)
-    assert header["arch"] == "DSGANGenerator" and header["args"] == {"features": 8, "res_blocks": 1, "noise_channels": 0, "residual": False}
+    assert header["arch"] == "DSGANGenerator" and header["args"] == {
+        "features": 8,
+        "res_blocks": 1,
+        "noise_channels": 0,
+        "residual": False,
+    }
     assert json.loads(header["scale"]) == 4
     torch.manual_seed(0)
     init = DSGANGenerator(features=8, res_blocks=1).state_dict()
@@ -153,8 +164,15 @@ def test_same_domain_needs_no_lr_folder(tiny_hr, tmp_path):
 
 def test_lpips_perceptual_loss_uses_resolved_weights(tiny_hr, tiny_lr, tmp_path, torch_home):
     # val_fraction 0: no end-of-run realism table, whose Inception rows would dominate the runtime
-    c = cfg(**{"loss.perceptual": "lpips-alex", "optim.iters": 2, "data.scale": 2, "data.hr_crop": 64,
-               "data.val_fraction": 0.0})
+    c = cfg(
+        **{
+            "loss.perceptual": "lpips-alex",
+            "optim.iters": 2,
+            "data.scale": 2,
+            "data.hr_crop": 64,
+            "data.val_fraction": 0.0,
+        }
+    )
     train(c, hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
     row = (tmp_path / "r" / "log.csv").read_text().splitlines()[1].split(",")
     assert float(row[7]) > 0  # perceptual column
@@ -162,7 +180,13 @@ def test_lpips_perceptual_loss_uses_resolved_weights(tiny_hr, tiny_lr, tmp_path,
 
 def test_missing_perceptual_weights_fail_before_anything_is_written(tiny_hr, tiny_lr, tmp_path, empty_torch_home):
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth"):
-        train(cfg(**{"loss.perceptual": "lpips-alex", "data.hr_crop": 128}), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
+        train(
+            cfg(**{"loss.perceptual": "lpips-alex", "data.hr_crop": 128}),
+            hr_dir=tiny_hr,
+            lr_dir=tiny_lr,
+            out_dir=tmp_path / "r",
+            run=run_opts(),
+        )
     assert not (tmp_path / "r").exists()
 
 
@@ -191,7 +215,9 @@ def generator_file(tmp_path) -> Path:
     torch.manual_seed(3)
     G = DSGANGenerator(features=8, res_blocks=2)
     p = tmp_path / "g.safetensors"
-    ckpt.save_weights(p, G.state_dict(), arch="DSGANGenerator", args={"features": 8, "res_blocks": 2}, meta={"scale": 4})
+    ckpt.save_weights(
+        p, G.state_dict(), arch="DSGANGenerator", args={"features": 8, "res_blocks": 2}, meta={"scale": 4}
+    )
     return p
 
 
@@ -235,7 +261,9 @@ def test_make_pairs_refuses_missing_or_foreign_models(tmp_path):
     with pytest.raises(SrpipeError, match="did degrade-train finish"):
         make_pairs(model=tmp_path / "run", hr_dir=hr, out_dir=tmp_path / "o", device="cpu")
     other = tmp_path / "d.safetensors"
-    ckpt.save_weights(other, DSGANDiscriminator(features=4).state_dict(), arch="DSGANDiscriminator", args={"features": 4})
+    ckpt.save_weights(
+        other, DSGANDiscriminator(features=4).state_dict(), arch="DSGANDiscriminator", args={"features": 4}
+    )
     with pytest.raises(SrpipeError, match="not a DSGAN generator"):
         make_pairs(model=other, hr_dir=hr, out_dir=tmp_path / "o", device="cpu")
     assert not (tmp_path / "o" / "pairs.json").exists()
@@ -243,15 +271,44 @@ def test_make_pairs_refuses_missing_or_foreign_models(tmp_path):
 
 def test_cli_degrade_train_and_make_pairs(tiny_hr, tiny_lr, tmp_path, capsys):
     toml = tmp_path / "c.toml"
-    toml.write_text('[data]\nhr_crop = 32\n[model]\nfeatures = 8\nres_blocks = 1\nd_features = 8\n[optim]\nbatch = 2\n')
+    toml.write_text("[data]\nhr_crop = 32\n[model]\nfeatures = 8\nres_blocks = 1\nd_features = 8\n[optim]\nbatch = 2\n")
     with pytest.raises(SystemExit) as e:
-        main(["degrade-train", "--hr", str(tiny_hr), "--lr", str(tiny_lr), "--out", str(tmp_path / "run"), "--preset", "tiny",
-              "--config", str(toml), "--iters", "2", "--device", "cpu"])
+        main(
+            [
+                "degrade-train",
+                "--hr",
+                str(tiny_hr),
+                "--lr",
+                str(tiny_lr),
+                "--out",
+                str(tmp_path / "run"),
+                "--preset",
+                "tiny",
+                "--config",
+                str(toml),
+                "--iters",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )
     assert e.value.code == 0, capsys.readouterr().err
     captured = capsys.readouterr()
     assert "generator.safetensors" in captured.out and "active losses" in captured.err
     with pytest.raises(SystemExit) as e:
-        main(["make-pairs", "--model", str(tmp_path / "run"), "--hr", str(tiny_hr), "--out", str(tmp_path / "pairs"), "--device", "cpu"])
+        main(
+            [
+                "make-pairs",
+                "--model",
+                str(tmp_path / "run"),
+                "--hr",
+                str(tiny_hr),
+                "--out",
+                str(tmp_path / "pairs"),
+                "--device",
+                "cpu",
+            ]
+        )
     assert e.value.code == 0
     assert "6 pairs (x4)" in capsys.readouterr().out
 
@@ -269,7 +326,20 @@ def test_cli_degrade_train_and_make_pairs(tiny_hr, tiny_lr, tmp_path, capsys):
 )
 def test_cli_config_errors_are_one_line(tiny_hr, tiny_lr, tmp_path, capsys, args, code, message):
     with pytest.raises(SystemExit) as e:
-        main(["degrade-train", "--hr", str(tiny_hr), "--lr", str(tiny_lr), "--out", str(tmp_path / "r"), "--preset", "tiny", *args])
+        main(
+            [
+                "degrade-train",
+                "--hr",
+                str(tiny_hr),
+                "--lr",
+                str(tiny_lr),
+                "--out",
+                str(tmp_path / "r"),
+                "--preset",
+                "tiny",
+                *args,
+            ]
+        )
     err = capsys.readouterr().err
     assert e.value.code == code and message in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
@@ -277,6 +347,18 @@ def test_cli_config_errors_are_one_line(tiny_hr, tiny_lr, tmp_path, capsys, args
 
 def test_cli_missing_folder_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["degrade-train", "--hr", str(tmp_path / "nope"), "--lr", str(tmp_path), "--out", str(tmp_path / "r"), "--preset", "tiny"])
+        main(
+            [
+                "degrade-train",
+                "--hr",
+                str(tmp_path / "nope"),
+                "--lr",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "r"),
+                "--preset",
+                "tiny",
+            ]
+        )
     err = capsys.readouterr().err
     assert e.value.code == 1 and "does not exist" in err and "Traceback" not in err

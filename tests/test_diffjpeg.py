@@ -15,7 +15,7 @@ def _photo(h=70, w=90) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
     rng = np.random.default_rng(0)
     base = np.stack([x * 2.0, y * 3.0, (x + y) * 1.2], -1) + 30
-    base[:, w // 2:] += 60
+    base[:, w // 2 :] += 60
     return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
 
 

@@ -225,7 +225,9 @@ def test_stats_files(torch_home, folders, tmp_path):
     # a stats file on either side gives the folder-vs-folder FID, without KID
     direct = fid.compare(a, b, spec, cache=tmp_path / "c")
     via_file = fid.compare(b, stats_a, spec, cache=tmp_path / "c")  # the arguments swapped: sqrtm(S_b S_a)
-    tol = sqrtm_trace_tolerance(sigma, np.cov(fid.folder_features(b, spec, cache=tmp_path / "c").features, rowvar=False))
+    tol = sqrtm_trace_tolerance(
+        sigma, np.cov(fid.folder_features(b, spec, cache=tmp_path / "c").features, rowvar=False)
+    )
     assert tol < 1e-3 * direct["fid"]  # tight enough to catch a wrong side
     assert via_file["fid"] == pytest.approx(direct["fid"], abs=tol)
     assert via_file["kid_mean"] is None and any("KID needs features" in w for w in via_file["warnings"])

@@ -468,6 +468,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 def test_failed_overwrite_keeps_old_file(tmp_path, monkeypatch):
     write_png(tmp_path / "out.png", torch.zeros(3, 2, 2))
     before = (tmp_path / "out.png").read_bytes()
+
     def broken_disk(src, dst):
         raise OSError(5, "Input/output error")
 

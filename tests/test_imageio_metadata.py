@@ -98,8 +98,21 @@ def test_upscale_cli_ext_jpg_carries_metadata(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     tagged_jpeg(tmp_path / "in" / "cam.jpg", orientation=1, size=(16, 12))
     with pytest.raises(SystemExit) as e:
-        main(["upscale", "--model", str(tmp_path / "m.safetensors"), "--input", str(tmp_path / "in"),
-              "--out", str(tmp_path / "out"), "--ext", "jpg", "--device", "cpu"])
+        main(
+            [
+                "upscale",
+                "--model",
+                str(tmp_path / "m.safetensors"),
+                "--input",
+                str(tmp_path / "in"),
+                "--out",
+                str(tmp_path / "out"),
+                "--ext",
+                "jpg",
+                "--device",
+                "cpu",
+            ]
+        )
     assert e.value.code == 0, capsys.readouterr().err
     with Image.open(tmp_path / "out" / "cam.jpg") as im:
         assert im.format == "JPEG" and im.size == (32, 24)

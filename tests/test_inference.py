@@ -79,8 +79,7 @@ def test_fp32_fns_have_no_fallback_and_cast_the_input():
 def test_load_network_by_header(tmp_path):
     conv = torch.nn.Conv2d(3, 4, 1)
     p = tmp_path / "c.safetensors"
-    ckpt.save_weights(p, conv.state_dict(), arch="Conv2d", args={"in_channels": 3, "out_channels": 4,
-                                                                 "kernel_size": 1})
+    ckpt.save_weights(p, conv.state_dict(), arch="Conv2d", args={"in_channels": 3, "out_channels": 4, "kernel_size": 1})
     net, header = inference.load_network(p, {"Conv2d": torch.nn.Conv2d}, what="a conv")
     assert not net.training and header["arch"] == "Conv2d"
     assert torch.equal(net.weight, conv.weight)
@@ -91,8 +90,9 @@ def test_load_network_by_header(tmp_path):
     with pytest.raises(Refused, match=r"c.safetensors holds a 'Conv2d' network, not a linear layer"):
         inference.load_network(p, {"Linear": torch.nn.Linear}, what="a linear layer", error=Refused)
     bad = tmp_path / "bad.safetensors"
-    ckpt.save_weights(bad, conv.state_dict(), arch="Conv2d", args={"in_channels": 3, "out_channels": 5,
-                                                                   "kernel_size": 1})
+    ckpt.save_weights(
+        bad, conv.state_dict(), arch="Conv2d", args={"in_channels": 3, "out_channels": 5, "kernel_size": 1}
+    )
     with pytest.raises(Refused, match=r"bad.safetensors: its weights do not fit Conv2d\{.*out_channels': 5"):
         inference.load_network(bad, {"Conv2d": torch.nn.Conv2d}, what="a conv", error=Refused)
     odd = tmp_path / "odd.safetensors"
@@ -102,7 +102,9 @@ def test_load_network_by_header(tmp_path):
 
 
 def test_network_class_default_for_a_header_without_arch():
-    assert inference.network_class({}, {"Conv2d": torch.nn.Conv2d}, where="f", what="a conv",
-                                   default="Conv2d") is torch.nn.Conv2d
+    assert (
+        inference.network_class({}, {"Conv2d": torch.nn.Conv2d}, where="f", what="a conv", default="Conv2d")
+        is torch.nn.Conv2d
+    )
     with pytest.raises(SrpipeError, match=r"f holds a 'unknown' network, not a conv"):
         inference.network_class({}, {"Conv2d": torch.nn.Conv2d}, where="f", what="a conv")

@@ -131,26 +131,36 @@ def read_image_bytes(data: bytes):
     return torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1), None
 
 
-@pytest.mark.parametrize("text, spec", [
-    ("auto", jpeg.JpegSpec("auto")), ("off", jpeg.JpegSpec("off")), ("OFF", jpeg.JpegSpec("off")),
-    ("30", jpeg.JpegSpec("fixed", 30, 30)), ("1", jpeg.JpegSpec("fixed", 1, 1)),
-    ("30:90", jpeg.JpegSpec("range", 30, 90)), ("50:50", jpeg.JpegSpec("range", 50, 50)),
-])
+@pytest.mark.parametrize(
+    "text, spec",
+    [
+        ("auto", jpeg.JpegSpec("auto")),
+        ("off", jpeg.JpegSpec("off")),
+        ("OFF", jpeg.JpegSpec("off")),
+        ("30", jpeg.JpegSpec("fixed", 30, 30)),
+        ("1", jpeg.JpegSpec("fixed", 1, 1)),
+        ("30:90", jpeg.JpegSpec("range", 30, 90)),
+        ("50:50", jpeg.JpegSpec("range", 50, 50)),
+    ],
+)
 def test_parse_jpeg_valid(text, spec):
     assert jpeg.parse_jpeg(text) == spec
     assert jpeg.parse_jpeg(str(spec)) == spec  # the stable string round-trips
 
 
-@pytest.mark.parametrize("text, message", [
-    ("0", "--jpeg 0: quality must be 1..100"),
-    ("101", "--jpeg 101: quality must be 1..100"),
-    ("90:30", "--jpeg 90:30: QMIN > QMAX"),
-    ("10:200", "quality must be 1..100"),
-    ("high", "use auto, off, a quality Q"),
-    ("1:2:3", "use auto, off"),
-    ("-5", "use auto, off"),
-    ("", "use auto, off"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("0", "--jpeg 0: quality must be 1..100"),
+        ("101", "--jpeg 101: quality must be 1..100"),
+        ("90:30", "--jpeg 90:30: QMIN > QMAX"),
+        ("10:200", "quality must be 1..100"),
+        ("high", "use auto, off, a quality Q"),
+        ("1:2:3", "use auto, off"),
+        ("-5", "use auto, off"),
+        ("", "use auto, off"),
+    ],
+)
 def test_parse_jpeg_errors(text, message):
     with pytest.raises(UsageError) as e:
         jpeg.parse_jpeg(text)
@@ -192,8 +202,13 @@ def model_dir(tmp_path) -> Path:
             G.tail.weight[c, c, 1, 1] = 4.0
         G.tail.bias.fill_(-2.0)
     d = tmp_path / "model"
-    ckpt.save_weights(d / "generator.safetensors", G.state_dict(), arch="DSGANGenerator",
-                      args={"features": 8, "res_blocks": 1}, meta={"scale": 2})
+    ckpt.save_weights(
+        d / "generator.safetensors",
+        G.state_dict(),
+        arch="DSGANGenerator",
+        args={"features": 8, "res_blocks": 1},
+        meta={"scale": 2},
+    )
     return d
 
 
@@ -204,7 +219,7 @@ def hr_photos(tmp_path) -> Path:
     img, _ = read_image(DEMO_HR / "mcmaster_02.png")
     d = tmp_path / "hrin"
     for i in range(2):
-        write_png(d / f"p{i}.png", img[:, 64 * i: 64 * i + 130, 100:230])  # 130x130: LR 65x65, not a multiple of 8
+        write_png(d / f"p{i}.png", img[:, 64 * i : 64 * i + 130, 100:230])  # 130x130: LR 65x65, not a multiple of 8
     return d
 
 
@@ -241,8 +256,12 @@ def test_make_pairs_auto_follows_the_models_estimate(model_dir, hr_photos, tmp_p
 
     est = jpeg.JpegEstimate("qtables", (20, 25, 35), 20, 35, 3, 3, "")
     (model_dir / "jpeg.json").write_text(json.dumps(est.to_json()))
-    runs = [make_pairs(model=model_dir / "generator.safetensors", hr_dir=hr_photos, out_dir=tmp_path / f"auto{i}",
-                       device="cpu") for i in range(2)]
+    runs = [
+        make_pairs(
+            model=model_dir / "generator.safetensors", hr_dir=hr_photos, out_dir=tmp_path / f"auto{i}", device="cpu"
+        )
+        for i in range(2)
+    ]
     qs = runs[0]["jpeg"]["qualities"]
     assert set(qs.values()) <= {20, 25, 35} and runs[1]["jpeg"]["qualities"] == qs  # deterministic
     assert (tmp_path / "auto0" / "lr" / "p1.png").read_bytes() == (tmp_path / "auto1" / "lr" / "p1.png").read_bytes()
@@ -252,14 +271,42 @@ def test_make_pairs_auto_follows_the_models_estimate(model_dir, hr_photos, tmp_p
 
 def test_cli_make_pairs_jpeg_option(model_dir, hr_photos, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["make-pairs", "--model", str(model_dir), "--hr", str(hr_photos), "--out", str(tmp_path / "o"),
-              "--device", "cpu", "--jpeg", "90:30"])
+        main(
+            [
+                "make-pairs",
+                "--model",
+                str(model_dir),
+                "--hr",
+                str(hr_photos),
+                "--out",
+                str(tmp_path / "o"),
+                "--device",
+                "cpu",
+                "--jpeg",
+                "90:30",
+            ]
+        )
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--jpeg 90:30: QMIN > QMAX" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
     with pytest.raises(SystemExit) as e:
-        main(["make-pairs", "--model", str(model_dir), "--hr", str(hr_photos), "--out", str(tmp_path / "o"),
-              "--device", "cpu", "--jpeg", "40:45", "--jpeg-seed", "7"])
+        main(
+            [
+                "make-pairs",
+                "--model",
+                str(model_dir),
+                "--hr",
+                str(hr_photos),
+                "--out",
+                str(tmp_path / "o"),
+                "--device",
+                "cpu",
+                "--jpeg",
+                "40:45",
+                "--jpeg-seed",
+                "7",
+            ]
+        )
     assert e.value.code == 0
     m = json.loads((tmp_path / "o" / "pairs.json").read_text())
     assert m["jpeg"]["seed"] == 7 and all(40 <= q <= 45 for q in m["jpeg"]["qualities"].values())
@@ -275,9 +322,15 @@ def test_degrade_train_stores_the_real_lrs_jpeg_stage_and_make_pairs_uses_it(tin
     real.mkdir()
     for i, p in enumerate(sorted(make_folder(tmp_path / "lrpng", 4, (32, 32), seed=2).iterdir())):
         (real / f"{p.stem}.jpg").write_bytes(_jpeg_bytes(read_image(p)[0], (35, 45, 55, 65)[i]))
-    cfg = build_config(DegradeConfig, preset={
-        "data": {"hr_crop": 32, "val_fraction": 0.0}, "model": {"features": 8, "res_blocks": 1, "d_features": 8},
-        "loss": {"perceptual": "none"}, "optim": {"batch": 2, "iters": 1}})
+    cfg = build_config(
+        DegradeConfig,
+        preset={
+            "data": {"hr_crop": 32, "val_fraction": 0.0},
+            "model": {"features": 8, "res_blocks": 1, "d_features": 8},
+            "loss": {"perceptual": "none"},
+            "optim": {"batch": 2, "iters": 1},
+        },
+    )
     gpath = train(cfg, hr_dir=tiny_hr, lr_dir=real, out_dir=tmp_path / "run", run=RunOptions(device="cpu"))
     assert "JPEG stage of the real LR: 4/4 JPEG files, quality" in caplog.text
     est = jpeg.JpegEstimate.from_json(json.loads((tmp_path / "run" / "jpeg.json").read_text()))
@@ -296,7 +349,7 @@ def test_eval_degradation_reports_the_jpeg_stage_of_both_sets(photo, tmp_path, c
     real, syn, hr = tmp_path / "real", tmp_path / "syn", tmp_path / "hr"
     real.mkdir()
     for i in range(3):
-        crop = photo[:, 32 * i: 32 * i + 64, :64]
+        crop = photo[:, 32 * i : 32 * i + 64, :64]
         (real / f"r{i}.jpg").write_bytes(_jpeg_bytes(bicubic_down(crop, 2), 40))
         write_png(hr / f"p{i}.png", crop)
         write_png(syn / f"p{i}.png", bicubic_down(crop, 2))
@@ -305,8 +358,10 @@ def test_eval_degradation_reports_the_jpeg_stage_of_both_sets(photo, tmp_path, c
         main(args)
     out = capsys.readouterr().out
     assert e.value.code == 0
-    assert ("JPEG stage: real LR: 3/3 JPEG files, quality 40-40 (median 40) from quantization tables; "
-            "synthetic: no JPEG compression found (3 image(s))") in " ".join(out.split())
+    assert (
+        "JPEG stage: real LR: 3/3 JPEG files, quality 40-40 (median 40) from quantization tables; "
+        "synthetic: no JPEG compression found (3 image(s))"
+    ) in " ".join(out.split())
     with pytest.raises(SystemExit) as e:
         main(args + ["--json"])
     rep = json.loads(capsys.readouterr().out)
@@ -319,8 +374,10 @@ def test_pipeline_pairs_jpeg_enters_the_stage_keys(tmp_path):
 
     def stages(extra: str):
         f = tmp_path / "p.toml"
-        f.write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\ntest_hr = "t"\n[degrade]\npreset = "tiny"\n'
-                     f'[sr]\nenabled = false\n[pairs]\n{extra}\n')
+        f.write_text(
+            '[inputs]\nhr = "hr"\nreal_lr = "lr"\ntest_hr = "t"\n[degrade]\npreset = "tiny"\n'
+            f"[sr]\nenabled = false\n[pairs]\n{extra}\n"
+        )
         return {s.name: s for s in build_stages(load_pipeline(f))}
 
     assert stages("")["pairs"].params == {"cleanup_factor": 1, "jpeg": "auto"}

@@ -32,7 +32,9 @@ def test_a_library_user_gets_plain_logging_and_no_bars(clean_log, caplog):
         log.info("resuming run at step 3")
         log.warn("skipped 1 file")
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("INFO", "resuming run at step 3"), ("WARNING", "skipped 1 file")]
+        ("INFO", "resuming run at step 3"),
+        ("WARNING", "skipped 1 file"),
+    ]
     bar = log.progress(10, "train")
     assert type(bar) is log.Progress  # the no-op base: nothing drawn
     assert list(log.track([1, 2, 3], "items")) == [1, 2, 3]

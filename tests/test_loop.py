@@ -46,8 +46,17 @@ def go(tmp_path, toy, iters=7, name=None, **run):
     opts = RunOptions(ckpt_every=3, log_every=2, **run)
     start = loop.resume(toy.state, "toy", iters)
     log = RunLog(tmp_path, "log.csv", ["lr", "loss", "skipped"], resume_step=start, mode="csv")
-    loop.run_steps(toy.step, phase=phase(tmp_path, name), iters=iters, start=start, state=toy.state, world=World(),
-                   device=CPU, run=opts, log=log)
+    loop.run_steps(
+        toy.step,
+        phase=phase(tmp_path, name),
+        iters=iters,
+        start=start,
+        state=toy.state,
+        world=World(),
+        device=CPU,
+        run=opts,
+        log=log,
+    )
 
 
 def test_log_rows_and_checkpoints_follow_the_schedule(tmp_path):

@@ -18,8 +18,9 @@ from srpipe.engine.weights import MissingWeightsError
 
 def _pair(b=3, h=48, w=40, noise=0.08, seed=0):
     g = torch.Generator().manual_seed(seed)
-    base = torch.nn.functional.interpolate(torch.rand(b, 3, h // 4, w // 4, generator=g), size=(h, w),
-                                           mode="bicubic", align_corners=False).clamp(0, 1)
+    base = torch.nn.functional.interpolate(
+        torch.rand(b, 3, h // 4, w // 4, generator=g), size=(h, w), mode="bicubic", align_corners=False
+    ).clamp(0, 1)
     other = (base + noise * torch.randn(base.shape, generator=g)).clamp(0, 1)
     # 8-bit values, as images read from files are
     return (base * 255).round() / 255, (other * 255).round() / 255
@@ -27,7 +28,7 @@ def _pair(b=3, h=48, w=40, noise=0.08, seed=0):
 
 def _y255(x: torch.Tensor) -> np.ndarray:
     """Y by the BT.601 studio-range formula written out in numpy, on the 0-255 scale (H, W)."""
-    r, g, b = (x.double().numpy() * 255)
+    r, g, b = x.double().numpy() * 255
     return 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
 
 

@@ -118,7 +118,9 @@ def test_dsgan_skips_a_nan_step_and_logs_it(tmp_path, dsgan_data, monkeypatch):
     poison(monkeypatch, dsgan_losses, "color_loss", {3})  # g_step calls it once per step
     cfg = build_config(DegradeConfig, preset=TINY_DSGAN)
     out = tmp_path / "run"
-    dsgan.train(cfg, hr_dir=hr, lr_dir=lr, out_dir=out, run=RunOptions(device="cpu", log_every=1, ckpt_every=1, keep_ckpts=9))
+    dsgan.train(
+        cfg, hr_dir=hr, lr_dir=lr, out_dir=out, run=RunOptions(device="cpu", log_every=1, ckpt_every=1, keep_ckpts=9)
+    )
     g = {s: ckpt.load_checkpoint(out / "ckpt" / f"step_0000000{s}")[0]["generator"] for s in (2, 3, 4)}
     assert all(torch.equal(g[2][k], g[3][k]) for k in g[2])  # G's update at step 3 was skipped
     assert any(not torch.equal(g[3][k], g[4][k]) for k in g[3])  # and training went on
@@ -128,13 +130,17 @@ def test_dsgan_skips_a_nan_step_and_logs_it(tmp_path, dsgan_data, monkeypatch):
     assert (out / "generator.safetensors").is_file()
 
 
-def test_dsgan_stops_after_repeated_nan_losses_keeping_the_last_good_checkpoint(tmp_path, dsgan_data, monkeypatch, caplog):
+def test_dsgan_stops_after_repeated_nan_losses_keeping_the_last_good_checkpoint(
+    tmp_path, dsgan_data, monkeypatch, caplog
+):
     hr, lr = dsgan_data
     poison(monkeypatch, dsgan_losses, "color_loss", set(range(3, 100)))
     cfg = build_config(DegradeConfig, preset=TINY_DSGAN)
     out = tmp_path / "run"
     run = RunOptions(device="cpu", log_every=1, ckpt_every=2, max_bad_steps=3)
-    with pytest.raises(accel.NonFiniteError, match=r"step 5: the loss was non-finite \(NaN/Inf\) 3 steps in a row") as e:
+    with pytest.raises(
+        accel.NonFiniteError, match=r"step 5: the loss was non-finite \(NaN/Inf\) 3 steps in a row"
+    ) as e:
         dsgan.train(cfg, hr_dir=hr, lr_dir=lr, out_dir=out, run=run)
     assert "step_00000004" in str(e.value) and "--precision fp32" in str(e.value)
     assert not (out / "generator.safetensors").exists()
@@ -161,9 +167,20 @@ def pairs(tmp_path, monkeypatch):
 
 def test_sr_train_skips_nan_steps_then_stops_with_a_message(tmp_path, pairs, monkeypatch):
     poison(monkeypatch, esrgan_losses, "pixel_loss", {2} | set(range(4, 100)))
-    cfg = build_config(UpscaleConfig, preset=PRESETS["tiny"], sets=[
-        "data.hr_patch=32", "model.num_feat=8", "model.num_block=1", "model.num_grow_ch=8",
-        "batch=2", "psnr.iters=20", "gan.iters=0", "data.val_fraction=0"])
+    cfg = build_config(
+        UpscaleConfig,
+        preset=PRESETS["tiny"],
+        sets=[
+            "data.hr_patch=32",
+            "model.num_feat=8",
+            "model.num_block=1",
+            "model.num_grow_ch=8",
+            "batch=2",
+            "psnr.iters=20",
+            "gan.iters=0",
+            "data.val_fraction=0",
+        ],
+    )
     out = tmp_path / "run"
     run = RunOptions(device="cpu", log_every=1, ckpt_every=1, keep_ckpts=9, max_bad_steps=4)
     with pytest.raises(accel.NonFiniteError, match=r"psnr phase at step 7: .* 4 steps in a row") as e:

@@ -50,7 +50,10 @@ def test_export_fp32_and_fp16_equal_torch_on_a_real_photo(tmp_path, capsys):
 
     proto = onnx.load(str(tmp_path / "m.onnx"))
     onnx.checker.check_model(proto)
-    dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (proto.graph.input[0], proto.graph.output[0])]
+    dims = [
+        [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in (proto.graph.input[0], proto.graph.output[0])
+    ]
     assert dims == [["batch", 3, "height", "width"], ["batch", 3, "height_out", "width_out"]]
     assert proto.opset_import[0].version == onnxrt.OPSET
     assert {p.key: p.value for p in proto.metadata_props}["srpipe_scale"] == "4"
@@ -102,8 +105,22 @@ def test_upscale_with_an_onnx_model_on_rgba_and_16_bit_inputs(tmp_path, capsys):
     assert run(capsys, "export", "--model", src, "--out", tmp_path / "x2.onnx")[0] == 0
     tiles = dict(tile=16, tile_pad=8, device="cpu")
     infer.upscale(src, ins, tmp_path / "torch", **tiles)
-    code, out, err = run(capsys, "upscale", "--model", tmp_path / "x2.onnx", "--input", ins, "--out", tmp_path / "ort",
-                         "--tile", 16, "--tile-pad", 8, "--device", "cpu")
+    code, out, err = run(
+        capsys,
+        "upscale",
+        "--model",
+        tmp_path / "x2.onnx",
+        "--input",
+        ins,
+        "--out",
+        tmp_path / "ort",
+        "--tile",
+        16,
+        "--tile-pad",
+        8,
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert "ONNX x2" in err and "CPUExecutionProvider" in err
     for name, dtype, shape in (("rgba.png", np.uint8, (42, 54, 4)), ("deep.png", np.uint16, (60, 68, 3))):
@@ -113,6 +130,18 @@ def test_upscale_with_an_onnx_model_on_rgba_and_16_bit_inputs(tmp_path, capsys):
         # ~1e-7 apart before quantisation: at most a rounding flip of one level
         assert np.abs(a.astype(np.int64) - b.astype(np.int64)).max() <= 1, name
 
-    code, _, err = run(capsys, "upscale", "--model", tmp_path / "x2.onnx", "--input", ins, "--out", tmp_path / "e",
-                       "--precision", "bf16", "--device", "cpu")
+    code, _, err = run(
+        capsys,
+        "upscale",
+        "--model",
+        tmp_path / "x2.onnx",
+        "--input",
+        ins,
+        "--out",
+        tmp_path / "e",
+        "--precision",
+        "bf16",
+        "--device",
+        "cpu",
+    )
     assert code == 1 and "precision it was exported in" in err

@@ -66,14 +66,22 @@ def write(root: Path, *, cleanup: int) -> Path:
 
 def go(root: Path, *, report: bool = False, **kw) -> dict[str, str]:
     """Run the pipeline; no report unless asked (rendering its plots costs more than these tiny stages)."""
-    rows = run_pipeline(load_pipeline(root / "pipe.toml"), run_dir=root / "run", cache=root / "cache",
-                        run=RunOptions(device="cpu"), report=report, **kw)
+    rows = run_pipeline(
+        load_pipeline(root / "pipe.toml"),
+        run_dir=root / "run",
+        cache=root / "cache",
+        run=RunOptions(device="cpu"),
+        report=report,
+        **kw,
+    )
     return {r["stage"]: r["action"] for r in rows}
 
 
 def states(root: Path) -> dict[str, tuple[str, str]]:
-    return {s.stage.name: (s.status, s.reason)
-            for s in plan(load_pipeline(root / "pipe.toml"), Store(root / "cache"), root / "run")}
+    return {
+        s.stage.name: (s.status, s.reason)
+        for s in plan(load_pipeline(root / "pipe.toml"), Store(root / "cache"), root / "run")
+    }
 
 
 def test_first_run_then_noop_rerun(project):
@@ -93,11 +101,19 @@ def test_keys_are_stable_across_processes(project):
         from srpipe.pipeline.run import plan
         from srpipe.pipeline.spec import load_pipeline
         from srpipe.pipeline.store import Store
-        s = plan(load_pipeline({str(project / 'pipe.toml')!r}), Store({str(project / 'cache')!r}), None)
+        s = plan(load_pipeline({str(project / "pipe.toml")!r}), Store({str(project / "cache")!r}), None)
         print(s[0].key)
     """).replace("None)", f"__import__('pathlib').Path({str(project / 'run')!r}))")
-    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in (1, 2)}
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout.strip()
+        for seed in (1, 2)
+    }
     here = plan(load_pipeline(project / "pipe.toml"), Store(project / "cache"), project / "run")[0].key
     assert keys == {here} and len(here) == 64
 
@@ -165,7 +181,7 @@ def test_interrupted_stage_resumes_from_its_checkpoints(project, monkeypatch, ca
     assert go(project)["degrade"] == "ran"
     err = caplog.text
     assert "degrade: resuming" in err and "at step 2/3" in err
-    log = (Path(json.loads((project / "run" / "run.json").read_text())["stages"]["degrade"]["entry"]) / "log.csv")
+    log = Path(json.loads((project / "run" / "run.json").read_text())["stages"]["degrade"]["entry"]) / "log.csv"
     steps = [int(r.split(",")[0]) for r in log.read_text().splitlines()[1:]]
     assert steps == sorted(set(steps)) and steps[-1] == 3  # logged every 10 steps + first + last
 
@@ -183,13 +199,21 @@ def test_a_folder_without_valid_manifest_is_not_complete(project):
 
 def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(project, capsys):
     cache = project / "cache"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         from srpipe.pipeline.store import CacheLock
         with CacheLock({str(cache)!r}):
             print("locked", flush=True)
             time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(CacheLockedError, match=f"pid {holder.pid}"):
@@ -295,14 +319,27 @@ tile = 32
 [eval]
 fid = false
 """
-ALL_STAGES = ["degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "bicubic_pairs", "baseline",
-              "upscale", "eval"]
+ALL_STAGES = [
+    "degrade",
+    "pairs",
+    "test_pairs",
+    "sr_psnr",
+    "sr_gan",
+    "interpolate",
+    "bicubic_pairs",
+    "baseline",
+    "upscale",
+    "eval",
+]
 
 
 def write_sr(root: Path, *, psnr_iters: int = 4, w_adv: float = 0.005, baseline: bool = True, name="pipe.toml") -> Path:
     p = root / name
-    p.write_text(SR_PIPELINE.replace("{psnr_iters}", str(psnr_iters)).replace("{w_adv}", str(w_adv))
-                 .replace("{baseline}", str(baseline).lower()))
+    p.write_text(
+        SR_PIPELINE.replace("{psnr_iters}", str(psnr_iters))
+        .replace("{w_adv}", str(w_adv))
+        .replace("{baseline}", str(baseline).lower())
+    )
     return p
 
 
@@ -380,19 +417,27 @@ def test_every_stage_runs_then_all_are_cached(full_run):
 
 def test_baseline_off_and_sr_param_changes(full_run, tmp_path):
     root, _, _ = full_run
-    st = {s.stage.name: s for s in plan(load_pipeline(write_sr(root, baseline=False, name="nobase.toml")),
-                                        Store(root / "cache"), root / "run")}
+    st = {
+        s.stage.name: s
+        for s in plan(
+            load_pipeline(write_sr(root, baseline=False, name="nobase.toml")), Store(root / "cache"), root / "run"
+        )
+    }
     assert "bicubic_pairs" not in st and "baseline" not in st
     assert [st[n].status for n in ("degrade", "pairs", "sr_psnr", "sr_gan", "interpolate")] == ["fresh"] * 5
     recorded = json.loads((root / "run" / "run.json").read_text())["stages"]["upscale"]["key"]
     assert st["upscale"].status == "stale" and st["upscale"].key != recorded  # fewer models: another key
-    st = {s.stage.name: (s.status, s.reason) for s in plan(load_pipeline(write_sr(root, psnr_iters=5, name="p5.toml")),
-                                                           Store(root / "cache"), root / "run")}
+    st = {
+        s.stage.name: (s.status, s.reason)
+        for s in plan(load_pipeline(write_sr(root, psnr_iters=5, name="p5.toml")), Store(root / "cache"), root / "run")
+    }
     assert st["bicubic_pairs"] == ("fresh", "cached") and st["pairs"] == ("fresh", "cached")
     assert st["sr_psnr"][0] == "stale" and "psnr.iters: 4 -> 5" in st["sr_psnr"][1]
     assert st["baseline"][0] == "stale" and "psnr.iters: 4 -> 5" in st["baseline"][1]
-    st = {s.stage.name: s.status for s in plan(load_pipeline(write_sr(root, w_adv=0.01, name="gan.toml")),
-                                               Store(root / "cache"), root / "run")}
+    st = {
+        s.stage.name: s.status
+        for s in plan(load_pipeline(write_sr(root, w_adv=0.01, name="gan.toml")), Store(root / "cache"), root / "run")
+    }
     assert st["sr_psnr"] == "fresh" and st["sr_gan"] == "stale" and st["baseline"] == "stale"
 
 
@@ -411,8 +456,9 @@ def test_pretrained_files_are_part_of_the_keys(full_run, torch_home):
     for s in ids:
         assert ids[s]["pretrained alexnet"] == weights.identity("alexnet")
     assert "pretrained vgg19" not in ids["sr_gan"]  # the tiny preset's GAN phase has no perceptual loss
-    assert ids["sr_gan"]["pretrained alexnet"] == folder_fingerprint_sha(torch_home / "hub" / "checkpoints" /
-                                                                          weights.FILES["alexnet"].filename)
+    assert ids["sr_gan"]["pretrained alexnet"] == folder_fingerprint_sha(
+        torch_home / "hub" / "checkpoints" / weights.FILES["alexnet"].filename
+    )
 
 
 def folder_fingerprint_sha(path: Path) -> str:
@@ -431,8 +477,17 @@ def test_report_compares_both_models_on_held_out_real_lr(full_run):
     held = json.loads((entry_of(root, "degrade") / "split.json").read_text())["held_out"]
     stem = Path(held[0]).stem
     alts = [i["alt"] for i in page.images if i["alt"].startswith(f"real {stem}: ")]
-    assert alts == [f"real {stem}: {a}" for a in ("LR input", "bicubic", "srpipe PSNR model", "bicubic-pair PSNR model",
-                                                  "srpipe GAN model", "bicubic-pair GAN model")]
+    assert alts == [
+        f"real {stem}: {a}"
+        for a in (
+            "LR input",
+            "bicubic",
+            "srpipe PSNR model",
+            "bicubic-pair PSNR model",
+            "srpipe GAN model",
+            "bicubic-pair GAN model",
+        )
+    ]
     crops = [decode(i["src"]) for i in page.images if i["alt"] in alts]
     assert len({c.size for c in crops}) == 1 and crops[0].width >= 64
     assert "fit to the learned degradation" in text
@@ -471,11 +526,19 @@ def test_psnr_stage_resumes_after_a_gan_only_edit_and_a_cache_move(tmp_path, mon
     (root / "cache").rename(root / "moved-cache")
     caplog.clear()
     with pytest.raises(Interrupted, match="gan phase at step 2"):  # sr_psnr completed, sr_gan started
-        run_pipeline(load_pipeline(root / "pipe.toml"), run_dir=root / "run", cache=root / "moved-cache",
-                     run=RunOptions(device="cpu"), report=False)
+        run_pipeline(
+            load_pipeline(root / "pipe.toml"),
+            run_dir=root / "run",
+            cache=root / "moved-cache",
+            run=RunOptions(device="cpu"),
+            report=False,
+        )
     err = caplog.text
     assert "sr_psnr: resuming" in err and "resuming the psnr phase" in err and "at step 2/4" in err
-    st = {s.stage.name: s.status for s in plan(load_pipeline(root / "pipe.toml"), Store(root / "moved-cache"), root / "run")}
+    st = {
+        s.stage.name: s.status
+        for s in plan(load_pipeline(root / "pipe.toml"), Store(root / "moved-cache"), root / "run")
+    }
     assert st["sr_psnr"] == "fresh" and st["sr_gan"] == "stale"
 
 
@@ -504,8 +567,13 @@ def test_interrupted_stage_resumes_after_its_inputs_and_the_cache_moved(project,
         text = text.replace(f'= "{name}"', f'= "{name}-moved"')
     (project / "pipe.toml").write_text(text)
     caplog.clear()
-    rows = run_pipeline(load_pipeline(project / "pipe.toml"), run_dir=project / "run", cache=project / "cache-moved",
-                        run=RunOptions(device="cpu"), report=False)
+    rows = run_pipeline(
+        load_pipeline(project / "pipe.toml"),
+        run_dir=project / "run",
+        cache=project / "cache-moved",
+        run=RunOptions(device="cpu"),
+        report=False,
+    )
     assert {r["stage"]: r["reason"] for r in rows}["degrade"] == "resumed"
     assert "at step 2/3" in caplog.text
 

@@ -119,8 +119,12 @@ def test_report_of_a_real_run_without_sr(tmp_path):
     (tmp_path / "pipe.toml").write_text(PIPELINE)
 
     def go():
-        run_pipeline(load_pipeline(tmp_path / "pipe.toml"), run_dir=tmp_path / "run", cache=tmp_path / "cache",
-                     run=RunOptions(device="cpu"))
+        run_pipeline(
+            load_pipeline(tmp_path / "pipe.toml"),
+            run_dir=tmp_path / "run",
+            cache=tmp_path / "cache",
+            run=RunOptions(device="cpu"),
+        )
         return (tmp_path / "run" / "report.html").read_text()
 
     text = go()  # `srpipe run` writes the report at the end
@@ -158,37 +162,120 @@ def test_report_of_a_real_run_without_sr(tmp_path):
 # ---------------------------------------------------------------- a fabricated full run (every stage)
 
 SR = {  # eval metrics.json "sr": distinctive values the page must show
-    "bicubic": {"psnr_y": 24.5012, "ssim_y": 0.70011, "psnr_rgb": 23.1, "ssim_rgb": 0.69, "psnr_color": 40.0, "lpips": 0.4123},
-    "psnr": {"psnr_y": 26.7512, "ssim_y": 0.78123, "psnr_rgb": 25.2, "ssim_rgb": 0.77, "psnr_color": 41.0, "lpips": 0.3333},
-    "alpha_0.50": {"psnr_y": 26.1034, "ssim_y": 0.75, "psnr_rgb": 24.8, "ssim_rgb": 0.74, "psnr_color": 40.5, "lpips": 0.2511},
+    "bicubic": {
+        "psnr_y": 24.5012,
+        "ssim_y": 0.70011,
+        "psnr_rgb": 23.1,
+        "ssim_rgb": 0.69,
+        "psnr_color": 40.0,
+        "lpips": 0.4123,
+    },
+    "psnr": {
+        "psnr_y": 26.7512,
+        "ssim_y": 0.78123,
+        "psnr_rgb": 25.2,
+        "ssim_rgb": 0.77,
+        "psnr_color": 41.0,
+        "lpips": 0.3333,
+    },
+    "alpha_0.50": {
+        "psnr_y": 26.1034,
+        "ssim_y": 0.75,
+        "psnr_rgb": 24.8,
+        "ssim_rgb": 0.74,
+        "psnr_color": 40.5,
+        "lpips": 0.2511,
+    },
     "gan": {"psnr_y": 25.2047, "ssim_y": 0.71, "psnr_rgb": 24.0, "ssim_rgb": 0.70, "psnr_color": 39.0, "lpips": 0.2009},
 }
 DEGRADATION = {
-    "scale": 2, "counts": {"real": 3, "synthetic": 2, "bicubic": 2}, "notes": ["a realism note"], "config": {},
+    "scale": 2,
+    "counts": {"real": 3, "synthetic": 2, "bicubic": 2},
+    "notes": ["a realism note"],
+    "config": {},
     "rows": [
-        {"metric": "kid", "label": "KID on 16x16 patches (mean; std over subsets)", "unit": "", "real": 0.0,
-         "synthetic": 0.0123, "bicubic": 0.0456, "std": {"synthetic": 0.001, "bicubic": 0.002},
-         "synthetic_distance": 0.0123, "bicubic_distance": 0.0456, "closer": "synthetic"},
-        {"metric": "noise", "label": "noise sigma in flat regions (R, G, B)", "unit": "8-bit levels",
-         "real": [2.5, 2.25, 2.75], "synthetic": [2.0, 2.0, 2.5], "bicubic": [0.5, 0.5, 0.5],
-         "synthetic_distance": 0.3333, "bicubic_distance": 2.0, "closer": "synthetic"},
-        {"metric": "hf_spectrum", "label": "log power spectrum, 0.25-0.5 cycles/px", "unit": "dB", "real": -31.5,
-         "synthetic": -33.0, "bicubic": -45.25, "synthetic_distance": 1.5, "bicubic_distance": 13.75, "closer": "synthetic"},
-        {"metric": "blockiness", "label": "JPEG 8x8 grid strength (1 = none)", "unit": "ratio", "real": 1.3,
-         "synthetic": 1.01, "bicubic": 1.0, "synthetic_distance": 0.29, "bicubic_distance": 0.3, "closer": "tie"},
-        {"metric": "color", "label": "per-channel value distribution (Wasserstein-1)", "unit": "8-bit levels",
-         "real": [120.0, 110.0, 100.0], "synthetic": [125.0, 111.0, 99.0], "bicubic": [121.0, 110.0, 100.0],
-         "synthetic_distance": 2.5, "bicubic_distance": 0.5, "closer": "bicubic"},
+        {
+            "metric": "kid",
+            "label": "KID on 16x16 patches (mean; std over subsets)",
+            "unit": "",
+            "real": 0.0,
+            "synthetic": 0.0123,
+            "bicubic": 0.0456,
+            "std": {"synthetic": 0.001, "bicubic": 0.002},
+            "synthetic_distance": 0.0123,
+            "bicubic_distance": 0.0456,
+            "closer": "synthetic",
+        },
+        {
+            "metric": "noise",
+            "label": "noise sigma in flat regions (R, G, B)",
+            "unit": "8-bit levels",
+            "real": [2.5, 2.25, 2.75],
+            "synthetic": [2.0, 2.0, 2.5],
+            "bicubic": [0.5, 0.5, 0.5],
+            "synthetic_distance": 0.3333,
+            "bicubic_distance": 2.0,
+            "closer": "synthetic",
+        },
+        {
+            "metric": "hf_spectrum",
+            "label": "log power spectrum, 0.25-0.5 cycles/px",
+            "unit": "dB",
+            "real": -31.5,
+            "synthetic": -33.0,
+            "bicubic": -45.25,
+            "synthetic_distance": 1.5,
+            "bicubic_distance": 13.75,
+            "closer": "synthetic",
+        },
+        {
+            "metric": "blockiness",
+            "label": "JPEG 8x8 grid strength (1 = none)",
+            "unit": "ratio",
+            "real": 1.3,
+            "synthetic": 1.01,
+            "bicubic": 1.0,
+            "synthetic_distance": 0.29,
+            "bicubic_distance": 0.3,
+            "closer": "tie",
+        },
+        {
+            "metric": "color",
+            "label": "per-channel value distribution (Wasserstein-1)",
+            "unit": "8-bit levels",
+            "real": [120.0, 110.0, 100.0],
+            "synthetic": [125.0, 111.0, 99.0],
+            "bicubic": [121.0, 110.0, 100.0],
+            "synthetic_distance": 2.5,
+            "bicubic_distance": 0.5,
+            "closer": "bicubic",
+        },
     ],
 }
 BASELINE_SR = {  # the same recipe on bicubic pairs: on srpipe's own test pairs it loses
-    "baseline_psnr": {"psnr_y": 25.9001, "ssim_y": 0.74, "psnr_rgb": 24.6, "ssim_rgb": 0.73, "psnr_color": 40.2, "lpips": 0.3801},
-    "baseline_gan": {"psnr_y": 24.9002, "ssim_y": 0.70, "psnr_rgb": 23.9, "ssim_rgb": 0.69, "psnr_color": 39.1, "lpips": 0.2702},
+    "baseline_psnr": {
+        "psnr_y": 25.9001,
+        "ssim_y": 0.74,
+        "psnr_rgb": 24.6,
+        "ssim_rgb": 0.73,
+        "psnr_color": 40.2,
+        "lpips": 0.3801,
+    },
+    "baseline_gan": {
+        "psnr_y": 24.9002,
+        "ssim_y": 0.70,
+        "psnr_rgb": 23.9,
+        "ssim_rgb": 0.69,
+        "psnr_color": 39.1,
+        "lpips": 0.2702,
+    },
 }
 REAL_PAIRS_SR = {  # on real pairs: srpipe's PSNR model wins by 0.31 dB, its GAN model loses on LPIPS
     "bicubic": {"psnr_y": 23.0, "lpips": 0.5},
-    "psnr": {"psnr_y": 24.41, "lpips": 0.40}, "baseline_psnr": {"psnr_y": 24.10, "lpips": 0.41},
-    "gan": {"psnr_y": 23.80, "lpips": 0.33}, "baseline_gan": {"psnr_y": 23.70, "lpips": 0.31},
+    "psnr": {"psnr_y": 24.41, "lpips": 0.40},
+    "baseline_psnr": {"psnr_y": 24.10, "lpips": 0.41},
+    "gan": {"psnr_y": 23.80, "lpips": 0.33},
+    "baseline_gan": {"psnr_y": 23.70, "lpips": 0.31},
 }
 REAL_NAMES = ("web_1", "web_2")  # held-out real LR images
 REAL_MODELS = ("psnr", "baseline_psnr", "gan", "baseline_gan")
@@ -221,7 +308,7 @@ def grid(rows: int, tile: int, seed: int) -> np.ndarray:
     for r in range(rows):
         for c in range(3):
             y, x = 2 + r * (tile + 2), 2 + c * (tile + 2)
-            out[y:y + tile, x:x + tile] = smooth(tile, tile, seed + 3 * r + c)
+            out[y : y + tile, x : x + tile] = smooth(tile, tile, seed + 3 * r + c)
     return out
 
 
@@ -230,22 +317,61 @@ def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False) ->
     cache, run_dir = root / "cache", root / "run"
     stages, entries = {}, {}
 
-    def entry(stage: str, seconds: float, cached: bool, describe: str = "", summary: dict | None = None,
-              params: dict | None = None) -> Path:
+    def entry(
+        stage: str,
+        seconds: float,
+        cached: bool,
+        describe: str = "",
+        summary: dict | None = None,
+        params: dict | None = None,
+    ) -> Path:
         key = hashlib.sha256(stage.encode()).hexdigest()
         e = cache / stage / key[:2] / key
         e.mkdir(parents=True)
-        (e / "manifest.json").write_text(json.dumps({"key": key, "stage": stage, "seconds": seconds, "outputs": [],
-                                                     "summary": summary or {}, "describe": describe}))
-        stages[stage] = {"key": key, "entry": str(e), "version": 1, "params": params or {}, "inputs": {},
-                         "describe": describe, "cached": cached, "seconds": seconds}
+        (e / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "key": key,
+                    "stage": stage,
+                    "seconds": seconds,
+                    "outputs": [],
+                    "summary": summary or {},
+                    "describe": describe,
+                }
+            )
+        )
+        stages[stage] = {
+            "key": key,
+            "entry": str(e),
+            "version": 1,
+            "params": params or {},
+            "inputs": {},
+            "describe": describe,
+            "cached": cached,
+            "seconds": seconds,
+        }
         entries[stage] = e
         return e
 
     d = entry("degrade", 125.0, True, "color, adv, perceptual", {"active_losses": ["color", "adv"]})
-    write_log(d / "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total"],
-              [{"step": s, "time": s / 10, "lr": 2e-4, "d_real": 0.5 + s / 100, "d_fake": -0.2, "color": 1 / s,
-                "adv": 0.7, "perceptual": "", "g_total": 1 + 1 / s} for s in (1, 10, 20)])
+    write_log(
+        d / "log.csv",
+        ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total"],
+        [
+            {
+                "step": s,
+                "time": s / 10,
+                "lr": 2e-4,
+                "d_real": 0.5 + s / 100,
+                "d_fake": -0.2,
+                "color": 1 / s,
+                "adv": 0.7,
+                "perceptual": "",
+                "g_total": 1 + 1 / s,
+            }
+            for s in (1, 10, 20)
+        ],
+    )
     save(d / "samples" / "step_00000001.png", grid(2, 16, 1))
     save(d / "samples" / "step_00000020.png", grid(2, 16, 7))
     (d / "split.json").write_text(json.dumps({"train": ["a.png"], "held_out": ["b.png"]}))
@@ -256,19 +382,41 @@ def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False) ->
             if stage == "test_pairs":  # flat HR except one textured square
                 hr[:] = 128
                 x, y, c = TEXTURE
-                hr[y:y + c, x:x + c] = np.random.default_rng(i).integers(0, 255, (c, c, 3))
+                hr[y : y + c, x : x + c] = np.random.default_rng(i).integers(0, 255, (c, c, 3))
             save(e / "hr" / f"{n}.png", hr)
-            save(e / "lr" / f"{n}.png", np.asarray(Image.fromarray(hr).resize((HR_SIZE[0] // 2, HR_SIZE[1] // 2), Image.BICUBIC)))
-        (e / "pairs.json").write_text(json.dumps({"scale": 2, "mode": "SDSR",
-                                                  "pairs": [{"name": n, "hr": f"hr/{n}.png", "lr": f"lr/{n}.png"} for n in NAMES]}))
-    for stage, phase, fields in (("sr_psnr", "psnr", ["lr", "l_pix", "g_total", "val_psnr_y", "val_ssim_y", "val_lpips"]),
-                                 ("sr_gan", "gan", ["lr", "l_pix", "l_percep", "l_adv", "d_loss", "g_total", "val_psnr_y"])):
-        e = entry(stage, 60.0 if phase == "psnr" else 7300.0, False,
-                  "L1" if phase == "psnr" else "L1 x0.01, VGG19 conv5_4 x1, RaGAN x0.005",
-                  {"weights": {phase: f"{phase}.safetensors"}})
+            save(
+                e / "lr" / f"{n}.png",
+                np.asarray(Image.fromarray(hr).resize((HR_SIZE[0] // 2, HR_SIZE[1] // 2), Image.BICUBIC)),
+            )
+        (e / "pairs.json").write_text(
+            json.dumps(
+                {
+                    "scale": 2,
+                    "mode": "SDSR",
+                    "pairs": [{"name": n, "hr": f"hr/{n}.png", "lr": f"lr/{n}.png"} for n in NAMES],
+                }
+            )
+        )
+    for stage, phase, fields in (
+        ("sr_psnr", "psnr", ["lr", "l_pix", "g_total", "val_psnr_y", "val_ssim_y", "val_lpips"]),
+        ("sr_gan", "gan", ["lr", "l_pix", "l_percep", "l_adv", "d_loss", "g_total", "val_psnr_y"]),
+    ):
+        e = entry(
+            stage,
+            60.0 if phase == "psnr" else 7300.0,
+            False,
+            "L1" if phase == "psnr" else "L1 x0.01, VGG19 conv5_4 x1, RaGAN x0.005",
+            {"weights": {phase: f"{phase}.safetensors"}},
+        )
         (e / f"{phase}.safetensors").write_bytes(b"stand-in")
-        write_log(e / f"log_{phase}.csv", fields, [{"step": s, "time": s, **{f: (1 / s if f != "val_psnr_y" else 20 + s)
-                                                                             for f in fields}} for s in (1, 5, 10)])
+        write_log(
+            e / f"log_{phase}.csv",
+            fields,
+            [
+                {"step": s, "time": s, **{f: (1 / s if f != "val_psnr_y" else 20 + s) for f in fields}}
+                for s in (1, 5, 10)
+            ],
+        )
         save(e / "samples" / f"{phase}_00000010.png", grid(3, 24, 20))
     e = entry("interpolate", 0.2, False, summary={"models": ["alpha_0.50.safetensors"]}, params={"alphas": [0.5]})
     (e / "alpha_0.50.safetensors").write_bytes(b"stand-in")
@@ -287,21 +435,33 @@ def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False) ->
     for k, m in enumerate(sr):
         for n in NAMES:
             lr = Image.open(entries["test_pairs"] / "lr" / f"{n}.png")
-            save(up / m / f"{n}.png", np.asarray(lr.resize(HR_SIZE, [Image.BICUBIC, Image.NEAREST, Image.BILINEAR, Image.LANCZOS][k % 4])))
+            save(
+                up / m / f"{n}.png",
+                np.asarray(lr.resize(HR_SIZE, [Image.BICUBIC, Image.NEAREST, Image.BILINEAR, Image.LANCZOS][k % 4])),
+            )
     ev = entry("eval", 4.0, False, params={"scale": 2, "fid": True})
-    per_image = {m: [{"name": n, **{k: v + 0.01 * i for k, v in row.items()}} for i, n in enumerate(NAMES)]
-                 for m, row in sr.items()}
-    m = {"sr": sr, "degradation": DEGRADATION, "per_image": per_image,
-         "notes": ["an eval note"] + ([with_note] if with_note else [])}
+    per_image = {
+        m: [{"name": n, **{k: v + 0.01 * i for k, v in row.items()}} for i, n in enumerate(NAMES)]
+        for m, row in sr.items()
+    }
+    m = {
+        "sr": sr,
+        "degradation": DEGRADATION,
+        "per_image": per_image,
+        "notes": ["an eval note"] + ([with_note] if with_note else []),
+    }
     if baseline:
         real_sr = {k: sr[k] for k in ("bicubic", "psnr", "gan", "baseline_psnr", "baseline_gan")}
-        m["real_pairs"] = {"sr": REAL_PAIRS_SR, "per_image": {k: [{"name": "r0"}, {"name": "r1"}, {"name": "r2"}]
-                                                              for k in real_sr}}
+        m["real_pairs"] = {
+            "sr": REAL_PAIRS_SR,
+            "per_image": {k: [{"name": "r0"}, {"name": "r1"}, {"name": "r2"}] for k in real_sr},
+        }
         m["held_out_real"] = [f"{n}.png" for n in REAL_NAMES]
     (ev / "metrics.json").write_text(json.dumps(m))
     run_dir.mkdir()
-    (run_dir / "run.json").write_text(json.dumps({"pipeline": str(root / "demo.toml"), "cache": str(cache),
-                                                  "srpipe": "0.1.0", "stages": stages}))
+    (run_dir / "run.json").write_text(
+        json.dumps({"pipeline": str(root / "demo.toml"), "cache": str(cache), "srpipe": "0.1.0", "stages": stages})
+    )
     return run_dir
 
 
@@ -322,8 +482,18 @@ def test_full_report_sections_tables_and_values(full_report):
     assert "srpipe report: demo" in text and "Not in this run: bicubic_pairs, baseline. " in text
 
     rows = page.stage_rows
-    assert list(rows) == ["degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "upscale", "eval",
-                          "bicubic_pairs", "baseline"]  # ran stages first, then those not in this run
+    assert list(rows) == [
+        "degrade",
+        "pairs",
+        "test_pairs",
+        "sr_psnr",
+        "sr_gan",
+        "interpolate",
+        "upscale",
+        "eval",
+        "bicubic_pairs",
+        "baseline",
+    ]  # ran stages first, then those not in this run
     assert rows["baseline"][3] == "not in this run"
     assert rows["degrade"][1] == hashlib.sha256(b"degrade").hexdigest()[:12]
     assert rows["degrade"][2:4] == ["2 min 05 s", "cached"] and rows["sr_gan"][2:4] == ["2 h 01 min", "ran"]
@@ -331,14 +501,22 @@ def test_full_report_sections_tables_and_values(full_report):
     assert rows["sr_psnr"][5] == "weights: psnr.safetensors" and rows["pairs"][5] == "pairs: 2; mode: SDSR"
 
     # the headline answers "is it working"
-    assert ("Test pairs made by srpipe's own generator (fit to the learned degradation, not real-world quality): "
-            "Best PSNR-Y: PSNR model (α 0) 26.75 dB vs bicubic 24.50 dB (+2.25 dB: beats bicubic)") in html.unescape(text)
+    assert (
+        "Test pairs made by srpipe's own generator (fit to the learned degradation, not real-world quality): "
+        "Best PSNR-Y: PSNR model (α 0) 26.75 dB vs bicubic 24.50 dB (+2.25 dB: beats bicubic)"
+    ) in html.unescape(text)
     assert "Lowest LPIPS: GAN model (α 1) 0.2009" in text
     assert "closer to real LR than bicubic LR on 3 of 5 statistics" in text
 
     # realism table: values, lists per channel, KID std, who is closer
     realism = re.search(r'<table class="realism">(.*?)</table>', text, re.S).group(1)
-    assert [m for m in re.findall(r'data-metric="(\w+)"', realism)] == ["kid", "noise", "hf_spectrum", "blockiness", "color"]
+    assert [m for m in re.findall(r'data-metric="(\w+)"', realism)] == [
+        "kid",
+        "noise",
+        "hf_spectrum",
+        "blockiness",
+        "color",
+    ]
     assert "2.5 / 2.25 / 2.75" in realism and "0.0123 ± 0.001" in realism and "13.75" in realism
     assert re.findall(r'<span class="badge (\w+)">', realism) == ["synthetic"] * 3 + ["tie", "bicubic"]
     assert "a realism note" in text
@@ -347,7 +525,14 @@ def test_full_report_sections_tables_and_values(full_report):
     metrics = re.search(r'<table class="metrics">(.*?)</table>', text, re.S).group(1)
     models = re.findall(r"<tr><td>([^<]+)</td>", metrics)
     assert models == ["bicubic", "PSNR model (α 0)", "interpolated α 0.50", "GAN model (α 1)"]
-    assert re.findall(r'class="num best">([^<]+)<', metrics) == ["26.75", "0.7812", "25.20", "0.7700", "41.00", "0.2009"]
+    assert re.findall(r'class="num best">([^<]+)<', metrics) == [
+        "26.75",
+        "0.7812",
+        "25.20",
+        "0.7700",
+        "41.00",
+        "0.2009",
+    ]
     assert "+2.25" in metrics and "+0.70" in metrics and "2.2500" not in metrics
     assert "FID" not in metrics  # no FID values in this run: no empty column
 
@@ -357,23 +542,35 @@ def test_full_report_sections_tables_and_values(full_report):
     x, y, c = TEXTURE
     assert f"48×40, crop {c}×{c} at ({x}, {y}), ×6" in text
     labels = [i["alt"].split(": ", 1)[1] for i in page.images if i["alt"].startswith("img_00: ")]
-    assert labels == ["LR input", "bicubic", "PSNR model (α 0)", "interpolated α 0.50", "GAN model (α 1)", "HR (ground truth)"]
+    assert labels == [
+        "LR input",
+        "bicubic",
+        "PSNR model (α 0)",
+        "interpolated α 0.50",
+        "GAN model (α 1)",
+        "HR (ground truth)",
+    ]
     crops = {i["alt"]: decode(i["src"]) for i in page.images if i["alt"].startswith("img_00")}
     assert crops["img_00: HR (ground truth)"].size == (c * 6, c * 6) == crops["img_00: LR input"].size
     record = json.loads((full_report[0].parent / "run.json").read_text())
     hr = np.asarray(Image.open(Path(record["stages"]["test_pairs"]["entry"]) / "hr" / "img_00.png").convert("RGB"))
-    np.testing.assert_array_equal(np.asarray(crops["img_00: HR (ground truth)"])[::6, ::6], hr[y:y + c, x:x + c])
+    np.testing.assert_array_equal(np.asarray(crops["img_00: HR (ground truth)"])[::6, ::6], hr[y : y + c, x : x + c])
     assert "26.76 dB / 0.3433" in text  # per-image caption of img_01, PSNR model
 
     # plots and grids
     alts = [i["alt"] for i in page.images]
     assert [a for a in alts if ", step " in a] == [
-        "DSGAN, step 1: bicubic LR | synthetic LR | real LR", "DSGAN, step 20: bicubic LR | synthetic LR | real LR",
-        "ESRGAN PSNR phase, step 10: bicubic | SR | HR", "ESRGAN GAN phase, step 10: bicubic | SR | HR"]
+        "DSGAN, step 1: bicubic LR | synthetic LR | real LR",
+        "DSGAN, step 20: bicubic LR | synthetic LR | real LR",
+        "ESRGAN PSNR phase, step 10: bicubic | SR | HR",
+        "ESRGAN GAN phase, step 10: bicubic | SR | HR",
+    ]
     losses = {a.split(":")[0]: a.split(": ")[1] for a in alts if "(degrade)" in a or "(sr_" in a}
-    assert losses == {"DSGAN degradation (degrade)": "d_real, d_fake, color, adv, g_total",  # perceptual empty
-                      "ESRGAN PSNR phase (sr_psnr)": "l_pix, g_total, val_psnr_y, val_ssim_y, val_lpips",
-                      "ESRGAN GAN phase (sr_gan)": "l_pix, l_percep, l_adv, d_loss, g_total, val_psnr_y"}
+    assert losses == {
+        "DSGAN degradation (degrade)": "d_real, d_fake, color, adv, g_total",  # perceptual empty
+        "ESRGAN PSNR phase (sr_psnr)": "l_pix, g_total, val_psnr_y, val_ssim_y, val_lpips",
+        "ESRGAN GAN phase (sr_gan)": "l_pix, l_percep, l_adv, d_loss, g_total, val_psnr_y",
+    }
     sweep = decode(next(i["src"] for i in page.images if i["alt"] == "metrics against alpha"))
     assert sweep.width > 2 * sweep.height and np.asarray(sweep).std() > 5  # two panels: PSNR-Y and LPIPS
 
@@ -388,33 +585,54 @@ def test_report_compares_srpipe_and_bicubic_pair_models(tmp_path):
     assert list(rows)[5:8] == ["interpolate", "bicubic_pairs", "baseline"] and rows["baseline"][3] == "ran"
     headline = re.search(r'<ul class="headline">(.*?)</ul>', text, re.S).group(1)
     items = [html.unescape(" ".join(i.split())) for i in re.findall(r"<li>(.*?)</li>", headline, re.S)]
-    assert items[0] == ("Held-out real LR of the target domain (2 images, no ground truth): side-by-side crops of "
-                        "srpipe's model and the bicubic-pair model below; their training inputs: srpipe's synthetic LR "
-                        "is closer to the real LR than bicubic LR on 3 of 5 realism statistics.")
-    assert items[1] == ("Real pairs (ground truth, 3 images), PSNR-Y: PSNR models 24.41 dB vs 24.10 dB "
-                        "(+0.31: srpipe better); GAN models 23.80 dB vs 23.70 dB (+0.10: srpipe better).")
-    assert items[2] == ("Real pairs (ground truth, 3 images), LPIPS: PSNR models 0.4000 vs 0.4100 (-0.0100: srpipe "
-                        "better); GAN models 0.3300 vs 0.3100 (+0.0200: bicubic-pair better).")
+    assert items[0] == (
+        "Held-out real LR of the target domain (2 images, no ground truth): side-by-side crops of "
+        "srpipe's model and the bicubic-pair model below; their training inputs: srpipe's synthetic LR "
+        "is closer to the real LR than bicubic LR on 3 of 5 realism statistics."
+    )
+    assert items[1] == (
+        "Real pairs (ground truth, 3 images), PSNR-Y: PSNR models 24.41 dB vs 24.10 dB "
+        "(+0.31: srpipe better); GAN models 23.80 dB vs 23.70 dB (+0.10: srpipe better)."
+    )
+    assert items[2] == (
+        "Real pairs (ground truth, 3 images), LPIPS: PSNR models 0.4000 vs 0.4100 (-0.0100: srpipe "
+        "better); GAN models 0.3300 vs 0.3100 (+0.0200: bicubic-pair better)."
+    )
     assert all("fit to the learned degradation" in i for i in items[3:]) and len(items) == 6
     assert "PSNR-Y against the bicubic-pair models: PSNR models 26.75 dB vs 25.90 dB (+0.85: srpipe better)" in items[4]
     # the real-pairs table and the test-pairs table both list the baseline models, after srpipe's
     tables = re.findall(r'<table class="metrics( real-pairs)?">(.*?)</table>', text, re.S)
     assert [t[0] for t in tables] == [" real-pairs", ""]
     models = [re.findall(r"<tr><td>([^<]+)</td>", t[1]) for t in tables]
-    assert models[0] == ["bicubic", "PSNR model (α 0)", "GAN model (α 1)", "bicubic-pair PSNR model", "bicubic-pair GAN model"]
+    assert models[0] == [
+        "bicubic",
+        "PSNR model (α 0)",
+        "GAN model (α 1)",
+        "bicubic-pair PSNR model",
+        "bicubic-pair GAN model",
+    ]
     assert models[1][-2:] == ["bicubic-pair PSNR model", "bicubic-pair GAN model"]
     # side-by-side: per held-out real image, the LR and the same crop of both models' outputs
     assert re.findall(r'data-real-image="(\w+)"', text) == list(REAL_NAMES)
     alts = [i["alt"] for i in page.images if i["alt"].startswith("real web_1: ")]
-    assert [a.split(": ", 1)[1] for a in alts] == ["LR input", "bicubic", "srpipe PSNR model", "bicubic-pair PSNR model",
-                                                   "srpipe GAN model", "bicubic-pair GAN model"]
+    assert [a.split(": ", 1)[1] for a in alts] == [
+        "LR input",
+        "bicubic",
+        "srpipe PSNR model",
+        "bicubic-pair PSNR model",
+        "srpipe GAN model",
+        "bicubic-pair GAN model",
+    ]
     crops = {a: decode(i["src"]) for i in page.images for a in [i["alt"]] if a in alts}
     assert len({c.size for c in crops.values()}) == 1
     # the crop lands on the one textured square of the outputs (x 12-28, y 8-24 at x2)
     assert "crop 16×16 at (12, 8), ×8" in text
     record = json.loads((tmp_path / "run" / "run.json").read_text())
-    out = np.asarray(Image.open(Path(record["stages"]["upscale"]["entry"]) / "real" / "held_out_real" / "gan" /
-                                "web_1.png").convert("RGB"))
+    out = np.asarray(
+        Image.open(Path(record["stages"]["upscale"]["entry"]) / "real" / "held_out_real" / "gan" / "web_1.png").convert(
+            "RGB"
+        )
+    )
     np.testing.assert_array_equal(np.asarray(crops["real web_1: srpipe GAN model"])[::8, ::8], out[8:24, 12:28])
 
 
@@ -455,7 +673,13 @@ def test_detail_window_and_model_order():
     assert detail_window(np.zeros((8, 8)), 8, 2) == (0, 0)
     assert detail_window(np.zeros((4, 4)), 8, 2) == (0, 0)  # smaller than the window
     assert model_order(["gan", "x", "alpha_0.80", "bicubic", "psnr", "alpha_0.25"]) == [
-        "bicubic", "psnr", "alpha_0.25", "alpha_0.80", "gan", "x"]
+        "bicubic",
+        "psnr",
+        "alpha_0.25",
+        "alpha_0.80",
+        "gan",
+        "x",
+    ]
 
 
 # ---------------------------------------------------------------- headless Chromium
@@ -481,11 +705,21 @@ def chromium() -> str:
 
 
 def run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox",  # root in containers has no usable sandbox
-             "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}"]
-    return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "HOME": str(tmp)})
+    flags = [
+        "--headless",
+        "--no-sandbox",  # root in containers has no usable sandbox
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp / 'profile'}",
+    ]
+    return subprocess.run(
+        [exe, *flags, *args], capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp)}
+    )
 
 
 def test_report_renders_in_headless_chromium(full_report, tmp_path):

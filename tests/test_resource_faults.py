@@ -73,13 +73,35 @@ def no_temp_files(root: Path) -> None:
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
-DEGRADE = ["--preset", "tiny", "--iters", "6", "--ckpt-every", "2", "--device", "cpu", "--set", "data.hr_crop=32",
-           "--set", "model.features=8", "--set", "model.res_blocks=1", "--set", "model.d_features=8",
-           "--set", "optim.batch=2", "--set", "data.val_fraction=0"]
+DEGRADE = [
+    "--preset",
+    "tiny",
+    "--iters",
+    "6",
+    "--ckpt-every",
+    "2",
+    "--device",
+    "cpu",
+    "--set",
+    "data.hr_crop=32",
+    "--set",
+    "model.features=8",
+    "--set",
+    "model.res_blocks=1",
+    "--set",
+    "model.d_features=8",
+    "--set",
+    "optim.batch=2",
+    "--set",
+    "data.val_fraction=0",
+]
 
 
 @pytest.fixture
@@ -126,8 +148,13 @@ def test_disk_full_writing_the_final_weights(tmp_path, capsys, monkeypatch, fold
 @pytest.fixture
 def dsgan_file(tmp_path) -> Path:
     p = tmp_path / "g.safetensors"
-    ckpt.save_weights(p, DSGANGenerator(features=8, res_blocks=1).state_dict(), arch="DSGANGenerator",
-                      args={"features": 8, "res_blocks": 1}, meta={"scale": 4})
+    ckpt.save_weights(
+        p,
+        DSGANGenerator(features=8, res_blocks=1).state_dict(),
+        arch="DSGANGenerator",
+        args={"features": 8, "res_blocks": 1},
+        meta={"scale": 4},
+    )
     return p
 
 
@@ -154,10 +181,12 @@ def test_disk_full_writing_a_stage_manifest(tmp_path, capsys, monkeypatch):
     make_folder(tmp_path / "hr", 3, (48, 48), seed=1)
     make_folder(tmp_path / "lr", 3, (24, 24), seed=2)
     pipe = tmp_path / "pipe.toml"
-    pipe.write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n[degrade]\npreset = "tiny"\n'
-                    "[degrade.config.data]\nhr_crop = 32\nval_fraction = 0.0\n"
-                    "[degrade.config.model]\nfeatures = 8\nres_blocks = 1\nd_features = 8\n"
-                    "[degrade.config.optim]\nbatch = 2\niters = 2\n[sr]\nenabled = false\n")
+    pipe.write_text(
+        '[inputs]\nhr = "hr"\nreal_lr = "lr"\n[degrade]\npreset = "tiny"\n'
+        "[degrade.config.data]\nhr_crop = 32\nval_fraction = 0.0\n"
+        "[degrade.config.model]\nfeatures = 8\nres_blocks = 1\nd_features = 8\n"
+        "[degrade.config.optim]\nbatch = 2\niters = 2\n[sr]\nenabled = false\n"
+    )
     args = ["run", pipe, "--out", tmp_path / "run", "--cache", tmp_path / "cache", "--device", "cpu"]
     full = DiskFull(monkeypatch, lambda p: p.name == "manifest.json" and "pairs" in p.parts)
     code, _, err = cli(capsys, *args)
@@ -186,9 +215,29 @@ def test_disk_full_in_the_decode_cache_keeps_its_entries(tmp_path, capsys, monke
     pairs = tmp_path / "pairs"
     make_folder(pairs / "hr", 2, (64, 64), seed=1)
     make_folder(pairs / "lr", 2, (16, 16), seed=1)
-    args = ["sr-train", "--pairs", pairs, "--out", tmp_path / "run", "--preset", "tiny", "--psnr-iters", "1",
-            "--gan-iters", "0", "--set", "data.hr_patch=32", "--set", "model.num_feat=8", "--set", "model.num_block=1",
-            "--set", "batch=2", "--device", "cpu"]
+    args = [
+        "sr-train",
+        "--pairs",
+        pairs,
+        "--out",
+        tmp_path / "run",
+        "--preset",
+        "tiny",
+        "--psnr-iters",
+        "1",
+        "--gan-iters",
+        "0",
+        "--set",
+        "data.hr_patch=32",
+        "--set",
+        "model.num_feat=8",
+        "--set",
+        "model.num_block=1",
+        "--set",
+        "batch=2",
+        "--device",
+        "cpu",
+    ]
     code, _, err = cli(capsys, *args)
     assert code == 0, err
     cache = tmp_path / "decode-cache"
@@ -263,16 +312,31 @@ def test_oom_back_off_through_the_cli(tmp_path, capsys, monkeypatch):
         return forward(self, x)
 
     monkeypatch.setattr(RRDBNet, "forward", limited)
-    code, out, err = cli(capsys, "upscale", "--model", model, "--input", tmp_path / "in", "--out", tmp_path / "sr",
-                         "--tile", 128, "--tile-pad", 4, "--device", "cpu")
+    code, out, err = cli(
+        capsys,
+        "upscale",
+        "--model",
+        model,
+        "--input",
+        tmp_path / "in",
+        "--out",
+        tmp_path / "sr",
+        "--tile",
+        128,
+        "--tile-pad",
+        4,
+        "--device",
+        "cpu",
+    )
     assert code == 0 and "1 image(s) written" in out, err
     assert "CUDA out of memory with tile 128; retrying with tile 64" in err
     import cv2
 
     assert cv2.imread(str(tmp_path / "sr" / "img_00.png")).shape == (240, 320, 3)
     monkeypatch.undo()
-    direct = infer.upscale_tensor(interop.load_generator(model)[0], _read(tmp_path / "in" / "img_00.png"),
-                                  tile=32, pad=4, device="cpu")
+    direct = infer.upscale_tensor(
+        interop.load_generator(model)[0], _read(tmp_path / "in" / "img_00.png"), tile=32, pad=4, device="cpu"
+    )
     got = cv2.imread(str(tmp_path / "sr" / "img_00.png"))[:, :, ::-1]
     assert np.array_equal(got, (direct.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
 

@@ -28,8 +28,17 @@ TINY_DSGAN = {
     "loss": {"perceptual": "none", "w_adv": 0.05},
     "optim": {"batch": 2, "iters": 4, "lr": 1e-3},
 }
-SR_SETS = ["data.hr_patch=32", "model.num_feat=8", "model.num_block=1", "model.num_grow_ch=8",
-           "model.d_features=8", "batch=2", "psnr.iters=2", "gan.iters=2", "data.val_fraction=0.25"]
+SR_SETS = [
+    "data.hr_patch=32",
+    "model.num_feat=8",
+    "model.num_block=1",
+    "model.num_grow_ch=8",
+    "model.d_features=8",
+    "batch=2",
+    "psnr.iters=2",
+    "gan.iters=2",
+    "data.val_fraction=0.25",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +79,9 @@ def test_degrade_train_events_and_resume_after_a_crash(tmp_path):
     png, _ = read_image(out / "samples" / "step_00000004.png")
     assert (grids[-1].height, grids[-1].width) == tuple(png.shape[-2:])
     config = acc.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert json.loads("\n".join(line[4:] for line in config.splitlines())) == json.loads((out / "config.json").read_text())
+    assert json.loads("\n".join(line[4:] for line in config.splitlines())) == json.loads(
+        (out / "config.json").read_text()
+    )
 
     # A crash after step 4 was logged but before its checkpoint: the rerun resumes at step 2 and
     # appends; the steps it redoes replace the old ones (purged), as in the CSV.
@@ -134,8 +145,22 @@ def test_cli_log_tensorboard_without_the_package_fails_before_any_work(tmp_path,
     monkeypatch.setattr(runlog, "tensorboard_available", lambda: False)
     hr = make_folder(tmp_path / "hr", 1, (40, 40))
     with pytest.raises(SystemExit) as e:
-        main(["degrade-train", "--hr", str(hr), "--same-domain", "--out", str(tmp_path / "run"), "--preset", "tiny",
-              "--device", "cpu", "--log", "tensorboard"])
+        main(
+            [
+                "degrade-train",
+                "--hr",
+                str(hr),
+                "--same-domain",
+                "--out",
+                str(tmp_path / "run"),
+                "--preset",
+                "tiny",
+                "--device",
+                "cpu",
+                "--log",
+                "tensorboard",
+            ]
+        )
     assert e.value.code == 1
     assert "pip install 'srpipe[tb]'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

@@ -16,15 +16,21 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "srpipe"
 
 TIERS: dict[str, int] = {
     # core: errors, configs, library messages
-    "srpipe": 0, "errors": 0, "config": 0, "log": 0,
+    "srpipe": 0,
+    "errors": 0,
+    "config": 0,
+    "log": 0,
     # image I/O and filters
     "io": 1,
     # training machinery and evaluation
-    "engine": 2, "eval": 2,
+    "engine": 2,
+    "eval": 2,
     # the stages
-    "degrade": 3, "upscale": 3,
+    "degrade": 3,
+    "upscale": 3,
     "pipeline": 4,
-    "cli": 5, "__main__": 5,
+    "cli": 5,
+    "__main__": 5,
 }
 STAGES = ("degrade", "upscale")
 
@@ -100,14 +106,17 @@ def test_nothing_outside_cli_imports_cli():
     assert users == []
 
 
-@pytest.mark.parametrize(("name", "text", "expected"), [
-    ("io/imageio.py", "from srpipe.cli.console import info\n", "tier 5 above tier 1"),
-    ("degrade/x.py", "def f():\n    from srpipe.upscale import archs\n", "do not import each other"),
-    ("engine/ckpt.py", "from srpipe import pipeline\n", "tier 4 above tier 2"),
-    ("io/tiling.py", "from srpipe.eval import metrics\n", "tier 2 above tier 1"),
-    ("resize.py", "", "has no tier"),  # a module at the top that belongs in a tier folder
-    ("upscale/y.py", "from ..degrade import pairs\n", "do not import each other"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("io/imageio.py", "from srpipe.cli.console import info\n", "tier 5 above tier 1"),
+        ("degrade/x.py", "def f():\n    from srpipe.upscale import archs\n", "do not import each other"),
+        ("engine/ckpt.py", "from srpipe import pipeline\n", "tier 4 above tier 2"),
+        ("io/tiling.py", "from srpipe.eval import metrics\n", "tier 2 above tier 1"),
+        ("resize.py", "", "has no tier"),  # a module at the top that belongs in a tier folder
+        ("upscale/y.py", "from ..degrade import pairs\n", "do not import each other"),
+    ],
+)
 def test_the_check_catches_a_wrong_import(tmp_path, name, text, expected):
     fake = tmp_path / "srpipe"
     (fake / name).parent.mkdir(parents=True, exist_ok=True)

@@ -107,8 +107,18 @@ def test_export_and_interpolate_refuse_it(tmp_path, capsys, marker, good_model):
     evil = write_evil(tmp_path / "net.pth", marker)
     code, err = cli(capsys, "export", "--model", evil, "--out", tmp_path / "out.safetensors")
     refused(code, err, evil)
-    code, err = cli(capsys, "interpolate", "--psnr", good_model, "--gan", evil, "--alpha", "0.5",
-                    "--out", tmp_path / "a.safetensors")
+    code, err = cli(
+        capsys,
+        "interpolate",
+        "--psnr",
+        good_model,
+        "--gan",
+        evil,
+        "--alpha",
+        "0.5",
+        "--out",
+        tmp_path / "a.safetensors",
+    )
     refused(code, err, evil)
     assert not (tmp_path / "out.safetensors").exists() and not (tmp_path / "a.safetensors").exists()
 
@@ -119,15 +129,32 @@ def _pairs(root: Path) -> Path:
     return root
 
 
-SR_SMALL = ["--preset", "tiny", "--set", "data.hr_patch=32", "--set", "model.num_feat=8", "--set", "model.num_block=1",
-            "--set", "batch=2", "--psnr-iters", "2", "--gan-iters", "0", "--device", "cpu"]
+SR_SMALL = [
+    "--preset",
+    "tiny",
+    "--set",
+    "data.hr_patch=32",
+    "--set",
+    "model.num_feat=8",
+    "--set",
+    "model.num_block=1",
+    "--set",
+    "batch=2",
+    "--psnr-iters",
+    "2",
+    "--gan-iters",
+    "0",
+    "--device",
+    "cpu",
+]
 
 
 def test_sr_train_init_refuses_it(tmp_path, capsys, marker, monkeypatch):
     monkeypatch.setenv("SRPIPE_CACHE_DIR", str(tmp_path / "cache"))
     evil = write_evil(tmp_path / "published.pth", marker)
-    code, err = cli(capsys, "sr-train", "--pairs", _pairs(tmp_path / "pairs"), "--out", tmp_path / "run",
-                    "--init", evil, *SR_SMALL)
+    code, err = cli(
+        capsys, "sr-train", "--pairs", _pairs(tmp_path / "pairs"), "--out", tmp_path / "run", "--init", evil, *SR_SMALL
+    )
     refused(code, err, evil)
     assert not (tmp_path / "run" / "psnr.safetensors").exists()
 
@@ -135,12 +162,32 @@ def test_sr_train_init_refuses_it(tmp_path, capsys, marker, monkeypatch):
 @pytest.mark.parametrize("name", ["generator.pth", "generator.safetensors"])
 def test_make_pairs_refuses_it(tmp_path, capsys, marker, name):
     evil = write_evil(tmp_path / "run" / name, marker)
-    code, err = cli(capsys, "make-pairs", "--model", evil, "--hr", make_folder(tmp_path / "hr", 1, (16, 16)),
-                    "--out", tmp_path / "pairs", "--device", "cpu")
+    code, err = cli(
+        capsys,
+        "make-pairs",
+        "--model",
+        evil,
+        "--hr",
+        make_folder(tmp_path / "hr", 1, (16, 16)),
+        "--out",
+        tmp_path / "pairs",
+        "--device",
+        "cpu",
+    )
     assert "not a readable .safetensors file" in refused(code, err, evil)
     if name == "generator.safetensors":  # given as a run folder: the same file, the same refusal
-        code, err = cli(capsys, "make-pairs", "--model", tmp_path / "run", "--hr", tmp_path / "hr",
-                        "--out", tmp_path / "pairs", "--device", "cpu")
+        code, err = cli(
+            capsys,
+            "make-pairs",
+            "--model",
+            tmp_path / "run",
+            "--hr",
+            tmp_path / "hr",
+            "--out",
+            tmp_path / "pairs",
+            "--device",
+            "cpu",
+        )
         refused(code, err, evil)
     assert not (tmp_path / "pairs").exists()
 
@@ -149,9 +196,33 @@ def test_tampered_resume_state_is_refused(tmp_path, capsys, marker):
     """A checkpoint's state.pt replaced by a pickle with code: resuming refuses it, nothing runs."""
     hr = make_folder(tmp_path / "hr", 2, (32, 32), seed=1)
     lr = make_folder(tmp_path / "lr", 2, (16, 16), seed=2)
-    args = ["degrade-train", "--hr", hr, "--lr", lr, "--out", tmp_path / "run", "--preset", "tiny", "--iters", "2",
-            "--device", "cpu", "--set", "data.hr_crop=32", "--set", "model.features=8", "--set", "model.res_blocks=1",
-            "--set", "model.d_features=8", "--set", "optim.batch=2", "--set", "data.val_fraction=0"]
+    args = [
+        "degrade-train",
+        "--hr",
+        hr,
+        "--lr",
+        lr,
+        "--out",
+        tmp_path / "run",
+        "--preset",
+        "tiny",
+        "--iters",
+        "2",
+        "--device",
+        "cpu",
+        "--set",
+        "data.hr_crop=32",
+        "--set",
+        "model.features=8",
+        "--set",
+        "model.res_blocks=1",
+        "--set",
+        "model.d_features=8",
+        "--set",
+        "optim.batch=2",
+        "--set",
+        "data.val_fraction=0",
+    ]
     code, err = cli(capsys, *args)
     assert code == 0, err
     folder = ckpt.latest_checkpoint(tmp_path / "run" / "ckpt")
@@ -169,9 +240,24 @@ def test_pretrained_backbone_files_refuse_it(tmp_path, capsys, marker, name, emp
     evil = write_evil(wdir / weights.FILES[name].filename, marker)
     hr = make_folder(tmp_path / "hr", 2, (64, 64), seed=1)
     if name == "alexnet":
-        code, err = cli(capsys, "degrade-train", "--hr", hr, "--lr", make_folder(tmp_path / "lr", 2, (32, 32)),
-                        "--out", tmp_path / "run", "--preset", "tiny", "--set", "loss.perceptual=lpips-alex",
-                        "--weights-dir", wdir, "--device", "cpu")
+        code, err = cli(
+            capsys,
+            "degrade-train",
+            "--hr",
+            hr,
+            "--lr",
+            make_folder(tmp_path / "lr", 2, (32, 32)),
+            "--out",
+            tmp_path / "run",
+            "--preset",
+            "tiny",
+            "--set",
+            "loss.perceptual=lpips-alex",
+            "--weights-dir",
+            wdir,
+            "--device",
+            "cpu",
+        )
     else:
         code, err = cli(capsys, "eval-fid", hr, hr, "--weights-dir", wdir, "--device", "cpu", "--no-cache")
     assert "cannot load pretrained weights" in refused(code, err, evil)
@@ -225,11 +311,15 @@ def test_every_loader_in_the_source_is_safe():
             if base == "torch" and attr == "load":
                 found.append(where)
                 wo = kw.get("weights_only")
-                assert isinstance(wo, ast.Constant) and wo.value is True, f"{where}: torch.load without weights_only=True"
+                assert isinstance(wo, ast.Constant) and wo.value is True, (
+                    f"{where}: torch.load without weights_only=True"
+                )
             elif base == "np" and attr == "load":
                 found.append(where)
                 ap = kw.get("allow_pickle")
-                assert isinstance(ap, ast.Constant) and ap.value is False, f"{where}: np.load without allow_pickle=False"
+                assert isinstance(ap, ast.Constant) and ap.value is False, (
+                    f"{where}: np.load without allow_pickle=False"
+                )
             elif base in ("pickle", "dill", "cloudpickle", "joblib") and attr in ("load", "loads"):
                 raise AssertionError(f"{where}: {base}.{attr} unpickles arbitrary objects")
             elif base == "hub" and attr in ("load", "load_state_dict_from_url"):

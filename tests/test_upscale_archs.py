@@ -95,8 +95,16 @@ def test_vgg_discriminator_shape(size):
 def test_vgg_discriminator_names_match_basicsr():
     d = VGGStyleDiscriminator(num_feat=4)
     keys = set(d.state_dict())
-    assert {"conv0_0.weight", "conv0_0.bias", "conv0_1.weight", "bn0_1.running_mean", "conv4_1.weight",
-            "bn4_1.weight", "linear1.weight", "linear2.bias"} <= keys
+    assert {
+        "conv0_0.weight",
+        "conv0_0.bias",
+        "conv0_1.weight",
+        "bn0_1.running_mean",
+        "conv4_1.weight",
+        "bn4_1.weight",
+        "linear1.weight",
+        "linear2.bias",
+    } <= keys
     assert "conv0_1.bias" not in keys  # BasicSR: bias=False before batch norm
     assert d.linear1.weight.shape == (100, 4 * 8 * 4 * 4)
 

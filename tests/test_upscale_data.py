@@ -52,7 +52,10 @@ def test_pairs_load_memory_mapped_from_a_content_keyed_cache(tmp_path, cache):
 def test_size_that_disagrees_with_scale_names_the_file(tmp_path, cache):
     root = make_pairs(tmp_path / "pairs")
     cv2.imwrite(str(root / "lr" / "p1.png"), np.zeros((12, 15, 3), np.uint8))
-    with pytest.raises(data.PairsError, match=r"pair p1: .*hr/p1.png is 64x48 but .*lr/p1.png is 15x12; at x4 the HR must be exactly 60x48"):
+    with pytest.raises(
+        data.PairsError,
+        match=r"pair p1: .*hr/p1.png is 64x48 but .*lr/p1.png is 15x12; at x4 the HR must be exactly 60x48",
+    ):
         data.load_pairs(root, 4, min_lr=8, cache_dir=cache)
 
 
@@ -61,7 +64,9 @@ def test_wrong_scale_for_the_whole_folder(tmp_path, cache):
     with pytest.raises(data.PairsError, match="pair p0"):
         data.load_pairs(root, 2, min_lr=8, cache_dir=cache)
     (root / "pairs.json").write_text(json.dumps({"scale": 4, "pairs": []}))
-    with pytest.raises(data.PairsError, match="pairs.json says these pairs are x4 but the training scale is x2; use --scale 4"):
+    with pytest.raises(
+        data.PairsError, match="pairs.json says these pairs are x4 but the training scale is x2; use --scale 4"
+    ):
         data.load_pairs(root, 2, min_lr=8, cache_dir=cache)
 
 

@@ -71,8 +71,14 @@ def _old_layout(sd: dict) -> dict:
 
 def _original_layout(sd: dict, nb: int) -> dict:
     """BasicSR -> the original ESRGAN repo's `model.N` names (x4: upconvs at 3 and 6)."""
-    pos = {"conv_first": "model.0", "conv_body": f"model.1.sub.{nb}", "conv_up1": "model.3", "conv_up2": "model.6",
-           "conv_hr": "model.8", "conv_last": "model.10"}
+    pos = {
+        "conv_first": "model.0",
+        "conv_body": f"model.1.sub.{nb}",
+        "conv_up1": "model.3",
+        "conv_up2": "model.6",
+        "conv_hr": "model.8",
+        "conv_last": "model.10",
+    }
     out = {}
     for k, v in sd.items():
         m = re.match(r"body\.(\d+)\.rdb(\d)\.conv(\d)\.(weight|bias)", k)

@@ -107,6 +107,6 @@ def test_frequency_separation_gaussian_sigma():
     x = torch.zeros(1, 1, 15, 15)
     x[..., 7, 7] = 1.0
     lp = fs.low(x)[0, 0]
-    g = torch.exp(-torch.arange(-3, 4, dtype=torch.float32) ** 2 / 2)
+    g = torch.exp(-(torch.arange(-3, 4, dtype=torch.float32) ** 2) / 2)
     g = g / g.sum()
     assert torch.allclose(lp[4:11, 4:11], g[:, None] * g[None, :], atol=1e-6)

@@ -20,8 +20,17 @@ from srpipe.upscale.config import PRESETS, UpscaleConfig
 from srpipe.upscale.train import ema_update, lr_at, train
 
 # Smaller than the tiny preset: a few steps of each phase in well under a second each.
-TEST_SETS = ["data.hr_patch=32", "model.num_feat=8", "model.num_block=1", "model.num_grow_ch=8",
-             "model.d_features=8", "batch=2", "psnr.iters=4", "gan.iters=4", "data.val_fraction=0.25"]
+TEST_SETS = [
+    "data.hr_patch=32",
+    "model.num_feat=8",
+    "model.num_block=1",
+    "model.num_grow_ch=8",
+    "model.d_features=8",
+    "batch=2",
+    "psnr.iters=4",
+    "gan.iters=4",
+    "data.val_fraction=0.25",
+]
 
 
 def config(*extra: str) -> UpscaleConfig:
@@ -77,11 +86,23 @@ def test_both_phases_write_ema_weights_logs_and_samples(tmp_path, pairs):
     out = tmp_path / "run"
     result = train(config(), pairs=pairs, out_dir=out, run=run_opts(), val_every=2)
     assert set(result) == {"psnr", "gan"}
-    for f in ("config.json", "split.json", "best.json", "psnr.safetensors", "gan.safetensors", "log_psnr.csv", "log_gan.csv"):
+    for f in (
+        "config.json",
+        "split.json",
+        "best.json",
+        "psnr.safetensors",
+        "gan.safetensors",
+        "log_psnr.csv",
+        "log_gan.csv",
+    ):
         assert (out / f).is_file(), f
     assert json.loads((out / "config.json").read_text())["config"]["psnr"]["iters"] == 4
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
-        "gan_00000002.png", "gan_00000004.png", "psnr_00000002.png", "psnr_00000004.png"]
+        "gan_00000002.png",
+        "gan_00000004.png",
+        "psnr_00000002.png",
+        "psnr_00000004.png",
+    ]
     split = json.loads((out / "split.json").read_text())
     assert len(split["held_out"]) == 1 and len(split["train"]) == 3
 
@@ -171,21 +192,26 @@ def test_init_from_an_old_layout_pth(tmp_path, pairs):
     cfg = config("gan.lr_g=0", "gan.iters=2")  # lr 0: G (and so its EMA) must stay the init weights
     torch.manual_seed(5)
     start = RRDBNet(**cfg.generator_args()).state_dict()
-    old = {k.replace("conv_body", "trunk_conv").replace("conv_hr", "HRconv").replace("conv_up", "upconv"): v
-           for k, v in start.items()}
+    old = {
+        k.replace("conv_body", "trunk_conv").replace("conv_hr", "HRconv").replace("conv_up", "upconv"): v
+        for k, v in start.items()
+    }
     old = {(f"RRDB_trunk.{k[5:].replace('rdb', 'RDB')}" if k.startswith("body.") else k): v for k, v in old.items()}
     torch.save({"params_ema": old}, tmp_path / "published.pth")
-    out = train(cfg, pairs=pairs, out_dir=tmp_path / "run", run=run_opts(), phase="gan", init=tmp_path / "published.pth")
+    out = train(
+        cfg, pairs=pairs, out_dir=tmp_path / "run", run=run_opts(), phase="gan", init=tmp_path / "published.pth"
+    )
     w, _ = ckpt.load_weights(out["gan"])
     for k in start:  # (EMA arithmetic 0.9 a + 0.1 a rounds in the last bit)
         assert torch.allclose(w[k], start[k], rtol=1e-6, atol=1e-7), k
     assert json.loads((tmp_path / "run" / "config.json").read_text())["inputs"]["init"]["sha256"]
 
     wrong = RRDBNet(scale=4, num_feat=16, num_block=1, num_grow_ch=8)
-    interop.save_generator(tmp_path / "wide.safetensors", wrong.state_dict(),
-                           {**cfg.generator_args(), "num_feat": 16})
+    interop.save_generator(tmp_path / "wide.safetensors", wrong.state_dict(), {**cfg.generator_args(), "num_feat": 16})
     with pytest.raises(SrpipeError, match="num_feat 16 \\(config: 8\\)"):
-        train(cfg, pairs=pairs, out_dir=tmp_path / "run2", run=run_opts(), phase="gan", init=tmp_path / "wide.safetensors")
+        train(
+            cfg, pairs=pairs, out_dir=tmp_path / "run2", run=run_opts(), phase="gan", init=tmp_path / "wide.safetensors"
+        )
 
 
 def test_gan_phase_with_perceptual_frequency_separation_and_lpips(tmp_path, pairs, torch_home):
@@ -209,8 +235,15 @@ def test_x2_and_x3_pairs_train_a_network_of_that_scale(tmp_path, pairs, scale):
     (root / "hr").symlink_to(pairs / "hr")
     side = 48 // scale
     for p in (pairs / "hr").iterdir():
-        cv2.imwrite(str(root / "lr" / p.name), cv2.resize(cv2.imread(str(p)), (side, side), interpolation=cv2.INTER_AREA))
-    out = train(config(f"data.scale={scale}", "data.hr_patch=36", "psnr.iters=2", "gan.iters=0"), pairs=root,
-                out_dir=tmp_path / f"x{scale}", run=run_opts(), phase="psnr")
+        cv2.imwrite(
+            str(root / "lr" / p.name), cv2.resize(cv2.imread(str(p)), (side, side), interpolation=cv2.INTER_AREA)
+        )
+    out = train(
+        config(f"data.scale={scale}", "data.hr_patch=36", "psnr.iters=2", "gan.iters=0"),
+        pairs=root,
+        out_dir=tmp_path / f"x{scale}",
+        run=run_opts(),
+        phase="psnr",
+    )
     net, args, _ = interop.load_generator(out["psnr"])
     assert args["scale"] == scale and net(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8 * scale, 8 * scale)

@@ -33,7 +33,9 @@ class RunOptions:
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto picks CUDA when present
     log_every: int = 10  # steps between CSV log rows / progress loss refreshes
-    log: str = "auto"  # auto | csv | tensorboard | both: auto is both when tensorboard is installed (srpipe.engine.runlog)
+    log: str = (
+        "auto"  # auto | csv | tensorboard | both: auto is both when tensorboard is installed (srpipe.engine.runlog)
+    )
     sample_every: int = 0  # steps between sample grids (0: at the end only)
     ckpt_every: int = 0  # steps between checkpoints (0: choose from the run length)
     keep_ckpts: int = 2  # how many step checkpoints to keep
@@ -216,8 +218,14 @@ def read_toml(path: str | Path) -> dict:
         raise UsageError(f"cannot read config file {p}: {e.strerror or e}") from None
 
 
-def build_config(cls: type, *, preset: dict | None = None, toml: dict | None = None, sets: list[str] = (),
-                 overrides: dict | None = None) -> Any:
+def build_config(
+    cls: type,
+    *,
+    preset: dict | None = None,
+    toml: dict | None = None,
+    sets: list[str] = (),
+    overrides: dict | None = None,
+) -> Any:
     """Defaults < preset < TOML data < `--set` items < `overrides`; every layer checked for unknown keys and types.
 
     `overrides` is nested typed data like a TOML table (`{"data": {"scale": 2}}`): what a command's

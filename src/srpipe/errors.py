@@ -27,5 +27,8 @@ def first_line(e: BaseException, limit: int = 160) -> str:
 def write_failed(path, e: OSError, *, kept: str = "") -> str:
     """One line for a failed write: which file, why, what survived, and what to do."""
     reason = e.strerror or first_line(e)
-    return (f"cannot write {path}: {reason}; " + (f"{kept}; " if kept else "")
-            + "free disk space or make the folder writable, then rerun the same command")
+    return (
+        f"cannot write {path}: {reason}; "
+        + (f"{kept}; " if kept else "")
+        + "free disk space or make the folder writable, then rerun the same command"
+    )

@@ -50,8 +50,9 @@ def set_progress(factory: ProgressFactory | None) -> None:
     _factory = factory
 
 
-def progress(total: int, description: str, *, start: int = 0, transient: bool = False,
-             enabled: bool = True) -> Progress:
+def progress(
+    total: int, description: str, *, start: int = 0, transient: bool = False, enabled: bool = True
+) -> Progress:
     """A progress display for `total` steps of which `start` are done (nothing shown if `enabled` is false)."""
     if not enabled or _factory is None:
         return Progress()

@@ -81,14 +81,18 @@ def main(argv: list[str] | None = None) -> None:
         if _debug_requested(argv):
             console.err.print_exception()
         what = f" {e.filename}" if e.filename else ""
-        console.error(f"cannot access{what}: {e.strerror or first_line(e)}; free disk space or fix permissions, "
-                      "then rerun (runs resume from their last checkpoint; --debug shows the traceback)")
+        console.error(
+            f"cannot access{what}: {e.strerror or first_line(e)}; free disk space or fix permissions, "
+            "then rerun (runs resume from their last checkpoint; --debug shows the traceback)"
+        )
         sys.exit(1)
     except Exception as e:  # a bug: keep the traceback for the report, show one line
         if _debug_requested(argv):
             console.err.print_exception()
         else:
-            log = os.path.join(tempfile.gettempdir(), f"srpipe-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+            log = os.path.join(
+                tempfile.gettempdir(), f"srpipe-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            )
             try:
                 with open(log, "w") as fh:
                     fh.write(f"srpipe {__version__} {' '.join(argv)}\n")

@@ -10,21 +10,47 @@ from srpipe.degrade.config import PRESETS
 
 @click.command("degrade-train")
 @click.option("--hr", "hr_dir", required=True, type=click.Path(), help="Folder of clean high-resolution photos.")
-@click.option("--lr", "lr_dir", type=click.Path(), default=None,
-              help="Folder of real low-quality photos of the target domain (not needed with --same-domain).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder (resumed if it exists).")
+@click.option(
+    "--lr",
+    "lr_dir",
+    type=click.Path(),
+    default=None,
+    help="Folder of real low-quality photos of the target domain (not needed with --same-domain).",
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder (resumed if it exists)."
+)
 @click.option("--scale", type=int, default=None, help="Downscaling factor: 2, 3 or 4 (default: from the preset, 4).")
 @click.option("--iters", type=int, default=None, help="Training steps (default: from the preset).")
-@click.option("--same-domain", is_flag=True, default=None,
-              help="Official DSGAN mode: real samples are native-resolution crops of the HR folder.")
+@click.option(
+    "--same-domain",
+    is_flag=True,
+    default=None,
+    help="Official DSGAN mode: real samples are native-resolution crops of the HR folder.",
+)
 @click.option("--restart", is_flag=True, help="Start over in OUT even if it holds a run with another config.")
 @click.option("--ckpt-every", type=int, default=0, help="Steps between checkpoints (0: about ten per run).")
 @click.option("--sample-every", type=int, default=0, help="Steps between sample grids (0: at the end).")
 @config_options(PRESETS)
 @run_options
 @speed_options
-def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, ckpt_every, sample_every,
-                  preset, config_file, sets, device, weights_dir, speed):
+def degrade_train(
+    hr_dir,
+    lr_dir,
+    out_dir,
+    scale,
+    iters,
+    same_domain,
+    restart,
+    ckpt_every,
+    sample_every,
+    preset,
+    config_file,
+    sets,
+    device,
+    weights_dir,
+    speed,
+):
     """Learn the degradation of the real-LR domain (DSGAN) from two unpaired folders.
 
     Several GPUs: torchrun --nproc-per-node N -m srpipe degrade-train ... (DDP; optim.batch is global).
@@ -32,12 +58,24 @@ def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, c
     from srpipe.config import RunOptions
     from srpipe.degrade.config import DegradeConfig
 
-    cfg = build(DegradeConfig, PRESETS, preset, config_file, sets,
-                {"data.scale": scale, "optim.iters": iters, "data.same_domain": same_domain})
+    cfg = build(
+        DegradeConfig,
+        PRESETS,
+        preset,
+        config_file,
+        sets,
+        {"data.scale": scale, "optim.iters": iters, "data.same_domain": same_domain},
+    )
     if lr_dir is None and not cfg.data.same_domain:
         raise click.UsageError("--lr DIR is required (or pass --same-domain to use crops of --hr as real samples)")
-    run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, sample_every=sample_every,
-                     weights_dir=weights_dir or "", **speed)
+    run = RunOptions(
+        device=device,
+        restart=restart,
+        ckpt_every=ckpt_every,
+        sample_every=sample_every,
+        weights_dir=weights_dir or "",
+        **speed,
+    )
     from srpipe.cli.console import out
     from srpipe.degrade.train import train
 
@@ -48,31 +86,74 @@ def degrade_train(hr_dir, lr_dir, out_dir, scale, iters, same_domain, restart, c
 @click.command("make-pairs")
 @click.option("--model", required=True, type=click.Path(), help="degrade-train run folder or generator.safetensors.")
 @click.option("--hr", "hr_dir", required=True, type=click.Path(), help="Folder of HR images to pair.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Writes OUT/hr, OUT/lr, OUT/pairs.json.")
-@click.option("--cleanup-factor", type=int, default=1, show_default=True,
-              help="TDSR: first clean HR by a bicubic downscale of this factor (1 = SDSR, HR kept).")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Writes OUT/hr, OUT/lr, OUT/pairs.json."
+)
+@click.option(
+    "--cleanup-factor",
+    type=int,
+    default=1,
+    show_default=True,
+    help="TDSR: first clean HR by a bicubic downscale of this factor (1 = SDSR, HR kept).",
+)
 @click.option("--tile", type=int, default=512, show_default=True, help="Tile size in LR pixels for large images.")
-@click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
-              help="auto: fp16 on GPU (a tile batch with non-finite output reruns in fp32), fp32 on CPU.")
-@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Tiles per forward pass (0: auto, several on a GPU, 1 on the CPU).")
-@click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
-              help="torch.compile the generator (pays off on large folders on a GPU).")
-@click.option("--jpeg", "jpeg", default="auto", show_default=True,
-              help="JPEG stage after the generator: auto (qualities estimated from the real LR by degrade-train), "
-                   "off, a quality Q (1-100), or QMIN:QMAX (uniform per image).")
-@click.option("--jpeg-seed", type=int, default=0, show_default=True,
-              help="Seed of the per-image quality draw (with the image name; order-independent).")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp16", "bf16", "fp32"]),
+    default="auto",
+    show_default=True,
+    help="auto: fp16 on GPU (a tile batch with non-finite output reruns in fp32), fp32 on CPU.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Tiles per forward pass (0: auto, several on a GPU, 1 on the CPU).",
+)
+@click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=False,
+    show_default=True,
+    help="torch.compile the generator (pays off on large folders on a GPU).",
+)
+@click.option(
+    "--jpeg",
+    "jpeg",
+    default="auto",
+    show_default=True,
+    help="JPEG stage after the generator: auto (qualities estimated from the real LR by degrade-train), "
+    "off, a quality Q (1-100), or QMIN:QMAX (uniform per image).",
+)
+@click.option(
+    "--jpeg-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the per-image quality draw (with the image name; order-independent).",
+)
 @run_options
-def make_pairs(model, hr_dir, out_dir, cleanup_factor, tile, precision, batch, compile_, jpeg, jpeg_seed, device,
-               weights_dir):
+def make_pairs(
+    model, hr_dir, out_dir, cleanup_factor, tile, precision, batch, compile_, jpeg, jpeg_seed, device, weights_dir
+):
     """Turn an HR folder into realistic LR/HR pairs with a trained degradation generator."""
     from srpipe.cli.console import out
     from srpipe.degrade.pairs import make_pairs as run_make_pairs
     from srpipe.io.jpeg import parse_jpeg
 
     spec = parse_jpeg(jpeg)  # a usage error (exit 2) before the model is loaded
-    manifest = run_make_pairs(model=model, hr_dir=hr_dir, out_dir=out_dir, cleanup_factor=cleanup_factor,
-                              tile=tile, device=device, precision=precision, batch=batch, compile=compile_,
-                              jpeg=spec, jpeg_seed=jpeg_seed)
+    manifest = run_make_pairs(
+        model=model,
+        hr_dir=hr_dir,
+        out_dir=out_dir,
+        cleanup_factor=cleanup_factor,
+        tile=tile,
+        device=device,
+        precision=precision,
+        batch=batch,
+        compile=compile_,
+        jpeg=spec,
+        jpeg_seed=jpeg_seed,
+    )
     out.print(f"{len(manifest['pairs'])} pairs (x{manifest['scale']}) in {out_dir}")

@@ -13,12 +13,27 @@ def config_options(presets: dict[str, dict]):
     """--preset (one of the stage's `presets`), --config FILE.toml, --set a.b=v (repeatable)."""
 
     def decorate(f):
-        @click.option("--preset", type=click.Choice(list(presets)), default="paper", show_default=True,
-                      help="Recipe to start from: the published one, or a minutes-on-a-CPU one.")
-        @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                      help="TOML file overriding preset values.")
-        @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                      help="Override one value, e.g. --set optim.lr=1e-4 (repeatable).")
+        @click.option(
+            "--preset",
+            type=click.Choice(list(presets)),
+            default="paper",
+            show_default=True,
+            help="Recipe to start from: the published one, or a minutes-on-a-CPU one.",
+        )
+        @click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="TOML file overriding preset values.",
+        )
+        @click.option(
+            "--set",
+            "sets",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override one value, e.g. --set optim.lr=1e-4 (repeatable).",
+        )
         @functools.wraps(f)
         def wrapper(*args, **kwargs):
             return f(*args, **kwargs)
@@ -32,8 +47,13 @@ def run_options(f):
     """--device and --weights-dir, which change how but not what is computed."""
 
     @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-    @click.option("--weights-dir", type=click.Path(file_okay=False), default=None, envvar="SRPIPE_WEIGHTS_DIR",
-                  help="Folder searched first for pretrained backbone files (VGG19, AlexNet, Inception).")
+    @click.option(
+        "--weights-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        envvar="SRPIPE_WEIGHTS_DIR",
+        help="Folder searched first for pretrained backbone files (VGG19, AlexNet, Inception).",
+    )
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         return f(*args, **kwargs)
@@ -45,28 +65,72 @@ def speed_options(f):
     """Training speed switches, passed on as one `speed` dict of RunOptions fields."""
 
     # The library checks the value (accel.Speed.resolve), for the CLI and for callers alike.
-    @click.option("--precision", default="auto", show_default=True, metavar=f"[{'|'.join(TRAIN_PRECISIONS)}]",
-                  help="auto: bf16 autocast on CUDA (losses, EMA and optimizer state stay fp32), fp32 on the CPU.")
-    @click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-                  help="NHWC memory format for the networks (auto: on for CUDA).")
-    @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
-                  help="torch.compile the networks: minutes of compiling first, faster steps after (long GPU runs).")
-    @click.option("--data-on", "data_placement", type=click.Choice(["auto", "device", "pinned", "mapped"]), default="auto",
-                  show_default=True, help="Where the uint8 training images live (auto: GPU memory when they fit).")
-    @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
-                  help="Steps between loss reads (the only host syncs of the loop), log rows and progress updates.")
-    @click.option("--log", "log", type=click.Choice(["auto", "csv", "tensorboard", "both"]), default="auto",
-                  show_default=True, help="Training log: CSV, TensorBoard events (RUN/tb), or both "
-                                          "(auto: both when tensorboard is installed, CSV otherwise).")
-    @click.option("--max-bad-steps", type=click.IntRange(min=1), default=20, show_default=True,
-                  help="Stop after this many steps in a row with a non-finite loss (each one's update is skipped).")
+    @click.option(
+        "--precision",
+        default="auto",
+        show_default=True,
+        metavar=f"[{'|'.join(TRAIN_PRECISIONS)}]",
+        help="auto: bf16 autocast on CUDA (losses, EMA and optimizer state stay fp32), fp32 on the CPU.",
+    )
+    @click.option(
+        "--channels-last",
+        type=click.Choice(["auto", "on", "off"]),
+        default="auto",
+        show_default=True,
+        help="NHWC memory format for the networks (auto: on for CUDA).",
+    )
+    @click.option(
+        "--compile/--no-compile",
+        "compile_",
+        default=False,
+        show_default=True,
+        help="torch.compile the networks: minutes of compiling first, faster steps after (long GPU runs).",
+    )
+    @click.option(
+        "--data-on",
+        "data_placement",
+        type=click.Choice(["auto", "device", "pinned", "mapped"]),
+        default="auto",
+        show_default=True,
+        help="Where the uint8 training images live (auto: GPU memory when they fit).",
+    )
+    @click.option(
+        "--log-every",
+        type=click.IntRange(min=1),
+        default=10,
+        show_default=True,
+        help="Steps between loss reads (the only host syncs of the loop), log rows and progress updates.",
+    )
+    @click.option(
+        "--log",
+        "log",
+        type=click.Choice(["auto", "csv", "tensorboard", "both"]),
+        default="auto",
+        show_default=True,
+        help="Training log: CSV, TensorBoard events (RUN/tb), or both "
+        "(auto: both when tensorboard is installed, CSV otherwise).",
+    )
+    @click.option(
+        "--max-bad-steps",
+        type=click.IntRange(min=1),
+        default=20,
+        show_default=True,
+        help="Stop after this many steps in a row with a non-finite loss (each one's update is skipped).",
+    )
     @functools.wraps(f)
     def wrapper(*args, precision, channels_last, compile_, data_placement, log_every, log, max_bad_steps, **kwargs):
         from srpipe.engine.runlog import log_targets
 
         log_targets(log)  # --log tensorboard without the package: fail before any work
-        speed = {"precision": precision, "channels_last": channels_last, "compile": compile_,
-                 "data_placement": data_placement, "log_every": log_every, "log": log, "max_bad_steps": max_bad_steps}
+        speed = {
+            "precision": precision,
+            "channels_last": channels_last,
+            "compile": compile_,
+            "data_placement": data_placement,
+            "log_every": log_every,
+            "log": log,
+            "max_bad_steps": max_bad_steps,
+        }
         return f(*args, speed=speed, **kwargs)
 
     return wrapper

@@ -13,19 +13,31 @@ def _run_dir(pipeline: str, out: str | None) -> Path:
     return Path(out) if out else Path("runs") / Path(pipeline).stem
 
 
-cache_option = click.option("--cache", type=click.Path(file_okay=False), default=None, envvar="SRPIPE_CACHE",
-                            help="Stage cache folder (default .srpipe/cache, or $SRPIPE_CACHE).")
+cache_option = click.option(
+    "--cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="SRPIPE_CACHE",
+    help="Stage cache folder (default .srpipe/cache, or $SRPIPE_CACHE).",
+)
 
 
 @click.command("run")
 @click.argument("pipeline", type=click.Path(dir_okay=False), default=DEFAULT_PIPELINE)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<pipeline name>).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<pipeline name>)."
+)
 @cache_option
 @click.option("--force", multiple=True, metavar="STAGE", help="Rerun STAGE even if cached (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would run, run nothing.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--weights-dir", type=click.Path(file_okay=False), default=None, envvar="SRPIPE_WEIGHTS_DIR",
-              help="Folder searched first for pretrained backbone files.")
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="SRPIPE_WEIGHTS_DIR",
+    help="Folder searched first for pretrained backbone files.",
+)
 def run_cmd(pipeline, out, cache, force, dry_run, device, weights_dir):
     """Run every stage of PIPELINE.toml that is not already cached."""
     from rich.table import Table
@@ -37,8 +49,14 @@ def run_cmd(pipeline, out, cache, force, dry_run, device, weights_dir):
 
     p = load_pipeline(pipeline)
     run_dir = _run_dir(pipeline, out)
-    rows = run_pipeline(p, run_dir=run_dir, cache=cache, run=RunOptions(device=device, weights_dir=weights_dir or ""),
-                        force=tuple(force), dry_run=dry_run)
+    rows = run_pipeline(
+        p,
+        run_dir=run_dir,
+        cache=cache,
+        run=RunOptions(device=device, weights_dir=weights_dir or ""),
+        force=tuple(force),
+        dry_run=dry_run,
+    )
     t = Table(title=f"srpipe run {pipeline}" + (" (dry run)" if dry_run else ""))
     for col in ("stage", "key", "action", "seconds", "note"):
         t.add_column(col)
@@ -51,10 +69,17 @@ def run_cmd(pipeline, out, cache, force, dry_run, device, weights_dir):
 
 @click.command("status")
 @click.argument("pipeline", type=click.Path(dir_okay=False), default=DEFAULT_PIPELINE)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<pipeline name>).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<pipeline name>)."
+)
 @cache_option
-@click.option("--weights-dir", type=click.Path(file_okay=False), default=None, envvar="SRPIPE_WEIGHTS_DIR",
-              help="Folder searched first for pretrained backbone files (their identity is part of stage keys).")
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="SRPIPE_WEIGHTS_DIR",
+    help="Folder searched first for pretrained backbone files (their identity is part of stage keys).",
+)
 def status_cmd(pipeline, out, cache, weights_dir):
     """Show each stage as fresh, stale (with the reason) or missing."""
     from rich.table import Table
@@ -79,8 +104,13 @@ def status_cmd(pipeline, out, cache, weights_dir):
 @click.argument("pipelines", nargs=-1, type=click.Path(dir_okay=False))
 @cache_option
 @click.option("--dry-run", is_flag=True, help="List what would be removed.")
-@click.option("--weights-dir", type=click.Path(file_okay=False), default=None, envvar="SRPIPE_WEIGHTS_DIR",
-              help="Folder searched first for pretrained backbone files (their identity is part of stage keys).")
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="SRPIPE_WEIGHTS_DIR",
+    help="Folder searched first for pretrained backbone files (their identity is part of stage keys).",
+)
 def gc_cmd(pipelines, cache, dry_run, weights_dir):
     """Delete cached stage outputs that no known pipeline file refers to."""
     from srpipe.cli.console import out as stdout
@@ -90,7 +120,9 @@ def gc_cmd(pipelines, cache, dry_run, weights_dir):
     removed = gc(cache, [load_pipeline(p) for p in pipelines], dry_run=dry_run, weights_dir=weights_dir or "")
     for f in removed:
         stdout.print(f"{'would remove' if dry_run else 'removed'} {f}")
-    stdout.print(f"{len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} {'to remove' if dry_run else 'removed'}")
+    stdout.print(
+        f"{len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} {'to remove' if dry_run else 'removed'}"
+    )
 
 
 @click.command("report")

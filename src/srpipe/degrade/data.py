@@ -54,8 +54,16 @@ def load_folder(folder: str | Path, *, min_size: int, what: str, warn=print) -> 
     return ImageSet(images, kept)
 
 
-def random_crops(images: list[torch.Tensor], n: int, size: int, gen: torch.Generator, *,
-                 flips: bool = False, rotations: bool = False, multiple: int = 1) -> torch.Tensor:
+def random_crops(
+    images: list[torch.Tensor],
+    n: int,
+    size: int,
+    gen: torch.Generator,
+    *,
+    flips: bool = False,
+    rotations: bool = False,
+    multiple: int = 1,
+) -> torch.Tensor:
     """`n` random `size` x `size` crops as a float (n, 3, size, size) batch in [0, 1], sample by sample.
 
     The per-sample reference of what training does in one gather (`srpipe.engine.augment.ImageBank`): the

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from srpipe.io.jpeg import BASE_CHROMA, BASE_LUMA
 
+
 def quant_tables(quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """IJG quality (B,) in 1..100 -> luminance and chrominance tables (B, 8, 8), as libjpeg scales them."""
     q = quality.double().clamp(1, 100)

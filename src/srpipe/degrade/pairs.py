@@ -52,8 +52,17 @@ def load_generator(model: str | Path, device: torch.device | str = "cpu") -> tup
     return G.to(device), header, path
 
 
-def degrade_image(G: DSGANGenerator, hr: torch.Tensor, scale: int, *, tile: int = 512, device="cpu",
-                  autocast: torch.dtype | None = None, batch: int = 1, noise_seed: int = 0) -> torch.Tensor:
+def degrade_image(
+    G: DSGANGenerator,
+    hr: torch.Tensor,
+    scale: int,
+    *,
+    tile: int = 512,
+    device="cpu",
+    autocast: torch.dtype | None = None,
+    batch: int = 1,
+    noise_seed: int = 0,
+) -> torch.Tensor:
     """Realistic LR (3, H/scale, W/scale) of a mod-cropped HR (3, H, W) in [0, 1]; tiled on `device`.
 
     `autocast` (fp16/bf16) runs G in that precision; a batch of tiles with non-finite output is rerun
@@ -74,8 +83,17 @@ def degrade_image(G: DSGANGenerator, hr: torch.Tensor, scale: int, *, tile: int 
     pad = G.receptive_radius
     fn, fallback = inference.autocast_fns(net, autocast, device)
     b = batch or auto_batch(device, tile + 2 * pad)
-    return tiled_apply(x, fn, scale=1, tile=tile, pad=pad, device=device, batch=b,
-                       channels_last=device.type == "cuda", fallback=fallback).clamp_(0, 1)
+    return tiled_apply(
+        x,
+        fn,
+        scale=1,
+        tile=tile,
+        pad=pad,
+        device=device,
+        batch=b,
+        channels_last=device.type == "cuda",
+        fallback=fallback,
+    ).clamp_(0, 1)
 
 
 def noise_seed(name: str) -> int:
@@ -94,14 +112,27 @@ def model_jpeg_estimate(header: dict, gpath: Path) -> jpg.JpegEstimate | None:
         try:
             return jpg.JpegEstimate.from_json(json.loads(side.read_text()))
         except (OSError, json.JSONDecodeError) as e:
-            raise SrpipeError(f"{side} is unreadable ({first_line(e)}); delete it or pass --jpeg off|Q|QMIN:QMAX") from None
+            raise SrpipeError(
+                f"{side} is unreadable ({first_line(e)}); delete it or pass --jpeg off|Q|QMIN:QMAX"
+            ) from None
     return None
 
 
 @torch.no_grad()
-def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 512, device: str = "auto",
-               precision: str = "auto", batch: int = 0, compile: bool = False, jpeg: str = "auto",
-               jpeg_seed: int = 0) -> dict:
+def make_pairs(
+    *,
+    model,
+    hr_dir,
+    out_dir,
+    cleanup_factor: int = 1,
+    tile: int = 512,
+    device: str = "auto",
+    precision: str = "auto",
+    batch: int = 0,
+    compile: bool = False,
+    jpeg: str = "auto",
+    jpeg_seed: int = 0,
+) -> dict:
     """Write OUT/hr/NAME.png, OUT/lr/NAME.png and OUT/pairs.json; returns the pairs.json content.
 
     `jpeg` auto|off|Q|QMIN:QMAX (a string or `srpipe.io.jpeg.JpegSpec`) and `jpeg_seed`: the JPEG
@@ -114,15 +145,39 @@ def make_pairs(*, model, hr_dir, out_dir, cleanup_factor: int = 1, tile: int = 5
     world, dev = distributed.init(device)
     try:
         with distributed.Share(world) as share:
-            return _make_pairs(share, dev, model=model, hr_dir=hr_dir, out_dir=out_dir, cleanup_factor=cleanup_factor,
-                               tile=tile, precision=precision, batch=batch, compile=compile, jpeg=jpeg,
-                               jpeg_seed=jpeg_seed)
+            return _make_pairs(
+                share,
+                dev,
+                model=model,
+                hr_dir=hr_dir,
+                out_dir=out_dir,
+                cleanup_factor=cleanup_factor,
+                tile=tile,
+                precision=precision,
+                batch=batch,
+                compile=compile,
+                jpeg=jpeg,
+                jpeg_seed=jpeg_seed,
+            )
     finally:
         world.close()
 
 
-def _make_pairs(share: distributed.Share, dev: torch.device, *, model, hr_dir, out_dir, cleanup_factor: int,
-                tile: int, precision: str, batch: int, compile: bool, jpeg, jpeg_seed: int) -> dict:
+def _make_pairs(
+    share: distributed.Share,
+    dev: torch.device,
+    *,
+    model,
+    hr_dir,
+    out_dir,
+    cleanup_factor: int,
+    tile: int,
+    precision: str,
+    batch: int,
+    compile: bool,
+    jpeg,
+    jpeg_seed: int,
+) -> dict:
     autocast = inference.autocast_dtype(precision, dev)
     if cleanup_factor < 1:
         raise SrpipeError(f"--cleanup-factor must be >= 1, got {cleanup_factor}")
@@ -132,8 +187,10 @@ def _make_pairs(share: distributed.Share, dev: torch.device, *, model, hr_dir, o
     G, header, gpath = load_generator(model, dev)
     estimate = model_jpeg_estimate(header, gpath) if spec.mode == "auto" else None
     if spec.mode == "auto" and estimate is None:
-        warn(f"--jpeg auto: {gpath} has no JPEG estimate (a model from before degrade-train stored one): "
-             "no JPEG stage; pass --jpeg Q or QMIN:QMAX to add one")
+        warn(
+            f"--jpeg auto: {gpath} has no JPEG estimate (a model from before degrade-train stored one): "
+            "no JPEG stage; pass --jpeg Q or QMIN:QMAX to add one"
+        )
     if dev.type == "cuda":
         G = G.to(memory_format=torch.channels_last)
     run_g = torch.compile(G) if compile else G
@@ -142,15 +199,19 @@ def _make_pairs(share: distributed.Share, dev: torch.device, *, model, hr_dir, o
     except (TypeError, ValueError):
         scale = 0
     if scale not in (2, 3, 4):
-        raise SrpipeError(f"{gpath}: its header gives scale {header.get('scale')!r}, not 2, 3 or 4; "
-                          "the file is damaged or was not written by degrade-train")
+        raise SrpipeError(
+            f"{gpath}: its header gives scale {header.get('scale')!r}, not 2, 3 or 4; "
+            "the file is damaged or was not written by degrade-train"
+        )
     paths = list_images(hr_dir)
     if not paths:
         raise SrpipeError(f"HR folder {hr_dir} contains no images (png, jpg, webp, tif, bmp)")
     stems: dict[str, Path] = {}
     for p in paths:
         if p.stem in stems:
-            raise SrpipeError(f"{p.name} and {stems[p.stem].name} in {hr_dir} would both be written as {p.stem}.png; rename one")
+            raise SrpipeError(
+                f"{p.name} and {stems[p.stem].name} in {hr_dir} would both be written as {p.stem}.png; rename one"
+            )
         stems[p.stem] = p
 
     out = Path(out_dir)
@@ -174,24 +235,35 @@ def _make_pairs(share: distributed.Share, dev: torch.device, *, model, hr_dir, o
         if min(hr.shape[-2:]) < scale:
             skipped.append(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
             continue
-        lr = degrade_image(run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch,
-                           noise_seed=noise_seed(p.stem))
+        lr = degrade_image(
+            run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch, noise_seed=noise_seed(p.stem)
+        )
         q = jpg.draw_quality(spec, estimate, jpg.image_rng(p.stem, jpeg_seed))
         qualities[p.stem] = q
         if q is not None:
             lr = jpg.jpeg_compress(lr, q)
         write_png(out / "hr" / f"{p.stem}.png", hr)
         write_png(out / "lr" / f"{p.stem}.png", lr)
-        pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name,
-                      "hr_size": [hr.shape[2], hr.shape[1]]})
+        pairs.append(
+            {
+                "name": p.stem,
+                "hr": f"hr/{p.stem}.png",
+                "lr": f"lr/{p.stem}.png",
+                "source": p.name,
+                "hr_size": [hr.shape[2], hr.shape[1]],
+            }
+        )
     # every rank's, once all have finished, in the files' order
     pairs, skipped, drawn = share.merge(pairs, skipped, list(qualities.items()))
     order = {p.stem: i for i, p in enumerate(paths)}
     pairs.sort(key=lambda e: order[e["name"]])
     qualities = dict(sorted(drawn, key=lambda nq: order[nq[0]]))
     if not pairs:  # one line that says why each file was left out, instead of a warning and an error
-        raise SrpipeError(f"no usable image in {hr_dir}, nothing written: " + "; ".join(skipped[:5])
-                          + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
+        raise SrpipeError(
+            f"no usable image in {hr_dir}, nothing written: "
+            + "; ".join(skipped[:5])
+            + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        )
     used = [q for n, q in qualities.items() if q is not None]
     if spec.mode != "off":
         info(f"JPEG stage ({spec}): {len(used)}/{len(qualities)} LR image(s) compressed, quality {jpg.summarize(used)}")
@@ -203,9 +275,12 @@ def _make_pairs(share: distributed.Share, dev: torch.device, *, model, hr_dir, o
         "mode": mode,
         "cleanup_factor": cleanup_factor,
         "generator": {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")},
-        "jpeg": {"spec": spec.to_json(), "seed": jpeg_seed,
-                 "estimate": estimate.to_json() if estimate is not None else None,
-                 "qualities": {n: q for n, q in qualities.items() if n in {pp["name"] for pp in pairs}}},
+        "jpeg": {
+            "spec": spec.to_json(),
+            "seed": jpeg_seed,
+            "estimate": estimate.to_json() if estimate is not None else None,
+            "qualities": {n: q for n, q in qualities.items() if n in {pp["name"] for pp in pairs}},
+        },
         "srpipe": __version__,
     }
     if share.main:

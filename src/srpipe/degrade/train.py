@@ -54,17 +54,19 @@ def judge(D, real, fake, L, *, speed: Speed, need_real: bool = True) -> tuple[to
     `loss.d_batch = "joint"` runs both kinds as one batch, so batch norm normalises them together;
     "separate" (official) runs two batches, and skips the real one when `need_real` is false.
     """
+
     def hp(t):
         return losses.d_input(t, kernel=L.kernel, kind=L.filter, gain=L.hp_gain)
 
     if L.d_batch == "joint":
         logits = speed.run(D, torch.cat([hp(real), hp(fake)]))
-        return logits[: len(real)], logits[len(real):]
+        return logits[: len(real)], logits[len(real) :]
     return (speed.run(D, hp(real)) if need_real else None), speed.run(D, hp(fake))
 
 
-def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
-           jpeg_q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def d_step(
+    G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard, jpeg_q: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """One discriminator update: real-LR high-passes -> 1, synthetic high-passes -> 0.
 
     Networks run under `speed` (bf16 autocast on CUDA); the losses are fp32. A non-finite loss skips
@@ -82,8 +84,19 @@ def d_step(G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: Ste
     return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
 
-def g_step(G, D, opt_g, x, real, perceptual, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard,
-           jpeg_q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def g_step(
+    G,
+    D,
+    opt_g,
+    x,
+    real,
+    perceptual,
+    cfg: DegradeConfig,
+    *,
+    speed: Speed,
+    guard: StepGuard,
+    jpeg_q: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """One generator update: colour (low-pass L1) + adversarial (high-pass D) + perceptual.
 
     The adversarial term uses the discriminator *after* this step's update. The official code
@@ -167,16 +180,27 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
 
     out = Path(out_dir)
     if world.main:
-        out = open_run(out_dir, record, restart=run.restart, identity=run.resume_identity or None,
-                       clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json"))
-        write_json(out / "split.json", {"train": [p.name for p in real_set.paths],
-                                        "held_out": [real_all.paths[i].name for i in val_idx]})
+        out = open_run(
+            out_dir,
+            record,
+            restart=run.restart,
+            identity=run.resume_identity or None,
+            clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json"),
+        )
+        write_json(
+            out / "split.json",
+            {"train": [p.name for p in real_set.paths], "held_out": [real_all.paths[i].name for i in val_idx]},
+        )
     world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
 
     torch.manual_seed(cfg.seed)
     M = cfg.model
-    g_args = {"features": M.features, "res_blocks": M.res_blocks, "noise_channels": M.noise_channels,
-              "residual": M.residual}
+    g_args = {
+        "features": M.features,
+        "res_blocks": M.res_blocks,
+        "noise_channels": M.noise_channels,
+        "residual": M.residual,
+    }
     d_args = {"features": cfg.model.d_features}
     G = DSGANGenerator(**g_args)
     D = DSGANDiscriminator(**d_args)
@@ -188,9 +212,13 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     opt_d = accel.adam(D.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), device=device)
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
 
-    state = Checkpoint(out / "ckpt", {"generator": (G, "DSGANGenerator", g_args),
-                                      "discriminator": (D, "DSGANDiscriminator", d_args)},
-                       {"opt_g": opt_g, "opt_d": opt_d}, gen, keep=run.keep_ckpts)
+    state = Checkpoint(
+        out / "ckpt",
+        {"generator": (G, "DSGANGenerator", g_args), "discriminator": (D, "DSGANDiscriminator", d_args)},
+        {"opt_g": opt_g, "opt_d": opt_d},
+        gen,
+        keep=run.keep_ckpts,
+    )
     start = resume(state, str(out), optim.iters)
 
     # Fixed crops for sample grids, so grids from different steps compare like with like.
@@ -216,8 +244,10 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
     # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
     G_train, D_train = speed.compiled(world.wrap(G)), speed.compiled(world.wrap(D))
     D_frozen = D_train if world.size == 1 else speed.compiled(D)
-    info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
-         f"images in {hr_bank.placement} memory")
+    info(
+        f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
+        f"images in {hr_bank.placement} memory"
+    )
 
     def train_step(step: int, guard: StepGuard) -> tuple[float, dict[str, torch.Tensor]]:
         lr = lr_at(step - 1, optim)
@@ -225,38 +255,65 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
             for group in opt.param_groups:
                 group["lr"] = lr
         # Every rank draws the global batch (same stream) and gathers its own rows on the device.
-        d_hr = augment.draw(gen, hr_bank.sizes, optim.batch, D_.hr_crop, multiple=D_.scale,
-                            flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
-        d_real = augment.draw(gen, real_bank.sizes, optim.batch, D_.lr_crop,
-                              flips=D_.flips, rotations=D_.rotations).slice(rows.start, rows.stop)
+        d_hr = augment.draw(
+            gen, hr_bank.sizes, optim.batch, D_.hr_crop, multiple=D_.scale, flips=D_.flips, rotations=D_.rotations
+        ).slice(rows.start, rows.stop)
+        d_real = augment.draw(
+            gen, real_bank.sizes, optim.batch, D_.lr_crop, flips=D_.flips, rotations=D_.rotations
+        ).slice(rows.start, rows.stop)
         hr = augment.to_float(hr_bank.crops(d_hr, D_.hr_crop, channels_last=speed.channels_last))
         real = augment.to_float(real_bank.crops(d_real, D_.lr_crop, channels_last=speed.channels_last))
         x = bicubic_down(hr, D_.scale)
         jpeg_q = None
         if jpeg_pool is not None:  # per-step seed: the same draws after a resume, no state to save
             q_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            picks = torch.randint(len(jpeg_pool), (optim.batch,), generator=q_gen)[rows.start:rows.stop]
+            picks = torch.randint(len(jpeg_pool), (optim.batch,), generator=q_gen)[rows.start : rows.stop]
             jpeg_q = jpeg_pool[picks].to(device)
         d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
-        g_losses = g_step(G_train, D_frozen, opt_g, x, real, perceptual, cfg, speed=speed, guard=guard,
-                          jpeg_q=jpeg_q)
+        g_losses = g_step(G_train, D_frozen, opt_g, x, real, perceptual, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
         return lr, {**d_losses, **g_losses}
 
     def after_step(step: int) -> None:
         if run.sample_every and step % run.sample_every == 0:
             write_samples(step)
 
-    log = RunLog(out, "log.csv", ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
-                 resume_step=start, mode=run.log, config=record) if world.main else None
+    log = (
+        RunLog(
+            out,
+            "log.csv",
+            ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
+            resume_step=start,
+            mode=run.log,
+            config=record,
+        )
+        if world.main
+        else None
+    )
     phase = PhaseInfo("degrade-train", shown={k: k for k in ("d_real", "d_fake", "color", "g_total")})
     t0 = time.time()
-    run_steps(train_step, phase=phase, iters=optim.iters, start=start, state=state, world=world, device=device, run=run,
-              log=log, guarded=[D], after_step=after_step)
+    run_steps(
+        train_step,
+        phase=phase,
+        iters=optim.iters,
+        start=start,
+        state=state,
+        world=world,
+        device=device,
+        run=run,
+        log=log,
+        guarded=[D],
+        after_step=after_step,
+    )
     write_samples(optim.iters)
     G.eval()
     if world.main:
-        meta = {"stage": "degrade-train", "scale": D_.scale, "config": to_dict(cfg), "active_losses": active,
-                "jpeg": jpeg_est.to_json()}
+        meta = {
+            "stage": "degrade-train",
+            "scale": D_.scale,
+            "config": to_dict(cfg),
+            "active_losses": active,
+            "jpeg": jpeg_est.to_json(),
+        }
         write_json(out / "jpeg.json", jpeg_est.to_json())
         ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
         info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
@@ -293,7 +350,9 @@ MAX_REALISM_IMAGES = 16  # HR images degraded for the end-of-run realism table (
 
 
 @torch.no_grad()
-def realism_check(G, hr_set: ImageSet, held_out: list[torch.Tensor], scale: int, out: Path, run: RunOptions, device) -> dict:
+def realism_check(
+    G, hr_set: ImageSet, held_out: list[torch.Tensor], scale: int, out: Path, run: RunOptions, device
+) -> dict:
     """Compare the held-out real LR with G's LR and with bicubic LR of the same HR images.
 
     Writes `degradation.json` next to the generator and prints whether G got closer than bicubic.

@@ -48,8 +48,10 @@ class Speed:
         """`run.precision` auto|bf16|fp32, `run.channels_last` auto|on|off, `run.compile` bool."""
         cuda = device.type == "cuda"
         if run.precision not in TRAIN_PRECISIONS:
-            raise SrpipeError(f"--precision {run.precision!r}: training takes "
-                              f"{', '.join(TRAIN_PRECISIONS[:-1])} or {TRAIN_PRECISIONS[-1]}")
+            raise SrpipeError(
+                f"--precision {run.precision!r}: training takes "
+                f"{', '.join(TRAIN_PRECISIONS[:-1])} or {TRAIN_PRECISIONS[-1]}"
+            )
         if run.precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
             raise SrpipeError("--precision bf16: this GPU has no bf16 support; use --precision fp32")
         bf16 = run.precision == "bf16" or (run.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
@@ -202,8 +204,10 @@ class LossMeter:
         the global batch), and so are the `extra` 0-dim tensors, which come back in the same transfer.
         """
         size = 1 if world is None else world.size
-        packed = torch.cat([self._sum, self._count, self._skipped.reshape(1).float()]
-                           + [e.detach().float().reshape(1).to(self._sum.device) for e in extra])
+        packed = torch.cat(
+            [self._sum, self._count, self._skipped.reshape(1).float()]
+            + [e.detach().float().reshape(1).to(self._sum.device) for e in extra]
+        )
         if world is not None:
             world.sum_(packed)
         host = packed.tolist()  # the one host sync of a logging interval
@@ -211,4 +215,4 @@ class LossMeter:
         means = {k: (host[i] / host[n + i] if host[n + i] > 0 else math.nan) for i, k in enumerate(self._keys)}
         skipped = round(host[2 * n] / size)  # the same on every rank (see StepGuard)
         self._steps = 0
-        return means, skipped, host[2 * n + 1:]
+        return means, skipped, host[2 * n + 1 :]

@@ -54,8 +54,16 @@ class Draws:
         return Draws(*(t[start:stop] for t in (self.index, self.y, self.x, self.flip, self.rot)))
 
 
-def draw(gen: torch.Generator, sizes: torch.Tensor, n: int, size: int, *, multiple: int = 1,
-         flips: bool = False, rotations: bool = False) -> Draws:
+def draw(
+    gen: torch.Generator,
+    sizes: torch.Tensor,
+    n: int,
+    size: int,
+    *,
+    multiple: int = 1,
+    flips: bool = False,
+    rotations: bool = False,
+) -> Draws:
     """Draw `n` crops of `size` x `size` from images of `sizes` ((N, 2) int64 heights and widths).
 
     Corners land on multiples of `multiple` (keeps a bicubic or LR grid aligned). The draw order is
@@ -72,8 +80,9 @@ def draw(gen: torch.Generator, sizes: torch.Tensor, n: int, size: int, *, multip
     return Draws(index, corner[:, 0].contiguous(), corner[:, 1].contiguous(), flip, rot)
 
 
-def reference_crops(images: Sequence[np.ndarray | torch.Tensor], d: Draws, size: int, *,
-                    corner_scale: int = 1) -> torch.Tensor:
+def reference_crops(
+    images: Sequence[np.ndarray | torch.Tensor], d: Draws, size: int, *, corner_scale: int = 1
+) -> torch.Tensor:
     """The definition `ImageBank.crops` must equal: a per-sample loop over (H, W, 3) uint8 images.
 
     Crop at (y, x) * corner_scale, flip, then rotate; returns (n, 3, size, size) uint8.
@@ -81,7 +90,7 @@ def reference_crops(images: Sequence[np.ndarray | torch.Tensor], d: Draws, size:
     out = torch.empty(len(d), 3, size, size, dtype=torch.uint8)
     for i in range(len(d)):
         y, x = int(d.y[i]) * corner_scale, int(d.x[i]) * corner_scale
-        window = images[int(d.index[i])][y:y + size, x:x + size]
+        window = images[int(d.index[i])][y : y + size, x : x + size]
         crop = (torch.from_numpy(np.array(window)) if isinstance(window, np.ndarray) else window).permute(2, 0, 1)
         if d.flip[i]:
             crop = crop.flip(-1)
@@ -139,8 +148,13 @@ class ImageBank:
         placement: ``auto`` (device if it fits, else pinned host memory, else mapped), or forced.
     """
 
-    def __init__(self, images: Sequence[np.ndarray | torch.Tensor], *, device: torch.device | str = "cpu",
-                 placement: Placement = "auto"):
+    def __init__(
+        self,
+        images: Sequence[np.ndarray | torch.Tensor],
+        *,
+        device: torch.device | str = "cpu",
+        placement: Placement = "auto",
+    ):
         self.device = torch.device(device)
         if not images:
             raise ValueError("ImageBank needs at least one image")
@@ -167,7 +181,7 @@ class ImageBank:
                     src = torch.from_numpy(np.ascontiguousarray(im))
             else:
                 src = im.contiguous()
-            self._pixels[off:off + n].copy_(src.reshape(n, 3))
+            self._pixels[off : off + n].copy_(src.reshape(n, 3))
         self._offsets = offsets.to(where)
         self._widths = self.sizes[:, 1].to(where)
 
@@ -208,8 +222,10 @@ class ImageBank:
         """Data larger than RAM: read each window (the loop is I/O), then flip/rotate the batch in one gather."""
         pin = self.device.type == "cuda"
         win = torch.empty(len(d), size, size, 3, dtype=torch.uint8, pin_memory=pin)
-        for i, (k, y, x) in enumerate(zip(d.index.tolist(), (d.y * corner_scale).tolist(), (d.x * corner_scale).tolist())):
-            win[i] = torch.from_numpy(np.ascontiguousarray(self._images[k][y:y + size, x:x + size]))
+        for i, (k, y, x) in enumerate(
+            zip(d.index.tolist(), (d.y * corner_scale).tolist(), (d.x * corner_scale).tolist())
+        ):
+            win[i] = torch.from_numpy(np.ascontiguousarray(self._images[k][y : y + size, x : x + size]))
         win = win.to(self.device, non_blocking=True)
         combo = (d.flip.long() * 4 + d.rot).to(self.device, non_blocking=True)
         coords = self._table(size, self.device)[combo]  # (n, 2, s, s)

@@ -99,11 +99,15 @@ def read_header(path: str | Path) -> dict:
         try:
             meta["args"] = json.loads(meta["args"])
         except json.JSONDecodeError as e:
-            raise CheckpointError(f"{p}: its header's network arguments are not valid JSON ({first_line(e)}); "
-                                  "the file is damaged or was not written by srpipe") from None
+            raise CheckpointError(
+                f"{p}: its header's network arguments are not valid JSON ({first_line(e)}); "
+                "the file is damaged or was not written by srpipe"
+            ) from None
         if not isinstance(meta["args"], dict):
-            raise CheckpointError(f"{p}: its header's network arguments are not a JSON object; "
-                                  "the file is damaged or was not written by srpipe")
+            raise CheckpointError(
+                f"{p}: its header's network arguments are not a JSON object; "
+                "the file is damaged or was not written by srpipe"
+            )
     return meta
 
 
@@ -180,7 +184,9 @@ def set_rng_state(s: dict) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
-def save_checkpoint(ckpt_dir: str | Path, step: int, nets: dict[str, tuple[dict, str, dict]], state: dict, *, keep: int = 2) -> Path:
+def save_checkpoint(
+    ckpt_dir: str | Path, step: int, nets: dict[str, tuple[dict, str, dict]], state: dict, *, keep: int = 2
+) -> Path:
     """Write ``ckpt_dir/step_<step>/`` with `{name}.safetensors` per net and `state.pt`, then `latest`.
 
     Args:

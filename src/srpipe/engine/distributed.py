@@ -55,8 +55,10 @@ class World:
     def shard(self, n: int, what: str = "batch") -> slice:
         """This rank's rows of a global batch of `n` (equal slices)."""
         if n % self.size:
-            raise SrpipeError(f"the {what} ({n}) must be divisible by the number of processes ({self.size}); "
-                              f"change --set batch=... or --nproc-per-node")
+            raise SrpipeError(
+                f"the {what} ({n}) must be divisible by the number of processes ({self.size}); "
+                f"change --set batch=... or --nproc-per-node"
+            )
         k = n // self.size
         return slice(self.rank * k, (self.rank + 1) * k)
 
@@ -67,8 +69,12 @@ class World:
         dev = next(net.parameters()).device
         # No buffer sync per forward: the only buffers are batch-norm statistics, equal on all ranks
         # with SyncBatchNorm2d; broadcasting them would add a collective to every forward pass.
-        return nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None,
-                                                   forward_sync_buffers=False, gradient_as_bucket_view=True)
+        return nn.parallel.DistributedDataParallel(
+            net,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+            forward_sync_buffers=False,
+            gradient_as_bucket_view=True,
+        )
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         """In-place sum over ranks of a (non-differentiable) tensor, e.g. logged losses."""
@@ -255,13 +261,17 @@ def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
             like = next(iter(child.state_dict().values()), None)  # keep dtype (float64 in tests) and device
-            sync = SyncBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine,
-                                   track_running_stats=child.track_running_stats,
-                                   device=None if like is None else like.device,
-                                   dtype=None if like is None else like.dtype)
+            sync = SyncBatchNorm2d(
+                child.num_features,
+                eps=child.eps,
+                momentum=child.momentum,
+                affine=child.affine,
+                track_running_stats=child.track_running_stats,
+                device=None if like is None else like.device,
+                dtype=None if like is None else like.dtype,
+            )
             sync.load_state_dict(child.state_dict())
             setattr(module, name, sync)
         else:
             convert_sync_batchnorm(child)
     return module
-

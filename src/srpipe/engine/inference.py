@@ -61,8 +61,14 @@ def autocast_fns(net: Net, dtype: torch.dtype | None, device: torch.device | str
     return fn, fp32
 
 
-def build_network(cls: type[torch.nn.Module], args, state: Mapping[str, torch.Tensor], *, where: str,
-                  error: type[SrpipeError] = SrpipeError) -> torch.nn.Module:
+def build_network(
+    cls: type[torch.nn.Module],
+    args,
+    state: Mapping[str, torch.Tensor],
+    *,
+    where: str,
+    error: type[SrpipeError] = SrpipeError,
+) -> torch.nn.Module:
     """``cls(**args)`` carrying `state` (strict), in eval mode on the CPU.
 
     `args` usually come from a file's header, so arguments the class refuses and weights that do not
@@ -72,8 +78,10 @@ def build_network(cls: type[torch.nn.Module], args, state: Mapping[str, torch.Te
     try:
         net = cls(**args)
     except (TypeError, ValueError) as e:
-        raise error(f"{where}: its header's {name} arguments {args} are invalid ({first_line(e)}); "
-                    "the file is damaged or was not written by srpipe") from None
+        raise error(
+            f"{where}: its header's {name} arguments {args} are invalid ({first_line(e)}); "
+            "the file is damaged or was not written by srpipe"
+        ) from None
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -81,8 +89,15 @@ def build_network(cls: type[torch.nn.Module], args, state: Mapping[str, torch.Te
     return net.eval()
 
 
-def network_class(header: Mapping, archs: Mapping[str, type[torch.nn.Module]], *, where: str, what: str,
-                  default: str | None = None, error: type[SrpipeError] = SrpipeError) -> type[torch.nn.Module]:
+def network_class(
+    header: Mapping,
+    archs: Mapping[str, type[torch.nn.Module]],
+    *,
+    where: str,
+    what: str,
+    default: str | None = None,
+    error: type[SrpipeError] = SrpipeError,
+) -> type[torch.nn.Module]:
     """The class of `archs` that `header["arch"]` names (`default` for a header without one, e.g. a
     foreign file); any other arch raises `error`: "`where` holds a X network, not `what`"."""
     arch = header.get("arch")
@@ -93,8 +108,9 @@ def network_class(header: Mapping, archs: Mapping[str, type[torch.nn.Module]], *
     return archs[arch]
 
 
-def load_network(path: str | Path, archs: Mapping[str, type[torch.nn.Module]], *, what: str,
-                 error: type[SrpipeError] = SrpipeError) -> tuple[torch.nn.Module, dict]:
+def load_network(
+    path: str | Path, archs: Mapping[str, type[torch.nn.Module]], *, what: str, error: type[SrpipeError] = SrpipeError
+) -> tuple[torch.nn.Module, dict]:
     """(network in eval mode on the CPU, header) from an srpipe `.safetensors` whose header gives the
     arch (one of `archs`) and its constructor arguments (``args``; missing: the class's defaults)."""
     state, header = ckpt.load_weights(path)

@@ -56,10 +56,14 @@ class Checkpoint:
 
     def save(self, step: int) -> None:
         ckpt.save_checkpoint(
-            self.folder, step,
+            self.folder,
+            step,
             {name: (net.state_dict(), arch, args) for name, (net, arch, args) in self.nets.items()},
-            {**{key: opt.state_dict() for key, opt in self.optimizers.items()},
-             "data_rng": self.data_rng.get_state(), "rng": ckpt.rng_state()},
+            {
+                **{key: opt.state_dict() for key, opt in self.optimizers.items()},
+                "data_rng": self.data_rng.get_state(),
+                "rng": ckpt.rng_state(),
+            },
             keep=self.keep,
         )
 
@@ -89,9 +93,20 @@ class PhaseInfo:
     inputs: str = "the input images"  # what to check after non-finite losses
 
 
-def run_steps(train_step: TrainStep, *, phase: PhaseInfo, iters: int, start: int, state: Checkpoint, world: World,
-              device: torch.device, run: RunOptions, log: RunLog | None, guarded: Sequence[nn.Module] = (),
-              after_step: Callable[[int], dict[str, float] | None] | None = None) -> None:
+def run_steps(
+    train_step: TrainStep,
+    *,
+    phase: PhaseInfo,
+    iters: int,
+    start: int,
+    state: Checkpoint,
+    world: World,
+    device: torch.device,
+    run: RunOptions,
+    log: RunLog | None,
+    guarded: Sequence[nn.Module] = (),
+    after_step: Callable[[int], dict[str, float] | None] | None = None,
+) -> None:
     """Steps `start + 1 .. iters`, then a checkpoint of the last step unless the schedule wrote one.
 
     `log` (None on ranks other than 0) gets the rows and is closed at the end; the stage creates it
@@ -119,8 +134,10 @@ def run_steps(train_step: TrainStep, *, phase: PhaseInfo, iters: int, start: int
                     if streak / world.size >= run.max_bad_steps:
                         raise too_many_bad_steps(phase, step, int(streak / world.size), state.folder)
                     if skipped:
-                        warn(f"step {step}: {skipped} step(s) with a non-finite loss since the last report; "
-                             "their updates were skipped")
+                        warn(
+                            f"step {step}: {skipped} step(s) with a non-finite loss since the last report; "
+                            "their updates were skipped"
+                        )
                     row = {**values, "skipped": skipped}
                     bar.update(step, {label: values[k] for k, label in phase.shown.items() if k in values})
                 else:
@@ -137,8 +154,10 @@ def run_steps(train_step: TrainStep, *, phase: PhaseInfo, iters: int, start: int
                     if world.main:
                         state.save(step)
                 if stopping:
-                    raise Interrupted(f"stopped by signal{where} at step {step}; checkpoint saved in {state.folder}; "
-                                      "rerun the same command to resume")
+                    raise Interrupted(
+                        f"stopped by signal{where} at step {step}; checkpoint saved in {state.folder}; "
+                        "rerun the same command to resume"
+                    )
     finally:
         if log is not None:
             log.close()

@@ -40,8 +40,14 @@ def write_json(path: str | Path, data) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def open_run(out_dir: str | Path, config: dict, *, restart: bool = False, clear: tuple[str, ...] = ("ckpt", "log.csv", "samples"),
-             identity: str | None = None) -> Path:
+def open_run(
+    out_dir: str | Path,
+    config: dict,
+    *,
+    restart: bool = False,
+    clear: tuple[str, ...] = ("ckpt", "log.csv", "samples"),
+    identity: str | None = None,
+) -> Path:
     """Create or reopen a run folder for `config`; refuse a different existing config unless `restart`.
 
     `identity` (the pipeline's stage key: a hash of exactly what the stage's result depends on)
@@ -99,7 +105,9 @@ class CsvLog:
         self._t0 = time.time()
 
     def write(self, step: int, values: dict[str, float]) -> None:
-        self._w.writerow({"step": step, "time": round(time.time() - self._t0, 3), **{k: f"{v:.6g}" for k, v in values.items()}})
+        self._w.writerow(
+            {"step": step, "time": round(time.time() - self._t0, 3), **{k: f"{v:.6g}" for k, v in values.items()}}
+        )
         self._fh.flush()
 
     def close(self) -> None:
@@ -152,8 +160,17 @@ class RunLog:
     the loop has closed its log).
     """
 
-    def __init__(self, out_dir: str | Path, csv_name: str, fields: list[str], *, resume_step: int = 0,
-                 mode: str = "auto", events: str = "", config: dict | None = None):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        csv_name: str,
+        fields: list[str],
+        *,
+        resume_step: int = 0,
+        mode: str = "auto",
+        events: str = "",
+        config: dict | None = None,
+    ):
         write_csv, write_tb = log_targets(mode)
         self.csv = CsvLog(Path(out_dir) / csv_name, fields, resume_step=resume_step) if write_csv else None
         self.events_dir = Path(out_dir) / TB_DIR / events if write_tb else None

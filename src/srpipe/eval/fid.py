@@ -117,7 +117,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> tuple[float, list[str]]:
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     if np.shape(mu1) != np.shape(mu2):
-        raise SrpipeError(f"cannot compare {np.shape(mu1)[0]}-d with {np.shape(mu2)[0]}-d statistics (use the same --dims)")
+        raise SrpipeError(
+            f"cannot compare {np.shape(mu1)[0]}-d with {np.shape(mu2)[0]}-d statistics (use the same --dims)"
+        )
     notes: list[str] = []
     printed = io.StringIO()
     # pytorch-fid prints to stdout when it regularises a singular product; stdout is for results.
@@ -141,8 +143,9 @@ def fid(f1: np.ndarray, f2: np.ndarray) -> float:
     return frechet_distance(*stats(f1), *stats(f2))[0]
 
 
-def kid(f1: np.ndarray, f2: np.ndarray, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0
-        ) -> tuple[float, float]:
+def kid(
+    f1: np.ndarray, f2: np.ndarray, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Unbiased KID (MMD^2, cubic polynomial kernel): mean and std over `subsets` random subsets.
 
     Each subset draws min(n_i, subset_size) rows per side without replacement. When both sides are
@@ -167,15 +170,18 @@ def kid(f1: np.ndarray, f2: np.ndarray, *, subsets: int = 100, subset_size: int 
         kyy = (y @ y.T / d + 1) ** 3
         kxy = (x @ y.T / d + 1) ** 3
         # Unbiased: within-set sums leave out the i == j terms (Binkowski et al. 2018, eq. 3).
-        values[s] = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                     - 2 * kxy.mean())
+        values[s] = (
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean()
+        )
     return float(values.mean()), float(values.std())
 
 
 def small_sample_warning(n: int, dims: int, what: str) -> str | None:
     if n < dims:
-        return (f"FID of {what} rests on {n} samples for {dims}-d features: the covariance is rank-deficient "
-                f"and FID is biased upward on small sets; compare KID (unbiased) or use more images / --patches")
+        return (
+            f"FID of {what} rests on {n} samples for {dims}-d features: the covariance is rank-deficient "
+            f"and FID is biased upward on small sets; compare KID (unbiased) or use more images / --patches"
+        )
     return None
 
 
@@ -200,7 +206,9 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(p, allow_pickle=False) as f:
             if "mu" not in f or "sigma" not in f:
-                raise SrpipeError(f"{p} is not a pytorch-fid statistics file (needs arrays mu and sigma, has {list(f.keys())})")
+                raise SrpipeError(
+                    f"{p} is not a pytorch-fid statistics file (needs arrays mu and sigma, has {list(f.keys())})"
+                )
             mu, sigma = f["mu"][:], f["sigma"][:]
     except SrpipeError:
         raise
@@ -328,8 +336,14 @@ def inception(dims: int = 2048, *, weights_dir=None, device="cpu"):
     return _MODELS[key]
 
 
-def run_inception(model, batches: Iterable, *, device="cpu", count: int | None = None,
-                  progress: Callable[[int, int | None], None] | None = None) -> np.ndarray:
+def run_inception(
+    model,
+    batches: Iterable,
+    *,
+    device="cpu",
+    count: int | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> np.ndarray:
     """(N, dims) float64 features of (B, 3, H, W) batches in [0, 1] (pytorch-fid's `get_activations`)."""
     import torch
     import torch.nn.functional as F
@@ -376,8 +390,12 @@ def _weights_fingerprint(weights_dir) -> str | None:
 def content_key(files: list[Path], spec: FeatureSpec, weights_fp: str) -> str:
     """Hash of (file names and bytes, feature spec, decoder, weights) identifying a feature array."""
     h = hashlib.sha256()
-    meta = {"v": CACHE_VERSION, "spec": spec.key_dict(), "decoder": "pil-rgb" if spec.whole else "srpipe",
-            "weights": weights_fp}
+    meta = {
+        "v": CACHE_VERSION,
+        "spec": spec.key_dict(),
+        "decoder": "pil-rgb" if spec.whole else "srpipe",
+        "weights": weights_fp,
+    }
     h.update(json.dumps(meta, sort_keys=True).encode())
     for f in files:
         h.update(f.name.encode("utf-8") + b"\0")
@@ -416,9 +434,17 @@ def _cache_store(path: Path, feats: np.ndarray, n_files: int) -> None:
         pass
 
 
-def folder_features(folder: str | Path, spec: FeatureSpec = FeatureSpec(), *, weights_dir=None, device="cpu",
-                    batch_size: int = 50, cache: str | Path | None = None, use_cache: bool = True,
-                    progress: Callable[[int, int | None], None] | None = None) -> FeatureSet:
+def folder_features(
+    folder: str | Path,
+    spec: FeatureSpec = FeatureSpec(),
+    *,
+    weights_dir=None,
+    device="cpu",
+    batch_size: int = 50,
+    cache: str | Path | None = None,
+    use_cache: bool = True,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> FeatureSet:
     """Inception features of a folder's images (whole or crops), cached by folder content.
 
     Whole-image mode reads top-level files like pytorch-fid; patch mode reads top-level images with
@@ -453,8 +479,9 @@ def folder_features(folder: str | Path, spec: FeatureSpec = FeatureSpec(), *, we
     return FeatureSet(feats, files, False, key)
 
 
-def tensor_features(images: Iterable, spec: FeatureSpec, *, model=None, weights_dir=None, device="cpu",
-                    batch_size: int = 50) -> np.ndarray:
+def tensor_features(
+    images: Iterable, spec: FeatureSpec, *, model=None, weights_dir=None, device="cpu", batch_size: int = 50
+) -> np.ndarray:
     """Features of crops of in-memory images: `images` yields (name, (3, H, W) tensor or path).
 
     Patch mode only (spec.patches > 0); used by `srpipe.eval.realism` on LR images. Not cached.
@@ -473,10 +500,21 @@ def _is_stats(path: str | Path) -> bool:
     return str(path).lower().endswith(".npz")
 
 
-def compare(path_a: str | Path, path_b: str | Path | None, spec: FeatureSpec = FeatureSpec(), *,
-            kid_subsets: int = 100, kid_subset_size: int = 1000, save_stats_to: str | Path | None = None,
-            weights_dir=None, device="cpu", batch_size: int = 50, cache: str | Path | None = None,
-            use_cache: bool = True, progress: Callable[[str, int, int | None], None] | None = None) -> dict:
+def compare(
+    path_a: str | Path,
+    path_b: str | Path | None,
+    spec: FeatureSpec = FeatureSpec(),
+    *,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    save_stats_to: str | Path | None = None,
+    weights_dir=None,
+    device="cpu",
+    batch_size: int = 50,
+    cache: str | Path | None = None,
+    use_cache: bool = True,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> dict:
     """FID and KID between two folders (or .npz statistics files); what `srpipe eval-fid` reports.
 
     With `path_b` None, only `save_stats_to` is written (pytorch-fid's ``--save-stats``).
@@ -508,25 +546,49 @@ def compare(path_a: str | Path, path_b: str | Path | None, spec: FeatureSpec = F
             if progress is not None:
                 progress(_label, done, total)
 
-        fs = folder_features(path, spec, weights_dir=weights_dir, device=device, batch_size=batch_size,
-                             cache=cache, use_cache=use_cache, progress=step)
+        fs = folder_features(
+            path,
+            spec,
+            weights_dir=weights_dir,
+            device=device,
+            batch_size=batch_size,
+            cache=cache,
+            use_cache=use_cache,
+            progress=step,
+        )
         feats[label] = fs.features
-        sides[label] = {"path": str(path), "kind": "folder", "images": len(fs.files), "count": len(fs.features),
-                        "cached": fs.cached}
+        sides[label] = {
+            "path": str(path),
+            "kind": "folder",
+            "images": len(fs.files),
+            "count": len(fs.features),
+            "cached": fs.cached,
+        }
         if len(fs.features) < 2:
             raise SrpipeError(f"{path}: FID and KID need at least 2 samples, got {len(fs.features)}")
         moments[label] = stats(fs.features)
     if save_stats_to is not None:
         save_stats(save_stats_to, *moments["a"])
-    result = {"a": sides.get("a"), "b": sides.get("b"), "spec": asdict(spec), "fid": None, "kid_mean": None,
-              "kid_std": None, "kid_subsets": None, "kid_subset_size": kid_subset_size, "warnings": warn,
-              "saved_stats": str(save_stats_to) if save_stats_to is not None else None}
+    result = {
+        "a": sides.get("a"),
+        "b": sides.get("b"),
+        "spec": asdict(spec),
+        "fid": None,
+        "kid_mean": None,
+        "kid_std": None,
+        "kid_subsets": None,
+        "kid_subset_size": kid_subset_size,
+        "warnings": warn,
+        "saved_stats": str(save_stats_to) if save_stats_to is not None else None,
+    }
     if path_b is None:
         return result
     dims = {len(m[0]) for m in moments.values()}
     if len(dims) > 1:
-        raise SrpipeError(f"the two sides have {' and '.join(str(len(m[0])) for m in moments.values())}-d "
-                          "statistics; a statistics file must come from the same --dims")
+        raise SrpipeError(
+            f"the two sides have {' and '.join(str(len(m[0])) for m in moments.values())}-d "
+            "statistics; a statistics file must come from the same --dims"
+        )
     for label in ("a", "b"):
         if label in feats:
             w = small_sample_warning(len(feats[label]), spec.dims, sides[label]["path"])

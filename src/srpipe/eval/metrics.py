@@ -242,8 +242,9 @@ def _fit_gt(sr: torch.Tensor, gt: torch.Tensor, scale: int, sr_path: Path, gt_pa
     raise SrpipeError(f"size mismatch: {sr_path} is {ws}x{hs} but {gt_path} is {wg}x{hg}{hint}")
 
 
-def evaluate_folders(sr_dir, gt_dir, cfg: EvalConfig = EvalConfig(), *, weights_dir=None, device="cpu",
-                     progress=None) -> dict:
+def evaluate_folders(
+    sr_dir, gt_dir, cfg: EvalConfig = EvalConfig(), *, weights_dir=None, device="cpu", progress=None
+) -> dict:
     """Compare each SR image with the GT image of the same name.
 
     Returns ``{"images": [{"name", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_color",
@@ -298,8 +299,10 @@ def evaluate_folders(sr_dir, gt_dir, cfg: EvalConfig = EvalConfig(), *, weights_
         # PSNR of an identical pair is inf; a mean over finite values would hide that, so keep inf.
         summary[col] = (sum(vals) / len(vals)) if vals else None
     if small:
-        notes.append(f"LPIPS needs at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE} pixels after the border crop; "
-                     f"left out for {len(small)} image(s): {', '.join(small[:5])}")
+        notes.append(
+            f"LPIPS needs at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE} pixels after the border crop; "
+            f"left out for {len(small)} image(s): {', '.join(small[:5])}"
+        )
     if any(math.isinf(r["psnr_y"]) for r in rows):
         notes.append("some SR images equal their GT exactly (PSNR = inf)")
     return {

@@ -138,7 +138,9 @@ def radial_spectrum(x: torch.Tensor, bins: int = 16) -> torch.Tensor:
     """
     y = _luma(x.double())
     h, w = y.shape
-    win = torch.outer(torch.hann_window(h, periodic=False, dtype=y.dtype), torch.hann_window(w, periodic=False, dtype=y.dtype))
+    win = torch.outer(
+        torch.hann_window(h, periodic=False, dtype=y.dtype), torch.hann_window(w, periodic=False, dtype=y.dtype)
+    )
     y = (y - y.mean()) * win
     p = torch.fft.fft2(y).abs() ** 2 / win.pow(2).sum()
     fy = torch.fft.fftfreq(h, dtype=y.dtype)[:, None]
@@ -257,16 +259,31 @@ def _row(metric, label, unit, values: dict, dist_s: float | None, dist_b: float 
         closer = "tie"
     else:
         closer = "synthetic" if dist_s < dist_b else "bicubic"
-    return {"metric": metric, "label": label, "unit": unit, **values,
-            "synthetic_distance": dist_s, "bicubic_distance": dist_b, "closer": closer}
+    return {
+        "metric": metric,
+        "label": label,
+        "unit": unit,
+        **values,
+        "synthetic_distance": dist_s,
+        "bicubic_distance": dist_b,
+        "closer": closer,
+    }
 
 
 def _fmt3(v: np.ndarray) -> list[float]:
     return [round(float(a), 4) for a in v]
 
 
-def degradation_report(real: Sequence, synthetic: Sequence, hr: Sequence, scale: int, *,
-                       cfg: RealismConfig = RealismConfig(), weights_dir=None, device="cpu") -> dict:
+def degradation_report(
+    real: Sequence,
+    synthetic: Sequence,
+    hr: Sequence,
+    scale: int,
+    *,
+    cfg: RealismConfig = RealismConfig(),
+    weights_dir=None,
+    device="cpu",
+) -> dict:
     """Distances of synthetic LR and of bicubic LR (of `hr`) to real LR; see the module docstring."""
     from srpipe.io.resize import bicubic_down, mod_crop
 
@@ -287,11 +304,16 @@ def degradation_report(real: Sequence, synthetic: Sequence, hr: Sequence, scale:
         rows += _inception_rows(sets, cfg, weights_dir, device, notes)
 
     n = {k: st[k].noise for k in st}
-    rows.append(_row(
-        "noise", "noise sigma in flat regions (R, G, B)", "8-bit levels",
-        {k: _fmt3(v) for k, v in n.items()},
-        float(np.abs(n["synthetic"] - n["real"]).mean()), float(np.abs(n["bicubic"] - n["real"]).mean()),
-    ))
+    rows.append(
+        _row(
+            "noise",
+            "noise sigma in flat regions (R, G, B)",
+            "8-bit levels",
+            {k: _fmt3(v) for k, v in n.items()},
+            float(np.abs(n["synthetic"] - n["real"]).mean()),
+            float(np.abs(n["bicubic"] - n["real"]).mean()),
+        )
+    )
 
     band = _centers(cfg) >= cfg.hf_band
 
@@ -299,25 +321,39 @@ def degradation_report(real: Sequence, synthetic: Sequence, hr: Sequence, scale:
         d = np.abs(st[k].spectrum[band] - st["real"].spectrum[band]) * 10  # log10 power -> dB
         return float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
 
-    rows.append(_row(
-        "hf_spectrum", f"power spectrum {cfg.hf_band:g}-0.5 cycles/px, relative to lower band", "dB",
-        {k: round(float(np.nanmean(st[k].spectrum[band]) * 10), 3) for k in st},
-        hf_dist("synthetic"), hf_dist("bicubic"),
-    ))
+    rows.append(
+        _row(
+            "hf_spectrum",
+            f"power spectrum {cfg.hf_band:g}-0.5 cycles/px, relative to lower band",
+            "dB",
+            {k: round(float(np.nanmean(st[k].spectrum[band]) * 10), 3) for k in st},
+            hf_dist("synthetic"),
+            hf_dist("bicubic"),
+        )
+    )
 
-    rows.append(_row(
-        "color", "colour distribution, W1 per channel (values: R, G, B means)", "8-bit levels",
-        {k: _fmt3((torch.arange(256, dtype=torch.float64) * st[k].hist).sum(1) / st[k].hist.sum(1)) for k in st},
-        _wasserstein_levels(st["synthetic"].hist, st["real"].hist),
-        _wasserstein_levels(st["bicubic"].hist, st["real"].hist),
-    ))
+    rows.append(
+        _row(
+            "color",
+            "colour distribution, W1 per channel (values: R, G, B means)",
+            "8-bit levels",
+            {k: _fmt3((torch.arange(256, dtype=torch.float64) * st[k].hist).sum(1) / st[k].hist.sum(1)) for k in st},
+            _wasserstein_levels(st["synthetic"].hist, st["real"].hist),
+            _wasserstein_levels(st["bicubic"].hist, st["real"].hist),
+        )
+    )
 
     b = {k: st[k].blockiness for k in st}
-    rows.append(_row(
-        "blockiness", "JPEG 8x8 grid strength (1 = none)", "ratio",
-        {k: round(v, 4) for k, v in b.items()},
-        abs(b["synthetic"] - b["real"]), abs(b["bicubic"] - b["real"]),
-    ))
+    rows.append(
+        _row(
+            "blockiness",
+            "JPEG 8x8 grid strength (1 = none)",
+            "ratio",
+            {k: round(v, 4) for k, v in b.items()},
+            abs(b["synthetic"] - b["real"]),
+            abs(b["bicubic"] - b["real"]),
+        )
+    )
     jpeg_stage = {k: _jpeg_estimate(v) for k, v in (("real", real), ("synthetic", synthetic))}
     if b["real"] > BLOCKY:
         notes.append(
@@ -366,8 +402,10 @@ def _inception_rows(sets: dict, cfg: RealismConfig, weights_dir, device, notes: 
     w = fid.small_sample_warning(len(feats["real"]), cfg.dims, "the real LR patches")
     if w:
         notes.append(w)
-    kid = {k: fid.kid(feats[k], feats["real"], subsets=cfg.kid_subsets, subset_size=cfg.kid_subset_size,
-                      seed=cfg.seed) for k in ("synthetic", "bicubic")}
+    kid = {
+        k: fid.kid(feats[k], feats["real"], subsets=cfg.kid_subsets, subset_size=cfg.kid_subset_size, seed=cfg.seed)
+        for k in ("synthetic", "bicubic")
+    }
     fids = {}
     for k in ("synthetic", "bicubic"):
         value, fnotes = fid.frechet_distance(*fid.stats(feats[k]), *fid.stats(feats["real"]))
@@ -375,13 +413,28 @@ def _inception_rows(sets: dict, cfg: RealismConfig, weights_dir, device, notes: 
         notes.extend(n for n in fnotes if n not in notes)
     counts = {k: len(v) for k, v in feats.items()}
     return [
-        _row("kid", f"KID on {p}x{p} patches (mean; std over subsets)", "",
-             {"real": 0.0, "synthetic": kid["synthetic"][0], "bicubic": kid["bicubic"][0],
-              "std": {"synthetic": kid["synthetic"][1], "bicubic": kid["bicubic"][1]}, "patches": counts},
-             kid["synthetic"][0], kid["bicubic"][0]),
-        _row("fid", f"FID on {p}x{p} patches", "",
-             {"real": 0.0, "synthetic": fids["synthetic"], "bicubic": fids["bicubic"], "patches": counts},
-             fids["synthetic"], fids["bicubic"]),
+        _row(
+            "kid",
+            f"KID on {p}x{p} patches (mean; std over subsets)",
+            "",
+            {
+                "real": 0.0,
+                "synthetic": kid["synthetic"][0],
+                "bicubic": kid["bicubic"][0],
+                "std": {"synthetic": kid["synthetic"][1], "bicubic": kid["bicubic"][1]},
+                "patches": counts,
+            },
+            kid["synthetic"][0],
+            kid["bicubic"][0],
+        ),
+        _row(
+            "fid",
+            f"FID on {p}x{p} patches",
+            "",
+            {"real": 0.0, "synthetic": fids["synthetic"], "bicubic": fids["bicubic"], "patches": counts},
+            fids["synthetic"],
+            fids["bicubic"],
+        ),
     ]
 
 
@@ -418,8 +471,16 @@ def infer_scale(synthetic: Sequence[Path], hr: Sequence[Path], *, checks: int = 
     return found.pop() if len(found) == 1 else None
 
 
-def folder_report(real_dir, synthetic_dir, hr_dir, *, scale: int | None = None,
-                  cfg: RealismConfig = RealismConfig(), weights_dir=None, device="cpu") -> dict:
+def folder_report(
+    real_dir,
+    synthetic_dir,
+    hr_dir,
+    *,
+    scale: int | None = None,
+    cfg: RealismConfig = RealismConfig(),
+    weights_dir=None,
+    device="cpu",
+) -> dict:
     """`degradation_report` on three folders (top-level images); `scale` inferred from names if None."""
     from srpipe.io.imageio import list_images
 

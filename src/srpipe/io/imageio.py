@@ -302,7 +302,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         fault = os.environ.get("SRPIPE_FAULT", "")  # crash tests: `write:<path end>` dies between write and rename
-        if fault.startswith("write:") and ("/" + p.as_posix()).endswith("/" + fault[len("write:"):]):
+        if fault.startswith("write:") and ("/" + p.as_posix()).endswith("/" + fault[len("write:") :]):
             os.kill(os.getpid(), 9)
         os.replace(tmp, p)
     except BaseException as e:
@@ -422,4 +422,3 @@ def write_png(path: str | Path, t, *, like: ImageInfo | None = None) -> None:
         atomic_write_bytes(path, data)
     except OSError as e:
         raise SrpipeError(write_failed(path, e)) from e
-

@@ -41,23 +41,113 @@ import torch
 from srpipe.errors import SrpipeError, UsageError
 
 # JPEG standard (ITU-T T.81, Annex K) example tables, natural (row-major) order, as libjpeg uses them.
-BASE_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99,
-], dtype=np.int64)
-BASE_CHROMA = np.array([
-    17, 18, 24, 47, 99, 99, 99, 99,
-    18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99,
-    47, 66, 99, 99, 99, 99, 99, 99,
-    *([99] * 32),
-], dtype=np.int64)
+BASE_LUMA = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=np.int64,
+)
+BASE_CHROMA = np.array(
+    [
+        17,
+        18,
+        24,
+        47,
+        99,
+        99,
+        99,
+        99,
+        18,
+        21,
+        26,
+        66,
+        99,
+        99,
+        99,
+        99,
+        24,
+        26,
+        56,
+        99,
+        99,
+        99,
+        99,
+        99,
+        47,
+        66,
+        99,
+        99,
+        99,
+        99,
+        99,
+        99,
+        *([99] * 32),
+    ],
+    dtype=np.int64,
+)
 
 # Relative rms (log domain) residual of the table fit above which a file's tables are not IJG-scaled.
 # IJG tables fit exactly (0); a table scaled off by one step in a few entries stays below 0.05.
@@ -268,8 +358,15 @@ class JpegEstimate:
             qs = tuple(int(q) for q in d.get("qualities", ()))
             if any(not 1 <= q <= 100 for q in qs):
                 raise ValueError("a quality outside 1..100")
-            return cls(kind, qs, d.get("qmin"), d.get("qmax"), int(d.get("n_jpeg", len(qs))),
-                       int(d.get("n_total", len(qs))), str(d.get("note", "")))
+            return cls(
+                kind,
+                qs,
+                d.get("qmin"),
+                d.get("qmax"),
+                int(d.get("n_jpeg", len(qs))),
+                int(d.get("n_total", len(qs))),
+                str(d.get("note", "")),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise SrpipeError(f"not a JPEG estimate ({e}); the file is damaged or was not written by srpipe") from None
 
@@ -303,8 +400,9 @@ def _is_jpeg_file(p: Path) -> bool:
         return False
 
 
-def estimate_folder(paths: Sequence[Path], *, synthetic_lr: Sequence[torch.Tensor] | None = None,
-                    max_decoded: int = 64) -> JpegEstimate:
+def estimate_folder(
+    paths: Sequence[Path], *, synthetic_lr: Sequence[torch.Tensor] | None = None, max_decoded: int = 64
+) -> JpegEstimate:
     """The JPEG stage of the images `paths` (see the module docstring).
 
     JPEG files give their qualities from their tables; when at least one is a JPEG file, the other
@@ -381,8 +479,9 @@ def jpeg_compress(img: torch.Tensor, quality: int) -> torch.Tensor:
         raise SrpipeError(f"JPEG quality must be 1..100, got {quality}")
     a = img.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(a), "RGB").save(buf, "JPEG", quality=int(quality),
-                                                          subsampling=JPEG_SUBSAMPLING)
+    Image.fromarray(np.ascontiguousarray(a), "RGB").save(
+        buf, "JPEG", quality=int(quality), subsampling=JPEG_SUBSAMPLING
+    )
     buf.seek(0)
     with Image.open(buf) as im:
         out = np.asarray(im.convert("RGB"))
@@ -395,6 +494,7 @@ def draw_quality(spec: JpegSpec, est: JpegEstimate | None, rng) -> int | None:
     auto: one of the estimate's per-file qualities, uniformly (the real LR's own distribution), or
     uniform qmin..qmax when it lists none; None for an estimate of kind "none" or no estimate.
     """
+
     def integers(lo: int, hi: int) -> int:  # inclusive
         if isinstance(rng, random.Random):
             return rng.randint(lo, hi)
@@ -431,7 +531,22 @@ def summarize(qualities: Sequence[int]) -> str:
 
 
 __all__ = [
-    "JpegSpec", "JpegSpecError", "parse_jpeg", "fit_qtables", "quality_from_qtables", "quality_from_pixels",
-    "lattice_residuals", "JpegEstimate", "NONE_ESTIMATE", "estimate_folder", "estimate_tensors", "jpeg_compress",
-    "draw_quality", "image_rng", "ijg_table", "summarize", "IJG_RESIDUAL", "LATTICE_THRESHOLD",
+    "JpegSpec",
+    "JpegSpecError",
+    "parse_jpeg",
+    "fit_qtables",
+    "quality_from_qtables",
+    "quality_from_pixels",
+    "lattice_residuals",
+    "JpegEstimate",
+    "NONE_ESTIMATE",
+    "estimate_folder",
+    "estimate_tensors",
+    "jpeg_compress",
+    "draw_quality",
+    "image_rng",
+    "ijg_table",
+    "summarize",
+    "IJG_RESIDUAL",
+    "LATTICE_THRESHOLD",
 ]

@@ -76,4 +76,6 @@ def folder_fingerprint(folder: str | Path, stat_cache: StatCache | None = None) 
 
 
 def stage_key(stage: str, version: int, params: dict, inputs: dict) -> str:
-    return sha256_bytes(canonical_json({"stage": stage, "version": version, "params": params, "inputs": inputs}).encode())
+    return sha256_bytes(
+        canonical_json({"stage": stage, "version": version, "params": params, "inputs": inputs}).encode()
+    )

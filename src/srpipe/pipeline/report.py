@@ -40,25 +40,55 @@ from PIL import Image, ImageDraw
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import atomic_write_bytes
 
-STAGE_ORDER = ("degrade", "pairs", "test_pairs", "sr_psnr", "sr_gan", "interpolate", "bicubic_pairs", "baseline",
-               "upscale", "eval")
-REAL_PANELS = (("bicubic", "bicubic"), ("psnr", "srpipe PSNR model"), ("baseline_psnr", "bicubic-pair PSNR model"),
-               ("gan", "srpipe GAN model"), ("baseline_gan", "bicubic-pair GAN model"))  # side-by-side on real LR
+STAGE_ORDER = (
+    "degrade",
+    "pairs",
+    "test_pairs",
+    "sr_psnr",
+    "sr_gan",
+    "interpolate",
+    "bicubic_pairs",
+    "baseline",
+    "upscale",
+    "eval",
+)
+REAL_PANELS = (
+    ("bicubic", "bicubic"),
+    ("psnr", "srpipe PSNR model"),
+    ("baseline_psnr", "bicubic-pair PSNR model"),
+    ("gan", "srpipe GAN model"),
+    ("baseline_gan", "bicubic-pair GAN model"),
+)  # side-by-side on real LR
 FIT = "fit to the learned degradation"  # what test pairs made by srpipe's own generator measure
 # (key in metrics.json, column title, higher is better, decimals shown)
-METRICS = (("psnr_y", "PSNR-Y (dB)", True, 2), ("ssim_y", "SSIM-Y", True, 4), ("psnr_rgb", "PSNR-RGB (dB)", True, 2),
-           ("ssim_rgb", "SSIM-RGB", True, 4), ("psnr_color", "colour PSNR (dB)", True, 2), ("lpips", "LPIPS", False, 4),
-           ("fid", "FID", False, 2))
+METRICS = (
+    ("psnr_y", "PSNR-Y (dB)", True, 2),
+    ("ssim_y", "SSIM-Y", True, 4),
+    ("psnr_rgb", "PSNR-RGB (dB)", True, 2),
+    ("ssim_rgb", "SSIM-RGB", True, 4),
+    ("psnr_color", "colour PSNR (dB)", True, 2),
+    ("lpips", "LPIPS", False, 4),
+    ("fid", "FID", False, 2),
+)
 MAX_TEST_IMAGES = 8  # comparisons shown; the metric tables always cover every image
 CROP_HR = 64  # side of the compared crop in HR pixels (smaller images: half their short side)
 CROP_DISPLAY = 128  # the crop is enlarged by the largest integer factor that keeps it within this many px
 THUMB = 160  # longest side of the overview image that marks the crop (7 panels + overview fit one row)
 GRID_WIDTH = 480  # sample grids are enlarged by an integer factor up to about this width
 LOSS_LABELS = {
-    "d_real": "D(real), mean logit", "d_fake": "D(fake), mean logit", "color": "colour (low-pass L1)",
-    "adv": "adversarial (G)", "perceptual": "perceptual", "g_total": "G total", "l_pix": "pixel L1",
-    "l_pix_full": "pixel L1, full band", "l_percep": "VGG19 perceptual", "l_adv": "RaGAN (G)",
-    "d_loss": "RaGAN (D)", "val_psnr_y": "held-out PSNR-Y (dB)", "val_ssim_y": "held-out SSIM-Y",
+    "d_real": "D(real), mean logit",
+    "d_fake": "D(fake), mean logit",
+    "color": "colour (low-pass L1)",
+    "adv": "adversarial (G)",
+    "perceptual": "perceptual",
+    "g_total": "G total",
+    "l_pix": "pixel L1",
+    "l_pix_full": "pixel L1, full band",
+    "l_percep": "VGG19 perceptual",
+    "l_adv": "RaGAN (G)",
+    "d_loss": "RaGAN (D)",
+    "val_psnr_y": "held-out PSNR-Y (dB)",
+    "val_ssim_y": "held-out SSIM-Y",
     "val_lpips": "held-out LPIPS",
 }
 LOG_SKIP = ("step", "time", "lr")
@@ -76,8 +106,13 @@ def write_report(run_dir: str | Path) -> Path:
 def render(data: dict) -> str:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("srpipe.pipeline", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("srpipe.pipeline", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["num"] = fmt_num
     env.filters["fixed"] = fmt_fixed
     env.filters["duration"] = fmt_seconds
@@ -92,8 +127,10 @@ def collect(run_dir: Path) -> dict:
     try:
         record = json.loads((run_dir / "run.json").read_text())
     except FileNotFoundError:
-        raise SrpipeError(f"{run_dir} has no run.json: it is not a pipeline run folder; "
-                          "run `srpipe run PIPELINE.toml --out RUN_DIR` first") from None
+        raise SrpipeError(
+            f"{run_dir} has no run.json: it is not a pipeline run folder; "
+            "run `srpipe run PIPELINE.toml --out RUN_DIR` first"
+        ) from None
     except (OSError, json.JSONDecodeError) as e:
         raise SrpipeError(f"{run_dir / 'run.json'} is unreadable ({e}); rerun `srpipe run` to rewrite it") from None
     recorded = record.get("stages", {})
@@ -112,20 +149,30 @@ def collect(run_dir: Path) -> dict:
     alpha_plot, alpha_why = _alpha_sweep(metrics)
     return {
         "title": f"srpipe report: {Path(record.get('pipeline', run_dir.name)).stem}",
-        "pipeline": record.get("pipeline", "?"), "cache": record.get("cache", "?"),
-        "srpipe": record.get("srpipe", "?"), "run_dir": str(run_dir.resolve()),
+        "pipeline": record.get("pipeline", "?"),
+        "cache": record.get("cache", "?"),
+        "srpipe": record.get("srpipe", "?"),
+        "run_dir": str(run_dir.resolve()),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "stages": stages,
         "missing": [s["name"] for s in stages if s["state"] == "absent"],
         "gone": [s["name"] for s in stages if s["state"] == "gone"],
         "headline": _headline(metrics, realism, len(real)),
-        "real": real, "real_why": real_why, "real_pairs": real_pairs,
+        "real": real,
+        "real_why": real_why,
+        "real_pairs": real_pairs,
         "real_pairs_n": len(next(iter(metrics["real_pairs"]["per_image"].values()), [])) if real_pairs else 0,
-        "realism": realism, "realism_why": realism_why,
-        "samples": _sample_grids(entries), "samples_why": "" if "degrade" in entries else "no degrade stage output",
-        "scale": scale, "comparisons": comparisons, "comparisons_why": comp_why,
-        "metrics": table, "metrics_why": table_why,
-        "alpha_plot": alpha_plot, "alpha_why": alpha_why,
+        "realism": realism,
+        "realism_why": realism_why,
+        "samples": _sample_grids(entries),
+        "samples_why": "" if "degrade" in entries else "no degrade stage output",
+        "scale": scale,
+        "comparisons": comparisons,
+        "comparisons_why": comp_why,
+        "metrics": table,
+        "metrics_why": table_why,
+        "alpha_plot": alpha_plot,
+        "alpha_why": alpha_why,
         "losses": _loss_plots(entries),
         "notes": notes + (list(metrics.get("notes", [])) if metrics else []),
     }
@@ -143,15 +190,30 @@ def _stage_rows(recorded: dict, entries: dict, manifests: dict) -> list[dict]:
     rows = []
     for n in names:
         s, m = recorded[n], manifests.get(n, {})
-        rows.append({
-            "name": n, "key": s.get("key", "")[:12], "state": "ok" if n in entries else "gone",
-            "seconds": s.get("seconds", m.get("seconds")), "cached": s.get("cached"),
-            "describe": s.get("describe") or m.get("describe") or "", "summary": _short_summary(m.get("summary")),
-        })
+        rows.append(
+            {
+                "name": n,
+                "key": s.get("key", "")[:12],
+                "state": "ok" if n in entries else "gone",
+                "seconds": s.get("seconds", m.get("seconds")),
+                "cached": s.get("cached"),
+                "describe": s.get("describe") or m.get("describe") or "",
+                "summary": _short_summary(m.get("summary")),
+            }
+        )
     for n in STAGE_ORDER:  # what this pipeline file did not enable: shown, greyed out
         if n not in recorded:
-            rows.append({"name": n, "key": "", "state": "absent", "seconds": None, "cached": None,
-                         "describe": "", "summary": ""})
+            rows.append(
+                {
+                    "name": n,
+                    "key": "",
+                    "state": "absent",
+                    "seconds": None,
+                    "cached": None,
+                    "describe": "",
+                    "summary": "",
+                }
+            )
     return rows
 
 
@@ -271,9 +333,16 @@ def _sample_grids(entries: dict) -> list[dict]:
             continue
         step = re.search(r"(\d+)$", f.stem)
         factor = max(1, min(8, GRID_WIDTH // max(1, img.width)))
-        out.append({"title": f"{what}, step {int(step.group(1)) if step else '?'}", "columns": columns,
-                    "uri": png_uri(_enlarge(img, factor)), "file": f.name, "factor": factor,
-                    "width": img.width * factor})
+        out.append(
+            {
+                "title": f"{what}, step {int(step.group(1)) if step else '?'}",
+                "columns": columns,
+                "uri": png_uri(_enlarge(img, factor)),
+                "file": f.name,
+                "factor": factor,
+                "width": img.width * factor,
+            }
+        )
     return out
 
 
@@ -304,19 +373,40 @@ def _comparisons(entries: dict, metrics: dict | None, scale: int | None, notes: 
         panels = []
         if lr is not None:
             lr_crop = lr.crop((x // s, y // s, (x + c) // s, (y + c) // s))
-            panels.append({"label": "LR input", "uri": png_uri(_enlarge(lr_crop, zoom * s)),
-                           "psnr": None, "lpips": None})
+            panels.append(
+                {"label": "LR input", "uri": png_uri(_enlarge(lr_crop, zoom * s)), "psnr": None, "lpips": None}
+            )
         for m in models:
             if sr[m] is None:
                 continue
             row = per_image.get(m, {}).get(name, {})
-            panels.append({"label": model_label(m), "uri": png_uri(_enlarge(sr[m].crop((x, y, x + c, y + c)), zoom)),
-                           "psnr": row.get("psnr_y"), "lpips": row.get("lpips")})
+            panels.append(
+                {
+                    "label": model_label(m),
+                    "uri": png_uri(_enlarge(sr[m].crop((x, y, x + c, y + c)), zoom)),
+                    "psnr": row.get("psnr_y"),
+                    "lpips": row.get("lpips"),
+                }
+            )
         if hr is not None:
-            panels.append({"label": "HR (ground truth)", "uri": png_uri(_enlarge(hr.crop((x, y, x + c, y + c)), zoom)),
-                           "psnr": None, "lpips": None})
-        out.append({"name": name, "size": f"{ref.width}×{ref.height}", "crop": f"{c}×{c} at ({x}, {y})",
-                    "zoom": zoom, "overview": png_uri(_overview(ref, (x, y, c))), "panels": panels})
+            panels.append(
+                {
+                    "label": "HR (ground truth)",
+                    "uri": png_uri(_enlarge(hr.crop((x, y, x + c, y + c)), zoom)),
+                    "psnr": None,
+                    "lpips": None,
+                }
+            )
+        out.append(
+            {
+                "name": name,
+                "size": f"{ref.width}×{ref.height}",
+                "crop": f"{c}×{c} at ({x}, {y})",
+                "zoom": zoom,
+                "overview": png_uri(_overview(ref, (x, y, c))),
+                "panels": panels,
+            }
+        )
     return out, "" if out else "no readable test images"
 
 
@@ -341,14 +431,34 @@ def _real_comparisons(entries: dict, scale: int | None) -> tuple[list[dict], str
         c = max(s, min(CROP_HR, min(ref.size) // 2) // s * s)
         y, x = detail_window(np.asarray(ref.convert("L")), c, s)
         zoom = max(1, CROP_DISPLAY // c)
-        panels = [{"label": "LR input", "uri": png_uri(_enlarge(lr.crop((x // s, y // s, (x + c) // s, (y + c) // s)), zoom * s)),
-                   "psnr": None, "lpips": None}]
+        panels = [
+            {
+                "label": "LR input",
+                "uri": png_uri(_enlarge(lr.crop((x // s, y // s, (x + c) // s, (y + c) // s)), zoom * s)),
+                "psnr": None,
+                "lpips": None,
+            }
+        ]
         for m, label in REAL_PANELS:
             if sr[m] is not None:
-                panels.append({"label": label, "uri": png_uri(_enlarge(sr[m].crop((x, y, x + c, y + c)), zoom)),
-                               "psnr": None, "lpips": None})
-        out.append({"name": f.stem, "size": f"{lr.width}×{lr.height} LR", "crop": f"{c}×{c} at ({x}, {y})",
-                    "zoom": zoom, "overview": png_uri(_overview(ref, (x, y, c))), "panels": panels})
+                panels.append(
+                    {
+                        "label": label,
+                        "uri": png_uri(_enlarge(sr[m].crop((x, y, x + c, y + c)), zoom)),
+                        "psnr": None,
+                        "lpips": None,
+                    }
+                )
+        out.append(
+            {
+                "name": f.stem,
+                "size": f"{lr.width}×{lr.height} LR",
+                "crop": f"{c}×{c} at ({x}, {y})",
+                "zoom": zoom,
+                "overview": png_uri(_overview(ref, (x, y, c))),
+                "panels": panels,
+            }
+        )
     return out, "" if out else "no readable held-out real LR outputs"
 
 
@@ -373,7 +483,9 @@ def _overview(img: Image.Image, box: tuple[int, int, int]) -> Image.Image:
 
 def _realism(entries: dict, metrics: dict | None) -> tuple[dict | None, str]:
     if metrics and isinstance(metrics.get("degradation"), dict):
-        which = {"pairs": "the training pairs' LR"}.get(metrics["degradation"].get("synthetic_from"), "the test pairs' LR")
+        which = {"pairs": "the training pairs' LR"}.get(
+            metrics["degradation"].get("synthetic_from"), "the test pairs' LR"
+        )
         return {**metrics["degradation"], "source": f"eval stage: held-out real LR vs {which}"}, ""
     if "degrade" in entries:
         d = _read_json(entries["degrade"] / "degradation.json")
@@ -381,8 +493,9 @@ def _realism(entries: dict, metrics: dict | None) -> tuple[dict | None, str]:
             return {**d, "source": "degrade stage: held-out real LR"}, ""
     if "eval" not in entries:
         return None, "the eval stage is not in this run (it needs [sr] enabled and [inputs] test_hr)"
-    return None, ("eval found no held-out real LR to compare with (degrade data.val_fraction = 0, "
-                  "or no [inputs] real_lr)")
+    return None, (
+        "eval found no held-out real LR to compare with (degrade data.val_fraction = 0, or no [inputs] real_lr)"
+    )
 
 
 def _metric_table(metrics: dict | None) -> tuple[dict | None, str]:
@@ -400,8 +513,13 @@ def _metric_table(metrics: dict | None) -> tuple[dict | None, str]:
     base = sr.get("bicubic", {}).get("psnr_y")
     rows = []
     for m in models:
-        cells = [{"text": fmt_fixed(sr[m].get(k), d),
-                  "best": len(models) > 1 and _finite(sr[m].get(k)) and sr[m][k] == best[k]} for k, _, _, d in cols]
+        cells = [
+            {
+                "text": fmt_fixed(sr[m].get(k), d),
+                "best": len(models) > 1 and _finite(sr[m].get(k)) and sr[m][k] == best[k],
+            }
+            for k, _, _, d in cols
+        ]
         gain = None
         if _finite(base) and _finite(sr[m].get("psnr_y")) and m != "bicubic":
             gain = f"{sr[m]['psnr_y'] - base:+.2f}"
@@ -412,9 +530,13 @@ def _metric_table(metrics: dict | None) -> tuple[dict | None, str]:
         by_model = {m: {r["name"]: r.get(k) for r in pi.get(m, [])} for m in models}
         names = sorted({n for v in by_model.values() for n in v})
         if names:
-            per_image.append({"title": title, "models": [model_label(m) for m in models],
-                              "rows": [{"name": n, "values": [fmt_fixed(by_model[m].get(n), d) for m in models]}
-                                       for n in names]})
+            per_image.append(
+                {
+                    "title": title,
+                    "models": [model_label(m) for m in models],
+                    "rows": [{"name": n, "values": [fmt_fixed(by_model[m].get(n), d) for m in models]} for n in names],
+                }
+            )
     return {"columns": [c[1] for c in cols], "rows": rows, "has_gain": _finite(base), "per_image": per_image}, ""
 
 
@@ -453,8 +575,11 @@ def _alpha_sweep(metrics: dict | None) -> tuple[str | None, str]:
     pts = sorted((alpha_of(m), m) for m in sr if alpha_of(m) is not None)
     if len(pts) < 2:
         return None, "needs at least two of the PSNR, GAN and interpolated models in the eval metrics"
-    panels = [(k, t) for k, t, _, _ in METRICS
-              if k in ("psnr_y", "lpips", "fid") and any(_finite(sr[m].get(k)) for _, m in pts)]
+    panels = [
+        (k, t)
+        for k, t, _, _ in METRICS
+        if k in ("psnr_y", "lpips", "fid") and any(_finite(sr[m].get(k)) for _, m in pts)
+    ]
     if not panels:
         return None, "the eval metrics have no PSNR-Y, LPIPS or FID values"
     fig = _figure(3.6 * len(panels), 2.8)
@@ -491,9 +616,11 @@ def read_log(path: Path) -> dict[str, np.ndarray]:
 
 def _loss_plots(entries: dict) -> list[dict]:
     logs = []
-    for stage, files, title in (("degrade", ("log.csv",), "DSGAN degradation (degrade)"),
-                                ("sr_psnr", ("log_psnr.csv", "log.csv"), "ESRGAN PSNR phase (sr_psnr)"),
-                                ("sr_gan", ("log_gan.csv", "log.csv"), "ESRGAN GAN phase (sr_gan)")):
+    for stage, files, title in (
+        ("degrade", ("log.csv",), "DSGAN degradation (degrade)"),
+        ("sr_psnr", ("log_psnr.csv", "log.csv"), "ESRGAN PSNR phase (sr_psnr)"),
+        ("sr_gan", ("log_gan.csv", "log.csv"), "ESRGAN GAN phase (sr_gan)"),
+    ):
         path = next((entries[stage] / f for f in files if stage in entries and (entries[stage] / f).is_file()), None)
         if path is not None:
             logs.append((title, path))
@@ -511,26 +638,41 @@ def _loss_plots(entries: dict) -> list[dict]:
         for i, c in enumerate(cols):
             ax = fig.add_subplot(nrows, ncols, i + 1)
             ok = np.isfinite(log[c])
-            ax.plot(log["step"][ok], log[c][ok], color="#2563eb" if not c.startswith("val_") else "#16a34a",
-                    linewidth=1.4, marker="o" if ok.sum() <= 25 else None, markersize=3)
+            ax.plot(
+                log["step"][ok],
+                log[c][ok],
+                color="#2563eb" if not c.startswith("val_") else "#16a34a",
+                linewidth=1.4,
+                marker="o" if ok.sum() <= 25 else None,
+                markersize=3,
+            )
             ax.set_title(LOSS_LABELS.get(c, c), fontsize=9)
             if i >= len(cols) - ncols:
                 ax.set_xlabel("step", fontsize=8)
             _style(ax)
-        out.append({"title": title, "file": path.name, "steps": int(np.nanmax(log["step"])), "columns": cols,
-                    "uri": _fig_uri(fig)})
+        out.append(
+            {
+                "title": title,
+                "file": path.name,
+                "steps": int(np.nanmax(log["step"])),
+                "columns": cols,
+                "uri": _fig_uri(fig),
+            }
+        )
     return out
 
 
 def _versus(sr: dict, key: str, unit: str, decimals: int, higher: bool) -> str | None:
-    """"srpipe PSNR model 26.10 dB vs bicubic-pair 25.90 dB (+0.20: srpipe better); ..." for one metric."""
+    """ "srpipe PSNR model 26.10 dB vs bicubic-pair 25.90 dB (+0.20: srpipe better); ..." for one metric."""
     parts = []
     for ours, theirs, what in (("psnr", "baseline_psnr", "PSNR"), ("gan", "baseline_gan", "GAN")):
         a, b = (sr.get(ours) or {}).get(key), (sr.get(theirs) or {}).get(key)
         if _finite(a) and _finite(b):
             d = a - b
             verdict = "tie" if d == 0 else ("srpipe better" if (d > 0) == higher else "bicubic-pair better")
-            parts.append(f"{what} models {a:.{decimals}f}{unit} vs {b:.{decimals}f}{unit} ({d:+.{decimals}f}: {verdict})")
+            parts.append(
+                f"{what} models {a:.{decimals}f}{unit} vs {b:.{decimals}f}{unit} ({d:+.{decimals}f}: {verdict})"
+            )
     return "; ".join(parts) or None
 
 
@@ -541,11 +683,15 @@ def _headline(metrics: dict | None, realism: dict | None, n_real: int = 0) -> li
     judged = [r for r in (realism or {}).get("rows", []) if r.get("closer")]
     wins = sum(r["closer"] == "synthetic" for r in judged)
     if n_real:
-        line = (f"Held-out real LR of the target domain ({n_real} image{'s' if n_real > 1 else ''}, no ground truth): "
-                "side-by-side crops of srpipe's model and the bicubic-pair model below")
+        line = (
+            f"Held-out real LR of the target domain ({n_real} image{'s' if n_real > 1 else ''}, no ground truth): "
+            "side-by-side crops of srpipe's model and the bicubic-pair model below"
+        )
         if judged:
-            line += (f"; their training inputs: srpipe's synthetic LR is closer to the real LR than bicubic LR on "
-                     f"{wins} of {len(judged)} realism statistics")
+            line += (
+                f"; their training inputs: srpipe's synthetic LR is closer to the real LR than bicubic LR on "
+                f"{wins} of {len(judged)} realism statistics"
+            )
         lines.append(line + ".")
     rp = (metrics or {}).get("real_pairs") or {}
     if rp.get("sr"):
@@ -561,8 +707,10 @@ def _headline(metrics: dict | None, realism: dict | None, n_real: int = 0) -> li
     if _finite(base) and trained:
         best = max(trained, key=lambda m: sr[m]["psnr_y"])
         d = sr[best]["psnr_y"] - base
-        lines.append(fit + f"Best PSNR-Y: {model_label(best)} {sr[best]['psnr_y']:.2f} dB vs bicubic {base:.2f} dB "
-                     f"({d:+.2f} dB: {'beats' if d > 0 else 'does not beat'} bicubic).")
+        lines.append(
+            fit + f"Best PSNR-Y: {model_label(best)} {sr[best]['psnr_y']:.2f} dB vs bicubic {base:.2f} dB "
+            f"({d:+.2f} dB: {'beats' if d > 0 else 'does not beat'} bicubic)."
+        )
         v = _versus(sr, "psnr_y", " dB", 2, True)
         if v:
             lines.append(fit + f"PSNR-Y against the bicubic-pair models: {v}.")
@@ -571,8 +719,10 @@ def _headline(metrics: dict | None, realism: dict | None, n_real: int = 0) -> li
         best = min(lp, key=lambda m: sr[m]["lpips"])
         lines.append(fit + f"Lowest LPIPS: {model_label(best)} {sr[best]['lpips']:.4f}.")
     if judged and not n_real:
-        lines.append(f"Degradation realism: the synthetic LR is closer to real LR than bicubic LR on {wins} of "
-                     f"{len(judged)} statistics.")
+        lines.append(
+            f"Degradation realism: the synthetic LR is closer to real LR than bicubic LR on {wins} of "
+            f"{len(judged)} statistics."
+        )
     return lines
 
 

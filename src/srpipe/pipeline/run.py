@@ -67,15 +67,17 @@ def _why_stale(stage: Stage, inputs: dict, old: dict | None, pending: list[str])
     before = old.get("inputs", {})
     changed = sorted(k for k in set(inputs) | set(before) if inputs.get(k) != before.get(k))
     if changed:
-        kinds = [f"upstream {k} reran" if k in stage.deps else _input_change(k, before.get(k), inputs.get(k))
-                 for k in changed]
+        kinds = [
+            f"upstream {k} reran" if k in stage.deps else _input_change(k, before.get(k), inputs.get(k))
+            for k in changed
+        ]
         return "stale", "; ".join(kinds)
     return "stale", "output missing or incomplete (interrupted?)"
 
 
 def _input_change(name: str, old, new) -> str:
     if name.startswith(PRETRAINED):
-        what = name[len(PRETRAINED):]
+        what = name[len(PRETRAINED) :]
         if old == "absent":
             return f"pretrained {what} now present"
         return f"pretrained {what} {'now absent' if new == 'absent' else 'file changed'}"
@@ -96,8 +98,9 @@ def own_inputs(stage: Stage, store: Store, weights_dir: str = "") -> dict[str, s
     return inputs
 
 
-def plan(p: Pipeline, store: Store, run_dir: Path, *, force: frozenset[str] = frozenset(),
-         weights_dir: str = "") -> list[StageState]:
+def plan(
+    p: Pipeline, store: Store, run_dir: Path, *, force: frozenset[str] = frozenset(), weights_dir: str = ""
+) -> list[StageState]:
     """The state of every stage, without running anything."""
     prev = _previous(run_dir)
     states: dict[str, StageState] = {}
@@ -138,11 +141,18 @@ def _record(run_dir: Path, p: Pipeline, store: Store, states: list[StageState], 
         if s.key is None:
             continue
         stages[s.stage.name] = {
-            "key": s.key, "entry": str(store.entry(s.stage.name, s.key)), "version": s.stage.version,
-            "params": s.stage.params, "inputs": s.inputs, "describe": s.stage.describe, **results.get(s.stage.name, {}),
+            "key": s.key,
+            "entry": str(store.entry(s.stage.name, s.key)),
+            "version": s.stage.version,
+            "params": s.stage.params,
+            "inputs": s.inputs,
+            "describe": s.stage.describe,
+            **results.get(s.stage.name, {}),
         }
-    write_json(run_dir / RUN_RECORD, {"pipeline": str(p.path), "cache": str(store.root.resolve()),
-                                      "srpipe": __version__, "stages": stages})
+    write_json(
+        run_dir / RUN_RECORD,
+        {"pipeline": str(p.path), "cache": str(store.root.resolve()), "srpipe": __version__, "stages": stages},
+    )
 
 
 def _register(store: Store, pipeline_path: Path) -> None:
@@ -156,8 +166,16 @@ def _register(store: Store, pipeline_path: Path) -> None:
         write_json(reg, sorted([*known, str(pipeline_path)]))
 
 
-def run_pipeline(p: Pipeline, *, run_dir: str | Path, cache: str | Path | None = None, run: RunOptions = RunOptions(),
-                 force: tuple[str, ...] = (), dry_run: bool = False, report: bool = True) -> list[dict]:
+def run_pipeline(
+    p: Pipeline,
+    *,
+    run_dir: str | Path,
+    cache: str | Path | None = None,
+    run: RunOptions = RunOptions(),
+    force: tuple[str, ...] = (),
+    dry_run: bool = False,
+    report: bool = True,
+) -> list[dict]:
     """Bring every stage up to date; returns one row per stage (name, key, action, seconds, reason)."""
     run_dir = Path(run_dir)
     store = Store(cache or default_cache())
@@ -166,9 +184,16 @@ def run_pipeline(p: Pipeline, *, run_dir: str | Path, cache: str | Path | None =
     if unknown:
         raise SrpipeError(f"--force {', '.join(unknown)}: no such stage; stages are {', '.join(names)}")
     if dry_run:
-        return [{"stage": s.stage.name, "key": s.key, "action": "run" if s.status != "fresh" else "cached",
-                 "reason": s.reason, "seconds": 0.0}
-                for s in plan(p, store, run_dir, force=frozenset(force), weights_dir=run.weights_dir)]
+        return [
+            {
+                "stage": s.stage.name,
+                "key": s.key,
+                "action": "run" if s.status != "fresh" else "cached",
+                "reason": s.reason,
+                "seconds": 0.0,
+            }
+            for s in plan(p, store, run_dir, force=frozenset(force), weights_dir=run.weights_dir)
+        ]
     rows = []
     with CacheLock(store.root, warn=warn):
         _register(store, p.path)
@@ -188,26 +213,46 @@ def run_pipeline(p: Pipeline, *, run_dir: str | Path, cache: str | Path | None =
                 info(f"{stage.name}: cached ({key[:12]}), skipping")
                 state.manifest, state.status = manifest, "fresh"
                 results[stage.name] = {"cached": True, "seconds": manifest.get("seconds", 0.0)}
-                rows.append({"stage": stage.name, "key": key, "action": "cached", "seconds": 0.0, "reason": "unchanged"})
+                rows.append(
+                    {"stage": stage.name, "key": key, "action": "cached", "seconds": 0.0, "reason": "unchanged"}
+                )
             else:
                 if stage.name in force:
                     reset_entry(entry)
                 resumed = entry.exists()
                 info(f"{stage.name}: {'resuming' if resumed else 'running'} in {entry}")
                 entry.mkdir(parents=True, exist_ok=True)
-                ctx = Context(out=entry, inputs={**stage.raw, **{d: done[d].entry for d in stage.deps}}, run=run, key=key)
+                ctx = Context(
+                    out=entry, inputs={**stage.raw, **{d: done[d].entry for d in stage.deps}}, run=run, key=key
+                )
                 t0 = time.time()
                 summary = stage.fn(ctx)
                 seconds = time.time() - t0
-                manifest = write_manifest(entry, {
-                    "key": key, "stage": stage.name, "version": stage.version, "params": stage.params,
-                    "inputs": inputs, "seconds": round(seconds, 3), "summary": summary, "describe": stage.describe,
-                    "versions": _versions(),
-                })
+                manifest = write_manifest(
+                    entry,
+                    {
+                        "key": key,
+                        "stage": stage.name,
+                        "version": stage.version,
+                        "params": stage.params,
+                        "inputs": inputs,
+                        "seconds": round(seconds, 3),
+                        "summary": summary,
+                        "describe": stage.describe,
+                        "versions": _versions(),
+                    },
+                )
                 state.manifest, state.status = manifest, "fresh"
                 results[stage.name] = {"cached": False, "seconds": seconds}
-                rows.append({"stage": stage.name, "key": key, "action": "ran", "seconds": seconds,
-                             "reason": "forced" if stage.name in force else ("resumed" if resumed else "")})
+                rows.append(
+                    {
+                        "stage": stage.name,
+                        "key": key,
+                        "action": "ran",
+                        "seconds": seconds,
+                        "reason": "forced" if stage.name in force else ("resumed" if resumed else ""),
+                    }
+                )
             state.entry = entry
             done[stage.name] = state
             _record(run_dir, p, store, list(done.values()), results)
@@ -228,8 +273,13 @@ def _versions() -> dict:
     return {"srpipe": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def gc(store_root: str | Path | None = None, pipelines: list[Pipeline] = (), *, dry_run: bool = False,
-       weights_dir: str = "") -> list[Path]:
+def gc(
+    store_root: str | Path | None = None,
+    pipelines: list[Pipeline] = (),
+    *,
+    dry_run: bool = False,
+    weights_dir: str = "",
+) -> list[Path]:
     """Remove cache entries that no known pipeline file refers to (their current keys, with the
     pretrained files as `weights_dir` and the hub cache resolve them now)."""
     import shutil

@@ -72,9 +72,17 @@ class Pipeline:
 
     def params(self) -> dict:
         """Everything result-changing, as plain data (for display and tests)."""
-        return {"degrade": to_dict(self.degrade), "cleanup_factor": self.cleanup_factor,
-                "sr": to_dict(self.sr) if self.sr else None, "alphas": list(self.alphas), "tile": self.tile,
-                "eval": self.eval, "fid": self.fid, "jpeg": self.jpeg, "baseline": self.baseline}
+        return {
+            "degrade": to_dict(self.degrade),
+            "cleanup_factor": self.cleanup_factor,
+            "sr": to_dict(self.sr) if self.sr else None,
+            "alphas": list(self.alphas),
+            "tile": self.tile,
+            "eval": self.eval,
+            "fid": self.fid,
+            "jpeg": self.jpeg,
+            "baseline": self.baseline,
+        }
 
 
 def _check(where: str, table, allowed: set[str]) -> dict:
@@ -82,7 +90,9 @@ def _check(where: str, table, allowed: set[str]) -> dict:
         raise UsageError(f"pipeline: [{where}] must be a table")
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise UsageError(f"pipeline: unknown key(s) {', '.join(unknown)} in [{where}]; valid: {', '.join(sorted(allowed))}")
+        raise UsageError(
+            f"pipeline: unknown key(s) {', '.join(unknown)} in [{where}]; valid: {', '.join(sorted(allowed))}"
+        )
     return table
 
 
@@ -104,14 +114,16 @@ def load_pipeline(path: str | Path) -> Pipeline:
 
     ins = sec["inputs"]
     if "hr" not in ins:
-        raise UsageError(f"pipeline {p}: [inputs] hr = \"FOLDER\" is required")
+        raise UsageError(f'pipeline {p}: [inputs] hr = "FOLDER" is required')
     inputs = {k: (base / _typed(f"inputs.{k}", v, str, "")).resolve() for k, v in ins.items()}
     inputs.setdefault("pairs_hr", inputs["hr"])
     if "test_pairs" in inputs:
         tp = inputs["test_pairs"]
         if not ((tp / "lr").is_dir() and (tp / "hr").is_dir()):
-            raise UsageError(f"pipeline {p}: [inputs] test_pairs = {str(tp)!r} must hold lr/ and hr/ folders "
-                             "(real LR/HR pairs with the same file names)")
+            raise UsageError(
+                f"pipeline {p}: [inputs] test_pairs = {str(tp)!r} must hold lr/ and hr/ folders "
+                "(real LR/HR pairs with the same file names)"
+            )
 
     def stage_cfg(name, cls, presets):
         preset = _typed(f"{name}.preset", sec[name].get("preset"), str, "paper")
@@ -129,8 +141,10 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if _typed("sr.enabled", sec["sr"].get("enabled"), bool, True):
         sr = stage_cfg("sr", UpscaleConfig, UPRESETS)
         if sr.data.scale != degrade.data.scale:
-            raise UsageError(f"pipeline: sr scale x{sr.data.scale} differs from degrade scale x{degrade.data.scale}; "
-                             f"set [sr.config.data] scale = {degrade.data.scale}")
+            raise UsageError(
+                f"pipeline: sr scale x{sr.data.scale} differs from degrade scale x{degrade.data.scale}; "
+                f"set [sr.config.data] scale = {degrade.data.scale}"
+            )
     alphas = _typed("interpolate.alphas", sec["interpolate"].get("alphas"), tuple[float, ...], (0.8,))
     for a in alphas:
         if not 0 <= a <= 1:
@@ -147,8 +161,15 @@ def load_pipeline(path: str | Path) -> Pipeline:
     except UsageError as e:
         raise UsageError(f"pipeline: pairs.jpeg: {e}") from None
     return Pipeline(
-        path=p.resolve(), inputs=inputs, degrade=degrade, cleanup_factor=cleanup, sr=sr, alphas=alphas, tile=tile,
+        path=p.resolve(),
+        inputs=inputs,
+        degrade=degrade,
+        cleanup_factor=cleanup,
+        sr=sr,
+        alphas=alphas,
+        tile=tile,
         eval=_typed("eval.enabled", sec["eval"].get("enabled"), bool, True),
-        fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True), jpeg=jpeg,
+        fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True),
+        jpeg=jpeg,
         baseline=sr is not None and _typed("baseline.bicubic", sec["baseline"].get("bicubic"), bool, True),
     )

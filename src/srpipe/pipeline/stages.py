@@ -52,7 +52,9 @@ class Stage:
     deps: tuple[str, ...]  # upstream stages (fingerprinted by their completed outputs)
     fn: Callable[[Context], dict]  # runs the stage, returns a summary for the manifest
     describe: str = ""  # active losses etc., for status and the report
-    weights: tuple[str, ...] = ()  # pretrained files it uses (srpipe.engine.weights names): their identity enters the key
+    weights: tuple[
+        str, ...
+    ] = ()  # pretrained files it uses (srpipe.engine.weights names): their identity enters the key
 
 
 def _stage_run(ctx: Context) -> RunOptions:
@@ -76,8 +78,14 @@ def run_pairs(hr_input: str, cleanup_factor: int, jpeg: str = "auto"):
     def fn(ctx: Context) -> dict:
         from srpipe.degrade.pairs import make_pairs
 
-        m = make_pairs(model=ctx.inputs["degrade"], hr_dir=ctx.inputs[hr_input], out_dir=ctx.out,
-                       cleanup_factor=cleanup_factor, device=ctx.run.device, jpeg=jpeg)
+        m = make_pairs(
+            model=ctx.inputs["degrade"],
+            hr_dir=ctx.inputs[hr_input],
+            out_dir=ctx.out,
+            cleanup_factor=cleanup_factor,
+            device=ctx.run.device,
+            jpeg=jpeg,
+        )
         return {"pairs": len(m["pairs"]), "mode": m["mode"]}
 
     return fn
@@ -137,8 +145,13 @@ def run_interpolate(alphas: tuple[float, ...]):
     def fn(ctx: Context) -> dict:
         from srpipe.upscale.interpolate import interpolate_files
 
-        files = interpolate_files(ctx.inputs["sr_psnr"] / "psnr.safetensors", ctx.inputs["sr_gan"] / "gan.safetensors",
-                                  list(alphas), ctx.out, sweep=True)
+        files = interpolate_files(
+            ctx.inputs["sr_psnr"] / "psnr.safetensors",
+            ctx.inputs["sr_gan"] / "gan.safetensors",
+            list(alphas),
+            ctx.out,
+            sweep=True,
+        )
         return {"models": [f.name for f in files]}
 
     return fn
@@ -215,8 +228,16 @@ def run_eval(scale: int, fid: bool):
         from srpipe.engine.runlog import write_json
 
         def score(up: Path, gt: Path) -> dict:
-            return {f.name: evaluate_folders(f, gt, EvalConfig(scale=scale), weights_dir=ctx.run.weights_dir or None,
-                                             device=resolve_device(ctx.run.device)) for f in model_folders(up)}
+            return {
+                f.name: evaluate_folders(
+                    f,
+                    gt,
+                    EvalConfig(scale=scale),
+                    weights_dir=ctx.run.weights_dir or None,
+                    device=resolve_device(ctx.run.device),
+                )
+                for f in model_folders(up)
+            }
 
         up = ctx.inputs["upscale"]
         out: dict = {"sr": {}, "notes": []}
@@ -228,14 +249,20 @@ def run_eval(scale: int, fid: bool):
             per_image = {k: r["images"] for k, r in results.items()}
         if "real_pairs_hr" in ctx.inputs:
             results = score(up / REAL / REAL_PAIRS, ctx.inputs["real_pairs_hr"])
-            out[REAL_PAIRS] = {"sr": {name: r["summary"] for name, r in results.items()},
-                               "per_image": {k: r["images"] for k, r in results.items()}}
+            out[REAL_PAIRS] = {
+                "sr": {name: r["summary"] for name, r in results.items()},
+                "per_image": {k: r["images"] for k, r in results.items()},
+            }
         held = held_out_real(ctx.inputs)
         out[HELD_OUT] = [f.name for f in held]
         out["degradation"] = degradation_table(ctx, scale, fid)
         write_json(ctx.out / "metrics.json", {**out, "per_image": per_image})
-        return {"sr": out["sr"], REAL_PAIRS: (out.get(REAL_PAIRS) or {}).get("sr"), HELD_OUT: len(held),
-                "notes": out["notes"]}
+        return {
+            "sr": out["sr"],
+            REAL_PAIRS: (out.get(REAL_PAIRS) or {}).get("sr"),
+            HELD_OUT: len(held),
+            "notes": out["notes"],
+        }
 
     return fn
 
@@ -254,9 +281,15 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
         return None
     source = "test_pairs" if "test_pairs" in ctx.inputs else "pairs"
     pairs = ctx.inputs[source]
-    report = degradation_report(real, list_images(pairs / "lr"), list_images(pairs / "hr"), scale,
-                                cfg=RealismConfig(inception=fid), weights_dir=ctx.run.weights_dir or None,
-                                device=resolve_device(ctx.run.device))
+    report = degradation_report(
+        real,
+        list_images(pairs / "lr"),
+        list_images(pairs / "hr"),
+        scale,
+        cfg=RealismConfig(inception=fid),
+        weights_dir=ctx.run.weights_dir or None,
+        device=resolve_device(ctx.run.device),
+    )
     return {**report, "synthetic_from": source}
 
 
@@ -291,34 +324,86 @@ def build_stages(p: Pipeline) -> list[Stage]:
     if not d.data.same_domain:
         raw["real_lr"] = p.inputs["real_lr"]
     stages = [
-        Stage("degrade", 1, {"config": to_dict(d)}, raw, (), run_degrade(d), ", ".join(d.loss.active()),
-              weights=degrade_weights(d)),
-        Stage("pairs", 1, {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg}, {"pairs_hr": p.inputs["pairs_hr"]},
-              ("degrade",), run_pairs("pairs_hr", p.cleanup_factor, p.jpeg)),
+        Stage(
+            "degrade",
+            1,
+            {"config": to_dict(d)},
+            raw,
+            (),
+            run_degrade(d),
+            ", ".join(d.loss.active()),
+            weights=degrade_weights(d),
+        ),
+        Stage(
+            "pairs",
+            1,
+            {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg},
+            {"pairs_hr": p.inputs["pairs_hr"]},
+            ("degrade",),
+            run_pairs("pairs_hr", p.cleanup_factor, p.jpeg),
+        ),
     ]
     has_test = "test_hr" in p.inputs
     if has_test:
-        stages.append(Stage("test_pairs", 1, {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg},
-                            {"test_hr": p.inputs["test_hr"]}, ("degrade",), run_pairs("test_hr", p.cleanup_factor, p.jpeg)))
+        stages.append(
+            Stage(
+                "test_pairs",
+                1,
+                {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg},
+                {"test_hr": p.inputs["test_hr"]},
+                ("degrade",),
+                run_pairs("test_hr", p.cleanup_factor, p.jpeg),
+            )
+        )
     if p.sr is None:
         return stages
     scale = p.sr.data.scale
     full = to_dict(p.sr)
     # The PSNR phase does not depend on GAN-phase settings: changing those must not retrain it.
     psnr_params = {k: v for k, v in full.items() if k not in ("gan", "fs")}
-    psnr_params["model"] = {k: v for k, v in full["model"].items() if k not in ("discriminator", "d_features", "d_layers")}
+    psnr_params["model"] = {
+        k: v for k, v in full["model"].items() if k not in ("discriminator", "d_features", "d_layers")
+    }
     stages.append(Stage("sr_psnr", 1, {"config": psnr_params}, {}, ("pairs",), run_sr(p.sr, "psnr"), "L1"))
-    stages.append(Stage("sr_gan", 1, {"config": full}, {}, ("pairs", "sr_psnr"), run_sr(p.sr, "gan"), _gan_losses(p.sr),
-                        weights=sr_weights(p.sr, "gan")))
+    stages.append(
+        Stage(
+            "sr_gan",
+            1,
+            {"config": full},
+            {},
+            ("pairs", "sr_psnr"),
+            run_sr(p.sr, "gan"),
+            _gan_losses(p.sr),
+            weights=sr_weights(p.sr, "gan"),
+        )
+    )
     if p.alphas:
-        stages.append(Stage("interpolate", 1, {"alphas": list(p.alphas)}, {}, ("sr_psnr", "sr_gan"),
-                            run_interpolate(p.alphas)))
+        stages.append(
+            Stage("interpolate", 1, {"alphas": list(p.alphas)}, {}, ("sr_psnr", "sr_gan"), run_interpolate(p.alphas))
+        )
     if p.baseline:
-        stages.append(Stage("bicubic_pairs", 1, {"scale": scale, "cleanup_factor": p.cleanup_factor},
-                            {"pairs_hr": p.inputs["pairs_hr"]}, (), run_bicubic_pairs("pairs_hr", scale, p.cleanup_factor)))
-        stages.append(Stage("baseline", 1, {"config": full}, {}, ("bicubic_pairs",), run_sr(p.sr, "both", "bicubic_pairs"),
-                            "the sr recipe on bicubic pairs: L1, then " + _gan_losses(p.sr),
-                            weights=sr_weights(p.sr, "gan")))
+        stages.append(
+            Stage(
+                "bicubic_pairs",
+                1,
+                {"scale": scale, "cleanup_factor": p.cleanup_factor},
+                {"pairs_hr": p.inputs["pairs_hr"]},
+                (),
+                run_bicubic_pairs("pairs_hr", scale, p.cleanup_factor),
+            )
+        )
+        stages.append(
+            Stage(
+                "baseline",
+                1,
+                {"config": full},
+                {},
+                ("bicubic_pairs",),
+                run_sr(p.sr, "both", "bicubic_pairs"),
+                "the sr recipe on bicubic pairs: L1, then " + _gan_losses(p.sr),
+                weights=sr_weights(p.sr, "gan"),
+            )
+        )
     real_pairs = {}
     if "test_pairs" in p.inputs:
         real_pairs = {"real_pairs_lr": p.inputs["test_pairs"] / "lr", "real_pairs_hr": p.inputs["test_pairs"] / "hr"}
@@ -326,16 +411,37 @@ def build_stages(p: Pipeline) -> list[Stage]:
     if has_test or real_pairs or held_out:
         ups = (("test_pairs",) if has_test else ()) + ("sr_psnr", "sr_gan") + (("interpolate",) if p.alphas else ())
         ups += (("baseline",) if p.baseline else ()) + (("degrade",) if held_out else ())
-        up_raw = {**({"real_lr": p.inputs["real_lr"]} if held_out else {}),
-                  **({"real_pairs_lr": real_pairs["real_pairs_lr"]} if real_pairs else {})}
-        stages.append(Stage("upscale", 2, {"tile": p.tile, "scale": scale, "max_held_out": MAX_HELD_OUT}, up_raw, ups,
-                            run_upscale(p.tile, scale)))
+        up_raw = {
+            **({"real_lr": p.inputs["real_lr"]} if held_out else {}),
+            **({"real_pairs_lr": real_pairs["real_pairs_lr"]} if real_pairs else {}),
+        }
+        stages.append(
+            Stage(
+                "upscale",
+                2,
+                {"tile": p.tile, "scale": scale, "max_held_out": MAX_HELD_OUT},
+                up_raw,
+                ups,
+                run_upscale(p.tile, scale),
+            )
+        )
         if p.eval:
-            eval_raw = {**({"real_lr": p.inputs["real_lr"]} if held_out else {}),
-                        **({"real_pairs_hr": real_pairs["real_pairs_hr"]} if real_pairs else {})}
+            eval_raw = {
+                **({"real_lr": p.inputs["real_lr"]} if held_out else {}),
+                **({"real_pairs_hr": real_pairs["real_pairs_hr"]} if real_pairs else {}),
+            }
             deps = ("degrade",) + (("test_pairs",) if has_test else ("pairs",)) + ("upscale",)
-            stages.append(Stage("eval", 2, {"scale": scale, "fid": p.fid}, eval_raw, deps, run_eval(scale, p.fid),
-                                weights=("alexnet",) + (("inception",) if p.fid and held_out else ())))
+            stages.append(
+                Stage(
+                    "eval",
+                    2,
+                    {"scale": scale, "fid": p.fid},
+                    eval_raw,
+                    deps,
+                    run_eval(scale, p.fid),
+                    weights=("alexnet",) + (("inception",) if p.fid and held_out else ()),
+                )
+            )
     return stages
 
 

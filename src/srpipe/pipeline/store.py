@@ -88,8 +88,11 @@ def write_manifest(folder: Path, data: dict) -> dict:
     except OSError as e:
         from srpipe.errors import write_failed
 
-        raise SrpipeError(write_failed(folder / MANIFEST, e, kept="the stage is not marked complete and "
-                                       "will resume from its checkpoints")) from e
+        raise SrpipeError(
+            write_failed(
+                folder / MANIFEST, e, kept="the stage is not marked complete and will resume from its checkpoints"
+            )
+        ) from e
     return m
 
 
@@ -120,8 +123,10 @@ class CacheLock:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
-            raise CacheLockedError(f"the cache {self.path.parent} is in use by {holder}; wait for it to finish "
-                                   f"(two runs on one cache never share it)") from None
+            raise CacheLockedError(
+                f"the cache {self.path.parent} is in use by {holder}; wait for it to finish "
+                f"(two runs on one cache never share it)"
+            ) from None
         fh.seek(0)
         old = fh.read().strip()
         if old:

@@ -119,8 +119,14 @@ class UpscaleConfig:
     def generator_args(self) -> dict:
         """Keyword arguments of `RRDBNet` (stored in weights file headers)."""
         m = self.model
-        return {"scale": self.data.scale, "num_in_ch": 3, "num_out_ch": 3, "num_feat": m.num_feat,
-                "num_block": m.num_block, "num_grow_ch": m.num_grow_ch}
+        return {
+            "scale": self.data.scale,
+            "num_in_ch": 3,
+            "num_out_ch": 3,
+            "num_feat": m.num_feat,
+            "num_block": m.num_block,
+            "num_grow_ch": m.num_grow_ch,
+        }
 
     def discriminator_args(self) -> dict:
         m = self.model

@@ -38,7 +38,8 @@ class PairsError(SrpipeError):
 
 def default_cache_dir() -> Path:
     root = os.environ.get("SRPIPE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "srpipe")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "srpipe"
+    )
     return Path(root) / "decoded"
 
 
@@ -54,8 +55,9 @@ def decoded(path: Path, cache_dir: Path) -> np.ndarray:
         try:
             atomic_write_bytes(entry, buf.getvalue())  # concurrent writers of one key write equal bytes
         except OSError as e:
-            raise SrpipeError(f"cannot write the decode cache {entry}: {e.strerror or e}; set SRPIPE_CACHE_DIR "
-                              "to a writable folder") from e
+            raise SrpipeError(
+                f"cannot write the decode cache {entry}: {e.strerror or e}; set SRPIPE_CACHE_DIR to a writable folder"
+            ) from e
     return np.load(entry, mmap_mode="r", allow_pickle=False)
 
 
@@ -72,8 +74,10 @@ def match_pairs(folder: str | Path) -> list[tuple[str, Path, Path]]:
     hr_dir, lr_dir = root / "hr", root / "lr"
     for d in (hr_dir, lr_dir):
         if not d.is_dir():
-            raise PairsError(f"{root} has no {d.name}/ folder; --pairs needs hr/ and lr/ with matching file names "
-                             "(the output of make-pairs)")
+            raise PairsError(
+                f"{root} has no {d.name}/ folder; --pairs needs hr/ and lr/ with matching file names "
+                "(the output of make-pairs)"
+            )
     hr = {p.stem: p for p in list_images(hr_dir)}
     lr = {p.stem: p for p in list_images(lr_dir)}
     if not hr:
@@ -97,8 +101,9 @@ def _check_manifest(root: Path, scale: int) -> None:
         except (OSError, ValueError, TypeError, AttributeError):
             return  # not make-pairs' file: the per-image size check below still applies
         if made != scale:
-            raise PairsError(f"{manifest} says these pairs are x{made} but the training scale is x{scale}; "
-                             f"use --scale {made}")
+            raise PairsError(
+                f"{manifest} says these pairs are x{made} but the training scale is x{scale}; use --scale {made}"
+            )
 
 
 def load_pairs(folder: str | Path, scale: int, *, min_lr: int, cache_dir: Path | None = None, warn=print) -> list[Pair]:
@@ -129,8 +134,16 @@ def load_pairs(folder: str | Path, scale: int, *, min_lr: int, cache_dir: Path |
     return pairs
 
 
-def random_batch(pairs: list[Pair], n: int, lr_patch: int, scale: int, gen: torch.Generator, *,
-                 flips: bool = True, rotations: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def random_batch(
+    pairs: list[Pair],
+    n: int,
+    lr_patch: int,
+    scale: int,
+    gen: torch.Generator,
+    *,
+    flips: bool = True,
+    rotations: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` aligned random crops: (n, 3, p, p) LR and (n, 3, p*scale, p*scale) HR floats in [0, 1].
 
     The LR corner (y, x) maps to HR (y*scale, x*scale); the same flip / rot90 goes to both. This is
@@ -167,7 +180,9 @@ class PairBank:
     def draw(self, gen: torch.Generator, n: int, lr_patch: int, *, flips: bool, rotations: bool) -> augment.Draws:
         return augment.draw(gen, self.sizes, n, lr_patch, flips=flips, rotations=rotations)
 
-    def batch(self, d: augment.Draws, lr_patch: int, *, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, d: augment.Draws, lr_patch: int, *, channels_last: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(LR, HR) float batches in [0, 1] on the device for draws `d`."""
         lr = self.lr.crops(d, lr_patch, channels_last=channels_last)
         hr = self.hr.crops(d, lr_patch * self.scale, corner_scale=self.scale, channels_last=channels_last)
@@ -180,7 +195,7 @@ def center_pair(pair: Pair, scale: int, *, max_lr: int, multiple: int) -> tuple[
     ch = min(h, max_lr) // multiple * multiple
     cw = min(w, max_lr) // multiple * multiple
     y, x = (h - ch) // 2, (w - cw) // 2
-    lr = np.array(pair.lr[y:y + ch, x:x + cw])  # a copy: the memmap is read-only
-    hr = np.array(pair.hr[y * scale:(y + ch) * scale, x * scale:(x + cw) * scale])
+    lr = np.array(pair.lr[y : y + ch, x : x + cw])  # a copy: the memmap is read-only
+    hr = np.array(pair.hr[y * scale : (y + ch) * scale, x * scale : (x + cw) * scale])
     to_t = lambda a: torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).float().div_(255)  # noqa: E731
     return to_t(lr), to_t(hr)

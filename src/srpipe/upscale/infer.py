@@ -86,8 +86,17 @@ def make_fns(net: torch.nn.Module, unit: int, autocast: torch.dtype | None, devi
     return inference.autocast_fns(padded, autocast, device)
 
 
-def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int = DEFAULT_PAD, blend: bool = False,
-                   device="cpu", autocast: torch.dtype | None = None, batch: int = 1) -> torch.Tensor:
+def upscale_tensor(
+    net,
+    img: torch.Tensor,
+    *,
+    tile: int = DEFAULT_TILE,
+    pad: int = DEFAULT_PAD,
+    blend: bool = False,
+    device="cpu",
+    autocast: torch.dtype | None = None,
+    batch: int = 1,
+) -> torch.Tensor:
     """(C, H, W) float in [0, 1] on the host -> (C, H*s, W*s), tiled; tile <= 0 runs the whole image.
 
     `batch` tiles per forward pass (0: `auto_batch`). On CUDA out-of-memory the tile size halves and
@@ -110,8 +119,18 @@ def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int
             t = -(-tile // unit) * unit
             p = -(-pad // unit) * unit
             b = batch or auto_batch(device, (t + 2 * p) * net.scale)
-            return tiled_apply(img, fn, scale=net.scale, tile=t, pad=p, batch=b, device=device, blend=blend,
-                               channels_last=cl, fallback=fp32)
+            return tiled_apply(
+                img,
+                fn,
+                scale=net.scale,
+                tile=t,
+                pad=p,
+                batch=b,
+                device=device,
+                blend=blend,
+                channels_last=cl,
+                fallback=fp32,
+            )
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             cur = tile if tile > 0 else max(img.shape[-2:])
@@ -122,8 +141,9 @@ def upscale_tensor(net, img: torch.Tensor, *, tile: int = DEFAULT_TILE, pad: int
             tile = nxt
 
 
-def load_model(model, dev: torch.device, *, precision: Precision = "auto", compile: bool = False,
-               requested: str = "auto"):
+def load_model(
+    model, dev: torch.device, *, precision: Precision = "auto", compile: bool = False, requested: str = "auto"
+):
     """(network, device the tiles go to) for `upscale` on `dev`: a torch RRDBNet from any weights file
     or run folder, or an `onnxrt.OnnxNet` for a ``.onnx`` file (its tiles stay on the host). With
     `requested` ``auto`` an ONNX model takes onnxruntime's CUDA provider when it has one."""
@@ -133,8 +153,10 @@ def load_model(model, dev: torch.device, *, precision: Precision = "auto", compi
         if compile:
             raise SrpipeError("--compile applies to torch models; an ONNX model is optimised by onnxruntime")
         if precision not in ("auto", "fp32"):
-            raise SrpipeError(f"--precision {precision}: an ONNX model runs in the precision it was exported in "
-                              "(srpipe export --format onnx [--fp16]); leave --precision auto")
+            raise SrpipeError(
+                f"--precision {precision}: an ONNX model runs in the precision it was exported in "
+                "(srpipe export --format onnx [--fp16]); leave --precision auto"
+            )
         net = onnxrt.OnnxNet(model, device="auto" if requested == "auto" else dev.type, index=dev.index or 0)
         info(f"{Path(model).name}: ONNX x{net.scale}, {np.dtype(net.dtype).name}, onnxruntime {net.provider}")
         return net, torch.device("cpu")
@@ -148,9 +170,22 @@ def _outscale(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t[None], size=size, mode="bicubic", align_corners=False, antialias=True)[0].clamp(0, 1)
 
 
-def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int = DEFAULT_PAD, blend: bool = False,
-            precision: Precision = "auto", device: str = "auto", outscale: float | None = None,
-            skip_existing: bool = False, batch: int = 0, compile: bool = False, ext: str = "png") -> list[Path]:
+def upscale(
+    model,
+    inputs,
+    out_dir,
+    *,
+    tile: int = DEFAULT_TILE,
+    tile_pad: int = DEFAULT_PAD,
+    blend: bool = False,
+    precision: Precision = "auto",
+    device: str = "auto",
+    outscale: float | None = None,
+    skip_existing: bool = False,
+    batch: int = 0,
+    compile: bool = False,
+    ext: str = "png",
+) -> list[Path]:
     """Upscale an image file or every image of a folder into `out_dir` (same stem, `.{ext}`: png, jpg or
     webp; ICC profile and EXIF carried over); returns written paths.
 
@@ -161,16 +196,45 @@ def upscale(model, inputs, out_dir, *, tile: int = DEFAULT_TILE, tile_pad: int =
     world, dev = distributed.init(device)
     try:
         with distributed.Share(world) as share:
-            return _upscale(share, model, inputs, out_dir, tile=tile, tile_pad=tile_pad, blend=blend,
-                            precision=precision, dev=dev, requested=device, outscale=outscale,
-                            skip_existing=skip_existing, batch=batch, compile=compile, ext=ext)
+            return _upscale(
+                share,
+                model,
+                inputs,
+                out_dir,
+                tile=tile,
+                tile_pad=tile_pad,
+                blend=blend,
+                precision=precision,
+                dev=dev,
+                requested=device,
+                outscale=outscale,
+                skip_existing=skip_existing,
+                batch=batch,
+                compile=compile,
+                ext=ext,
+            )
     finally:
         world.close()
 
 
-def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, tile_pad: int, blend: bool,
-             precision: Precision, dev: torch.device, requested: str, outscale: float | None, skip_existing: bool,
-             batch: int, compile: bool, ext: str) -> list[Path]:
+def _upscale(
+    share: distributed.Share,
+    model,
+    inputs,
+    out_dir,
+    *,
+    tile: int,
+    tile_pad: int,
+    blend: bool,
+    precision: Precision,
+    dev: torch.device,
+    requested: str,
+    outscale: float | None,
+    skip_existing: bool,
+    batch: int,
+    compile: bool,
+    ext: str,
+) -> list[Path]:
     net, dev = load_model(model, dev, precision=precision, compile=compile, requested=requested)
     src = Path(inputs)
     if src.is_dir():
@@ -191,7 +255,9 @@ def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, til
     stems = [f.stem for f in files]
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:
-        raise SrpipeError(f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other")
+        raise SrpipeError(
+            f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other"
+        )
     written, unreadable, existing = [], [], 0
     autocast = inference.autocast_dtype(precision, dev)
     warned_fp16 = False
@@ -211,8 +277,10 @@ def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, til
             continue
         ac = None if meta.bit_depth == 16 else autocast  # 16-bit images run in fp32: fp16 keeps ~11 bits
         if meta.bit_depth == 16 and getattr(net, "dtype", None) is np.float16 and not warned_fp16:
-            warn(f"{Path(model).name} is an fp16 ONNX model: 16-bit images keep only ~11 bits through it; "
-                 "export without --fp16 for full 16-bit precision")
+            warn(
+                f"{Path(model).name} is an fp16 ONNX model: 16-bit images keep only ~11 bits through it; "
+                "export without --fp16 for full 16-bit precision"
+            )
             warned_fp16 = True
         kw = dict(tile=tile, pad=tile_pad, blend=blend, device=dev, autocast=ac, batch=batch)
         sr = upscale_tensor(net, img, **kw)
@@ -226,7 +294,9 @@ def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, til
             sr = _outscale(sr, size)
             if alpha is not None:
                 alpha = _outscale(alpha[None], size)[0]
-        like = ImageInfo(str(f), meta.bit_depth, meta.gray, None if alpha is None else alpha.numpy(), meta.icc, meta.exif)
+        like = ImageInfo(
+            str(f), meta.bit_depth, meta.gray, None if alpha is None else alpha.numpy(), meta.icc, meta.exif
+        )
         write_image(target, sr, like=like)
         written.append(target)
         info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
@@ -234,7 +304,12 @@ def _upscale(share: distributed.Share, model, inputs, out_dir, *, tile: int, til
     order = {f.stem: i for i, f in enumerate(files)}
     written.sort(key=lambda t: order[t.stem])
     existing = sum(existing)
-    if unreadable and not written and not existing:  # a folder of nothing but broken files is a failure, not "0 written"
-        raise SrpipeError(f"no readable image in {src}, nothing written: " + "; ".join(unreadable[:5])
-                          + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""))
+    if (
+        unreadable and not written and not existing
+    ):  # a folder of nothing but broken files is a failure, not "0 written"
+        raise SrpipeError(
+            f"no readable image in {src}, nothing written: "
+            + "; ".join(unreadable[:5])
+            + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+        )
     return written

@@ -35,7 +35,17 @@ ARCH = "RRDBNet"
 # Keys of x3 weights files start with this, so that spandrel & co. refuse them instead of building
 # a x2 network from them (their scale detection counts upsampling convs: one means x2).
 X3_PREFIX = "srpipe_x3."
-_WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict", "state_dict", "model", "net", "netG", "generator")
+_WRAPPERS = (
+    "params_ema",
+    "params-ema",
+    "params",
+    "model_state_dict",
+    "state_dict",
+    "model",
+    "net",
+    "netG",
+    "generator",
+)
 _PREFIXES = ("module.", "netG.", "_orig_mod.")
 
 
@@ -60,7 +70,7 @@ def canonicalize(obj) -> dict[str, torch.Tensor]:
     sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     for prefix in _PREFIXES + (X3_PREFIX,):
         if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
+            sd = {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
 
 
@@ -77,8 +87,14 @@ def to_basicsr(sd: dict[str, torch.Tensor], *, where: str = "state dict") -> dic
         raise ModelFormatError(f"{where} is an ESRGAN+ model (conv1x1 layers), which srpipe's RRDBNet cannot run")
     out: dict[str, torch.Tensor] = {}
     if "RRDB_trunk.0.RDB1.conv1.weight" in sd:  # old BasicSR, ESRGAN-FS, BSRGAN, RealSR
-        names = {"conv_first": "conv_first", "trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2",
-                 "HRconv": "conv_hr", "conv_last": "conv_last"}
+        names = {
+            "conv_first": "conv_first",
+            "trunk_conv": "conv_body",
+            "upconv1": "conv_up1",
+            "upconv2": "conv_up2",
+            "HRconv": "conv_hr",
+            "conv_last": "conv_last",
+        }
         for k, v in sd.items():
             m = _OLD_BLOCK.match(k)
             if m:
@@ -137,8 +153,14 @@ def infer_args(sd: dict[str, torch.Tensor], *, where: str = "state dict") -> dic
         scale, num_in = 2, in_ch // 4
     else:
         scale, num_in = 4, in_ch
-    return {"scale": scale, "num_in_ch": num_in, "num_out_ch": out_ch, "num_feat": first.shape[0],
-            "num_block": num_block, "num_grow_ch": grow}
+    return {
+        "scale": scale,
+        "num_in_ch": num_in,
+        "num_out_ch": out_ch,
+        "num_feat": first.shape[0],
+        "num_block": num_block,
+        "num_grow_ch": grow,
+    }
 
 
 def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -183,8 +205,14 @@ def load_generator(path: str | Path) -> tuple[RRDBNet, dict, dict]:
     sd, header = read_state(p)
     args = infer_args(sd, where=str(p))
     # a file without an arch in its header (BasicSR, Real-ESRGAN ...) is taken for an RRDBNet
-    inference.network_class(header, {ARCH: RRDBNet}, where=str(p), what="an ESRGAN generator (RRDBNet)",
-                            default=ARCH, error=ModelFormatError)
+    inference.network_class(
+        header,
+        {ARCH: RRDBNet},
+        where=str(p),
+        what="an ESRGAN generator (RRDBNet)",
+        default=ARCH,
+        error=ModelFormatError,
+    )
     if header.get("arch") == ARCH and isinstance(header.get("args"), dict):
         args = header["args"]  # our own file: the header is authoritative (and x3 is only known from it)
     return build(args, sd, where=str(p)), args, header
@@ -235,8 +263,9 @@ def export_pth(path: str | Path, sd: dict[str, torch.Tensor], args: dict) -> Pat
 EXPORT_FORMATS = {".pth": "pth", ".safetensors": "safetensors", ".onnx": "onnx"}
 
 
-def export(model: str | Path, out: str | Path, *, fmt: str | None = None, fp16: bool = False,
-           opset: int | None = None) -> Path:
+def export(
+    model: str | Path, out: str | Path, *, fmt: str | None = None, fp16: bool = False, opset: int | None = None
+) -> Path:
     """Convert any supported ESRGAN file (or run folder) to BasicSR `.pth`, srpipe `.safetensors` or ONNX.
 
     `fmt` pth|safetensors|onnx (None: from the suffix of `out`, which must agree with it); `fp16` and
@@ -259,8 +288,10 @@ def export(model: str | Path, out: str | Path, *, fmt: str | None = None, fp16: 
         from srpipe.upscale import onnxrt
 
         path, diff = onnxrt.export_onnx(src, out, fp16=fp16, opset=opset or onnxrt.OPSET)
-        info(f"checked with onnxruntime on a real photo: max |onnx - torch| = {diff:.2g} "
-             f"(bound {onnxrt.FP16_TOL if fp16 else onnxrt.FP32_TOL:.2g})")
+        info(
+            f"checked with onnxruntime on a real photo: max |onnx - torch| = {diff:.2g} "
+            f"(bound {onnxrt.FP16_TOL if fp16 else onnxrt.FP32_TOL:.2g})"
+        )
         return path
     net, args, header = load_generator(src)
     sd = net.state_dict()

@@ -40,7 +40,9 @@ def interpolate(psnr: dict[str, torch.Tensor], gan: dict[str, torch.Tensor], alp
         raise InterpolationError("the two models have different layers (" + "; ".join(parts) + ")")
     bad = [f"{k} {tuple(psnr[k].shape)} vs {tuple(gan[k].shape)}" for k in psnr if psnr[k].shape != gan[k].shape]
     if bad:
-        raise InterpolationError(f"the two models differ in shape: {'; '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}")
+        raise InterpolationError(
+            f"the two models differ in shape: {'; '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}"
+        )
     out = {}
     for k, p in psnr.items():
         g = gan[k]
@@ -71,14 +73,18 @@ def _load_pair(psnr_path, gan_path):
     p_net, p_args, _ = interop.load_generator(psnr_path)
     g_net, g_args, _ = interop.load_generator(gan_path)
     if p_args != g_args:
-        diff = ", ".join(f"{k} {p_args.get(k)} vs {g_args.get(k)}" for k in sorted(set(p_args) | set(g_args))
-                         if p_args.get(k) != g_args.get(k))
+        diff = ", ".join(
+            f"{k} {p_args.get(k)} vs {g_args.get(k)}"
+            for k in sorted(set(p_args) | set(g_args))
+            if p_args.get(k) != g_args.get(k)
+        )
         raise InterpolationError(f"{psnr_path} and {gan_path} are different networks ({diff})")
     return p_net.state_dict(), g_net.state_dict(), p_args
 
 
-def interpolate_files(psnr_path, gan_path, alphas: list[float], out: str | Path, *, sweep: bool = False,
-                      export_pth: bool = False) -> list[Path]:
+def interpolate_files(
+    psnr_path, gan_path, alphas: list[float], out: str | Path, *, sweep: bool = False, export_pth: bool = False
+) -> list[Path]:
     """Write one weights file per alpha: `out` itself, or `out/alpha_0.80.safetensors` etc. for a sweep."""
     alphas = [check_alpha(a) for a in alphas]
     p_sd, g_sd, args = _load_pair(psnr_path, gan_path)
@@ -91,8 +97,13 @@ def interpolate_files(psnr_path, gan_path, alphas: list[float], out: str | Path,
     for a in alphas:
         sd = interpolate(p_sd, g_sd, a)
         target = out / f"alpha_{a:.2f}.safetensors" if sweep else out
-        meta = {"stage": "interpolate", "alpha": a, "psnr_model": str(psnr_path), "gan_model": str(gan_path),
-                "alpha_means": "weight of the GAN model: (1 - alpha) * PSNR + alpha * GAN"}
+        meta = {
+            "stage": "interpolate",
+            "alpha": a,
+            "psnr_model": str(psnr_path),
+            "gan_model": str(gan_path),
+            "alpha_means": "weight of the GAN model: (1 - alpha) * PSNR + alpha * GAN",
+        }
         written.append(interop.save_generator(target, sd, args, meta=meta))
         if export_pth:
             written.append(interop.export_pth(target.with_suffix(".pth"), sd, args))

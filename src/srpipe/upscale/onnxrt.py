@@ -59,8 +59,10 @@ def providers(device: str = "auto", index: int = 0) -> list:
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if device == "cuda" and "CUDAExecutionProvider" not in have:
-        raise OnnxError(f"--device cuda with an ONNX model needs onnxruntime's CUDA provider "
-                        f"(this onnxruntime has {', '.join(have)}): pip install onnxruntime-gpu, or --device cpu")
+        raise OnnxError(
+            f"--device cuda with an ONNX model needs onnxruntime's CUDA provider "
+            f"(this onnxruntime has {', '.join(have)}): pip install onnxruntime-gpu, or --device cpu"
+        )
     if "CUDAExecutionProvider" in have:
         return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
@@ -97,8 +99,10 @@ class OnnxNet:
         self.session = session(self.path, device, index)
         inp = self.session.get_inputs()
         if len(inp) != 1 or len(self.session.get_outputs()) != 1:
-            raise OnnxError(f"{self.path} has {len(inp)} inputs and {len(self.session.get_outputs())} outputs; "
-                            "an image-to-image model has one of each")
+            raise OnnxError(
+                f"{self.path} has {len(inp)} inputs and {len(self.session.get_outputs())} outputs; "
+                "an image-to-image model has one of each"
+            )
         self.input = inp[0].name
         self.dtype = np.float16 if inp[0].type == "tensor(float16)" else np.float32
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -138,8 +142,9 @@ def max_difference(onnx_model, net: torch.nn.Module, image: torch.Tensor) -> flo
     return float((got - want).abs().max())
 
 
-def export_onnx(model, out: str | Path, *, fp16: bool = False, opset: int = OPSET,
-                check_photo: str | Path | None = None) -> tuple[Path, float]:
+def export_onnx(
+    model, out: str | Path, *, fp16: bool = False, opset: int = OPSET, check_photo: str | Path | None = None
+) -> tuple[Path, float]:
     """Write `model` (any ESRGAN file or sr-train run folder) as ONNX; returns (path, checked max difference).
 
     Raises OnnxError (and leaves no file) when onnxruntime and torch disagree beyond the bound.
@@ -160,14 +165,28 @@ def export_onnx(model, out: str | Path, *, fp16: bool = False, opset: int = OPSE
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice (see the module docstring)
-        torch.onnx.export(traced, (dummy,), buf, dynamo=False, opset_version=opset, input_names=[INPUT],
-                          output_names=[OUTPUT], do_constant_folding=True,
-                          dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"},
-                                        OUTPUT: {0: "batch", 2: "height_out", 3: "width_out"}})
+        torch.onnx.export(
+            traced,
+            (dummy,),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            do_constant_folding=True,
+            dynamic_axes={
+                INPUT: {0: "batch", 2: "height", 3: "width"},
+                OUTPUT: {0: "batch", 2: "height_out", 3: "width_out"},
+            },
+        )
     proto = onnx.load_from_string(buf.getvalue())
-    meta = {"srpipe_arch": interop.ARCH, "srpipe_args": json.dumps(args, sort_keys=True),
-            "srpipe_scale": str(net.scale), "srpipe_unshuffle": str(unit),
-            "srpipe_precision": "fp16" if fp16 else "fp32"}
+    meta = {
+        "srpipe_arch": interop.ARCH,
+        "srpipe_args": json.dumps(args, sort_keys=True),
+        "srpipe_scale": str(net.scale),
+        "srpipe_unshuffle": str(unit),
+        "srpipe_precision": "fp16" if fp16 else "fp32",
+    }
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
@@ -187,6 +206,8 @@ def export_onnx(model, out: str | Path, *, fp16: bool = False, opset: int = OPSE
         raise
     if not diff <= tol:
         out.unlink(missing_ok=True)
-        raise OnnxError(f"onnxruntime and torch differ by {diff:.3g} (> {tol:.3g}) on the check photo; "
-                        f"nothing written: try another --opset, or report it with the model file")
+        raise OnnxError(
+            f"onnxruntime and torch differ by {diff:.3g} (> {tol:.3g}) on the check photo; "
+            f"nothing written: try another --opset, or report it with the model file"
+        )
     return out, diff

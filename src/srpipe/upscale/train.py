@@ -61,8 +61,9 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None
         e.copy_(b)
 
 
-def g_step(G, D, opt_g, lq, gt, cfg: UpscaleConfig, *, perceptual=None, fs=None, speed: Speed,
-           guard: StepGuard) -> tuple[dict, torch.Tensor]:
+def g_step(
+    G, D, opt_g, lq, gt, cfg: UpscaleConfig, *, perceptual=None, fs=None, speed: Speed, guard: StepGuard
+) -> tuple[dict, torch.Tensor]:
     """One generator update; returns (losses, the detached SR batch for `d_step`).
 
     PSNR phase (`D is None`): L1. GAN phase: w_pixel * L1 (of low-passes with FS)
@@ -160,8 +161,18 @@ def _load_init(path, g_args: dict, what: str) -> dict:
     return net.state_dict()
 
 
-def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(), phase: Phase = "both",
-          init=None, val_every: int = 0, export_pth: bool = False, cache_dir=None) -> dict[str, Path]:
+def train(
+    cfg: UpscaleConfig,
+    *,
+    pairs,
+    out_dir,
+    run: RunOptions = RunOptions(),
+    phase: Phase = "both",
+    init=None,
+    val_every: int = 0,
+    export_pth: bool = False,
+    cache_dir=None,
+) -> dict[str, Path]:
     """Train ESRGAN on `pairs` (hr/ + lr/); returns {"psnr": path, "gan": path} of the weights written.
 
     Args:
@@ -182,17 +193,33 @@ def train(cfg: UpscaleConfig, *, pairs, out_dir, run: RunOptions = RunOptions(),
         world.close()
 
 
-def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, init, val_every: int, export_pth: bool,
-           cache_dir, world: distributed.World, device) -> dict[str, Path]:
+def _train(
+    cfg: UpscaleConfig,
+    pairs,
+    out_dir,
+    run: RunOptions,
+    phase: Phase,
+    init,
+    val_every: int,
+    export_pth: bool,
+    cache_dir,
+    world: distributed.World,
+    device,
+) -> dict[str, Path]:
     speed = Speed.resolve(run, device)
     rows = world.shard(cfg.batch)
     S = cfg.data.scale
     g_args = cfg.generator_args()
     if export_pth and S == 3:
-        raise SrpipeError("--export-pth: x3 RRDBNets are srpipe-only (BasicSR and spandrel cannot read them); "
-                          "drop --export-pth or train at x2/x4")
-    record = {"stage": "sr-train", "config": to_dict(cfg),
-              "inputs": {"pairs": str(Path(pairs).resolve()), "init": _file_record(init)}}
+        raise SrpipeError(
+            "--export-pth: x3 RRDBNets are srpipe-only (BasicSR and spandrel cannot read them); "
+            "drop --export-pth or train at x2/x4"
+        )
+    record = {
+        "stage": "sr-train",
+        "config": to_dict(cfg),
+        "inputs": {"pairs": str(Path(pairs).resolve()), "init": _file_record(init)},
+    }
     phases = ["psnr", "gan"] if phase == "both" else [phase]
     fs = losses.FrequencySeparation(cfg.fs.filter, cfg.fs.kernel) if cfg.fs.enabled else None
     parts = [f"L1 x{cfg.gan.w_pixel:g}" + (f" on {cfg.fs.filter} k={cfg.fs.kernel} low-passes" if fs else "")]
@@ -200,8 +227,10 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         parts.append(f"VGG19 conv5_4 x{cfg.gan.w_perceptual:g}")
     if cfg.gan.w_adv > 0:
         parts.append(f"RaGAN ({cfg.model.discriminator} D{', high-pass input' if fs else ''}) x{cfg.gan.w_adv:g}")
-    info(f"ESRGAN x{S}: RRDBNet {cfg.model.num_feat} features, {cfg.model.num_block} blocks; phases: "
-         f"{' -> '.join(phases)}; PSNR phase L1; GAN phase {' + '.join(parts)}")
+    info(
+        f"ESRGAN x{S}: RRDBNet {cfg.model.num_feat} features, {cfg.model.num_block} blocks; phases: "
+        f"{' -> '.join(phases)}; PSNR phase L1; GAN phase {' + '.join(parts)}"
+    )
 
     # Fail early on missing pretrained weights, before reading data or touching the run folder.
     perceptual = lpips = None
@@ -220,16 +249,34 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
 
     out = Path(out_dir)
     if world.main:
-        out = open_run(out_dir, record, restart=run.restart, identity=run.resume_identity or None,
-                       clear=("ckpt", "log_psnr.csv", "log_gan.csv", "samples", "best.json", "psnr.safetensors",
-                              "gan.safetensors", "psnr.pth", "gan.pth"))
-        write_json(out / "split.json", {"train": [p.name for p in train_pairs],
-                                        "held_out": [all_pairs[i].name for i in val_idx]})
+        out = open_run(
+            out_dir,
+            record,
+            restart=run.restart,
+            identity=run.resume_identity or None,
+            clear=(
+                "ckpt",
+                "log_psnr.csv",
+                "log_gan.csv",
+                "samples",
+                "best.json",
+                "psnr.safetensors",
+                "gan.safetensors",
+                "psnr.pth",
+                "gan.pth",
+            ),
+        )
+        write_json(
+            out / "split.json",
+            {"train": [p.name for p in train_pairs], "held_out": [all_pairs[i].name for i in val_idx]},
+        )
     world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
     # uint8 pairs for batched device-side crops (srpipe.engine.augment), on the GPU when they fit.
     bank = PairBank(train_pairs, S, device=device, placement=run.data_placement)
-    info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
-         f"pairs in {bank.lr.placement} memory")
+    info(
+        f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
+        f"pairs in {bank.lr.placement} memory"
+    )
     if val:
         bic = [(bicubic_up(lq, S) if S > 1 else lq, gt) for lq, gt in val]
         b_psnr = sum(float(metrics.psnr(b, h, crop_border=S)[0]) for b, h in bic) / len(bic)
@@ -263,8 +310,10 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
             elif init is not None:
                 G.load_state_dict(_load_init(init, g_args, "--init"))
             else:
-                raise SrpipeError(f"the GAN phase starts from the PSNR model, but {out / 'psnr.safetensors'} does not "
-                                  "exist: run --phase psnr (or both) first, or pass --init FILE")
+                raise SrpipeError(
+                    f"the GAN phase starts from the PSNR model, but {out / 'psnr.safetensors'} does not "
+                    "exist: run --phase psnr (or both) first, or pass --init FILE"
+                )
         G = speed.prepare(G)
         ema = copy.deepcopy(G).eval()
         for p in ema.parameters():
@@ -305,8 +354,11 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
             v = validate(ema, val, S, device, lpips if name == "gan" else None)
             key = "val_lpips" if "val_lpips" in v else "val_psnr_y"  # LPIPS: lower is better; PSNR: higher
             prev = best.get(name)
-            if (prev is None or prev.get("metric") != key
-                    or (v[key] < prev["value"] if key == "val_lpips" else v[key] > prev["value"])):
+            if (
+                prev is None
+                or prev.get("metric") != key
+                or (v[key] < prev["value"] if key == "val_lpips" else v[key] > prev["value"])
+            ):
                 best[name] = {"step": step, "metric": key, "value": v[key], **v}
                 write_json(out / "best.json", best)
             last_val.clear()
@@ -319,8 +371,11 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         if name == "gan":
             fields[2:2] = ["l_pix_full", "l_percep", "l_adv", "d_loss", "d_real", "d_fake"]
         fields.append("skipped")
-        log = RunLog(out, f"log_{name}.csv", fields, resume_step=start, mode=run.log, events=name,
-                     config=record) if world.main else None
+        log = (
+            RunLog(out, f"log_{name}.csv", fields, resume_step=start, mode=run.log, events=name, config=record)
+            if world.main
+            else None
+        )
         # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
         G_train = speed.compiled(world.wrap(G))
         D_train = None if D is None else speed.compiled(world.wrap(D))
@@ -334,11 +389,13 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
                 for group in opt_d.param_groups:
                     group["lr"] = lr_at(step, P.lr_d, P.milestones, P.gamma)
             # Every rank draws the global batch (same stream) and gathers its own rows on the device.
-            draws = bank.draw(gen, cfg.batch, cfg.data.lr_patch, flips=cfg.data.flips,
-                              rotations=cfg.data.rotations).slice(rows.start, rows.stop)
+            draws = bank.draw(
+                gen, cfg.batch, cfg.data.lr_patch, flips=cfg.data.flips, rotations=cfg.data.rotations
+            ).slice(rows.start, rows.stop)
             lq, gt = bank.batch(draws, cfg.data.lr_patch, channels_last=speed.channels_last)
-            step_losses, sr = g_step(G_train, D_frozen, opt_g, lq, gt, cfg, perceptual=perceptual, fs=fs,
-                                     speed=speed, guard=guard)
+            step_losses, sr = g_step(
+                G_train, D_frozen, opt_g, lq, gt, cfg, perceptual=perceptual, fs=fs, speed=speed, guard=guard
+            )
             if D is not None:
                 step_losses.update(d_step(D_train, opt_d, sr, gt, fs=fs, speed=speed, guard=guard))
             ema_update(ema, G, cfg.ema_decay)
@@ -351,15 +408,31 @@ def _train(cfg: UpscaleConfig, pairs, out_dir, run: RunOptions, phase: Phase, in
         lr_keys = "psnr.lr" if name == "psnr" else "gan.lr_g / gan.lr_d"
         t0 = time.time()
         G.train()
-        run_steps(train_step, phase=PhaseInfo(f"sr-train {name}", shown, name=name, lr_keys=lr_keys,
-                                          inputs="the training pairs"),
-                  iters=P.iters, start=start, state=state, world=world, device=device, run=run, log=log,
-                  guarded=[D] if D is not None else [], after_step=after_step)
+        run_steps(
+            train_step,
+            phase=PhaseInfo(f"sr-train {name}", shown, name=name, lr_keys=lr_keys, inputs="the training pairs"),
+            iters=P.iters,
+            start=start,
+            state=state,
+            world=world,
+            device=device,
+            run=run,
+            log=log,
+            guarded=[D] if D is not None else [],
+            after_step=after_step,
+        )
         v = last_val if last_val and P.iters % every_val == 0 else evaluate(P.iters)
         results[name] = final
         if world.main:
-            meta = {"stage": "sr-train", "phase": name, "scale": S, "steps": P.iters, "ema_decay": cfg.ema_decay,
-                    "config": to_dict(cfg), "validation": {k: v[k] for k in v if k.startswith("val_")}}
+            meta = {
+                "stage": "sr-train",
+                "phase": name,
+                "scale": S,
+                "steps": P.iters,
+                "ema_decay": cfg.ema_decay,
+                "config": to_dict(cfg),
+                "validation": {k: v[k] for k in v if k.startswith("val_")},
+            }
             results[name] = interop.save_generator(final, ema.state_dict(), g_args, meta=meta)
             if export_pth:
                 interop.export_pth(out / f"{name}.pth", ema.state_dict(), g_args)
