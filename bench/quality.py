@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from srpipe.config import RunOptions, build_config, to_dict
-from srpipe.io.imageio import list_images, read_image, write_png
+from srpipe.io.imageio import encode_png, list_images, read_image, to_uint, write_png
 from srpipe.eval.metrics import psnr, ssim
 from srpipe.eval.realism import RealismConfig, blockiness, noise_sigma
 from srpipe.io.resize import bicubic_down, mod_crop
@@ -117,10 +117,6 @@ MODES = {
 # ------------------------------------------------------------------------------------------ degradations
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-
-
 def _jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
     from PIL import Image
 
@@ -141,11 +137,11 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
 def degrade_noise(hr: torch.Tensor, rng: np.random.Generator) -> tuple[bytes, str]:
     lq = bicubic_down(hr[None], SCALE)[0].numpy()
     lq = lq + rng.normal(0, 8 / 255, lq.shape)
-    return _png(torch.from_numpy(lq).float()), "png"
+    return encode_png(to_uint(torch.from_numpy(lq).float())), "png"
 
 
 def degrade_jpeg(hr: torch.Tensor, rng: np.random.Generator) -> tuple[bytes, str]:
-    return _jpeg_bytes(_to_uint8(bicubic_down(hr[None], SCALE)[0]), 30), "jpg"
+    return _jpeg_bytes(to_uint(bicubic_down(hr[None], SCALE)[0]), 30), "jpg"
 
 
 def degrade_camera(hr: torch.Tensor, rng: np.random.Generator) -> tuple[bytes, str]:
@@ -174,12 +170,6 @@ def degrade_camera(hr: torch.Tensor, rng: np.random.Generator) -> tuple[bytes, s
 DEGRADATIONS = {"noise": degrade_noise, "jpeg": degrade_jpeg, "camera": degrade_camera}
 
 
-def _png(x: torch.Tensor) -> bytes:
-    from srpipe.io.imageio import encode_png
-
-    return encode_png(_to_uint8(x))
-
-
 def _seed_of(name: str, salt: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{salt}/{name}".encode()).digest()[:8], "little")
 
@@ -196,6 +186,7 @@ def write_degraded(kind: str, hr_paths: list[Path], out: Path) -> None:
 
 def write_pairs(hr_paths: list[Path], lq_dir: Path | None, out: Path) -> Path:
     """A pairs folder (hr/, lr/ as sr-train reads it): LR from `lq_dir` by stem, or bicubic when None."""
+    lq_by_stem = {q.stem: q for q in lq_dir.iterdir()} if lq_dir is not None else {}
     for p in hr_paths:
         hr, _ = read_image(p)
         hr = mod_crop(hr, SCALE)
@@ -203,8 +194,7 @@ def write_pairs(hr_paths: list[Path], lq_dir: Path | None, out: Path) -> Path:
         if lq_dir is None:
             write_png(out / "lr" / f"{p.stem}.png", bicubic_down(hr[None], SCALE)[0])
         else:
-            (lq,) = [q for q in lq_dir.iterdir() if q.stem == p.stem]
-            write_png(out / "lr" / f"{p.stem}.png", read_image(lq)[0])
+            write_png(out / "lr" / f"{p.stem}.png", read_image(lq_by_stem[p.stem])[0])
     return out
 
 
