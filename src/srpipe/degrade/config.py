@@ -6,6 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+# The degradation learners, and the one `degrade-train --method` and the pipeline's [degrade] method
+# use when none is named: the one that closed more of the SR gap on bench/quality.py (README "Quality").
+METHODS = ("dsgan", "pdm")
+DEFAULT_METHOD = "dsgan"
+
 
 @dataclass(frozen=True)
 class DataConfig:
