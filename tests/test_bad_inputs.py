@@ -585,7 +585,7 @@ def test_sweep_out_of_range_writes_nothing(tmp_path, capsys, esrgan_file):
 def test_make_pairs_with_an_esrgan_file(tmp_path, capsys, esrgan_file):
     src = make_folder(tmp_path / "hr", 1, (32, 32))
     code, _, err = cli(capsys, "make-pairs", "--model", esrgan_file, "--hr", src, "--out", tmp_path / "pairs")
-    assert_one_clear_error(code, err, str(esrgan_file), "RRDBNet", "not a DSGAN generator")
+    assert_one_clear_error(code, err, str(esrgan_file), "RRDBNet", "not a degrade-train model")
     assert not (tmp_path / "pairs").exists()
 
 

@@ -264,7 +264,7 @@ def test_make_pairs_refuses_missing_or_foreign_models(tmp_path):
     ckpt.save_weights(
         other, DSGANDiscriminator(features=4).state_dict(), arch="DSGANDiscriminator", args={"features": 4}
     )
-    with pytest.raises(SrpipeError, match="not a DSGAN generator"):
+    with pytest.raises(SrpipeError, match="not a degrade-train model"):
         make_pairs(model=other, hr_dir=hr, out_dir=tmp_path / "o", device="cpu")
     assert not (tmp_path / "o" / "pairs.json").exists()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from srpipe.cli.options import build, config_options, run_options, speed_options
-from srpipe.degrade.config import PRESETS
+from srpipe.degrade.config import DEFAULT_METHOD, METHODS, PDM_PRESETS, PRESETS
 
 
 @click.command("degrade-train")
@@ -19,6 +19,13 @@ from srpipe.degrade.config import PRESETS
 )
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder (resumed if it exists)."
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default=DEFAULT_METHOD,
+    show_default=True,
+    help="pdm: an explicit blur kernel + noise + JPEG (learns blur); dsgan: a CNN on the bicubic LR (noise, JPEG).",
 )
 @click.option("--scale", type=int, default=None, help="Downscaling factor: 2, 3 or 4 (default: from the preset, 4).")
 @click.option("--iters", type=int, default=None, help="Training steps (default: from the preset).")
@@ -38,6 +45,7 @@ def degrade_train(
     hr_dir,
     lr_dir,
     out_dir,
+    method,
     scale,
     iters,
     same_domain,
@@ -51,21 +59,20 @@ def degrade_train(
     weights_dir,
     speed,
 ):
-    """Learn the degradation of the real-LR domain (DSGAN) from two unpaired folders.
+    """Learn the degradation of the real-LR domain from two unpaired folders (pdm or DSGAN).
 
     Several GPUs: torchrun --nproc-per-node N -m srpipe degrade-train ... (DDP; optim.batch is global).
     """
     from srpipe.config import RunOptions
-    from srpipe.degrade.config import DegradeConfig
+    from srpipe.degrade.config import DegradeConfig, PDMConfig
 
-    cfg = build(
-        DegradeConfig,
-        PRESETS,
-        preset,
-        config_file,
-        sets,
-        {"data.scale": scale, "optim.iters": iters, "data.same_domain": same_domain},
-    )
+    if method == "pdm" and same_domain:
+        raise click.UsageError("--same-domain is a DSGAN mode; --method pdm learns from a real-LR folder (--lr)")
+    cls, presets = (PDMConfig, PDM_PRESETS) if method == "pdm" else (DegradeConfig, PRESETS)
+    overrides = {"data.scale": scale, "optim.iters": iters}
+    if method == "dsgan":
+        overrides["data.same_domain"] = same_domain
+    cfg = build(cls, presets, preset, config_file, sets, overrides)
     if lr_dir is None and not cfg.data.same_domain:
         raise click.UsageError("--lr DIR is required (or pass --same-domain to use crops of --hr as real samples)")
     run = RunOptions(
@@ -77,10 +84,20 @@ def degrade_train(
         **speed,
     )
     from srpipe.cli.console import out
-    from srpipe.degrade.train import train
 
+    if method == "pdm":
+        from srpipe.degrade.pdm_train import train
+    else:
+        from srpipe.degrade.train import train
     result = train(cfg, hr_dir=hr_dir, lr_dir=lr_dir, out_dir=out_dir, run=run)
-    out.print(f"generator: {result}")
+    out.print(f"model ({method}): {result}")
+    learned = result.parent / "kernel.json"
+    if method == "pdm" and learned.is_file():
+        import json
+
+        from srpipe.degrade.pdm_train import describe
+
+        out.print(describe(json.loads(learned.read_text())))
 
 
 @click.command("make-pairs")

@@ -148,3 +148,109 @@ PRESETS: dict[str, dict] = {
         "jpeg": {"in_loop": True},
     },
 }
+
+
+# ------------------------------------------------------------------------------------------ pdm
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    # Kernel side in HR pixels; 0: srpipe.io.kernels.kernel_size(scale) = 5 * scale, whose parity puts
+    # its centre on the LR pixel centre as bicubic defines it (PDM: 21 at x4, half a pixel off that grid).
+    size: int = 0
+    z_dim: int = 8  # random code per image; one model holds a distribution of kernels (PDM: 3 or 64)
+    hidden: int = 64  # width of the code -> kernel MLP (PDM: 64, a 1x1-conv ResNet)
+    # "softmax": non-negative taps (PDM), optics only; "signed": Gaussian-initialised taps plus a
+    # zero-sum learned correction, free to go negative, so one kernel can also express the unsharp
+    # masking camera pipelines apply after the optics.
+    form: Literal["softmax", "signed"] = "softmax"
+    # Starting sigma in HR pixels; 0: 0.4 * scale, the Gaussian closest to the bicubic kernel (L2,
+    # srpipe.io.kernels). PDM's zero-initialised softmax starts as a near-uniform box instead.
+    init_sigma: float = 0.0
+
+    def __post_init__(self):
+        if self.size < 0 or self.z_dim < 1 or self.hidden < 1 or self.init_sigma < 0:
+            raise ValueError("kernel.size, kernel.init_sigma must be >= 0 and kernel.z_dim, kernel.hidden >= 1")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    features: int = 32  # width of the noise CNN (PDM: 64)
+    layers: int = 3  # 3x3 convolutions; receptive radius = layers LR pixels
+    random_channels: int = 3  # standard-normal maps per pixel (PDM's shipped configs: one value per image)
+    max_level: float = 0.1  # bound of the noise, tanh-scaled, in [0, 1] units (0.1 = 25 8-bit levels)
+    w_energy: float = 1.0  # weight of the mean squared noise (PDM: 1-100): no noise unless D asks for it
+
+    def __post_init__(self):
+        if self.layers < 1 or self.features < 1 or self.random_channels < 1 or self.max_level < 0:
+            raise ValueError("noise.layers, noise.features, noise.random_channels must be >= 1, noise.max_level >= 0")
+
+
+@dataclass(frozen=True)
+class PDMLossConfig:
+    w_adv: float = 1.0  # LSGAN weight on G (PDM: 1)
+    gan: Literal["lsgan", "ragan"] = "lsgan"  # PDM: LSGAN
+    d_features: int = 64  # patch D width (PDM: 64)
+    d_layers: int = 3  # stride-2 stages of D; receptive field about 4 * 2**layers LR pixels
+    spectral_norm: bool = True  # spectral norm on D's convolutions (Miyato et al. 2018); PDM: instance norm
+
+
+@dataclass(frozen=True)
+class PDMOptimConfig:
+    lr: float = 2e-4  # Adam, G and D (PDM)
+    lr_kernel: float = 0.0  # Adam lr of the kernel MLP; 0: same as lr
+    lr_d: float = 0.0  # Adam lr of D; 0: same as lr
+    beta1: float = 0.5  # Adam beta1 (PDM's configs: 0.5)
+    beta2: float = 0.999  # Adam beta2
+    batch: int = 32  # PDM: 32
+    iters: int = 200_000  # PDM: 200k
+    decay_start: float = 0.5  # fraction of iters after which lr decays linearly to 0
+    grad_clip: float = 50.0  # max grad norm of G (PDM: 50); 0: off
+
+    def __post_init__(self):
+        if self.iters < 1 or self.batch < 1:
+            raise ValueError("optim.iters and optim.batch must be >= 1")
+        if not 0 <= self.decay_start <= 1:
+            raise ValueError(f"optim.decay_start must be in [0, 1], got {self.decay_start}")
+
+
+@dataclass(frozen=True)
+class PDMConfig:
+    """`degrade-train --method pdm`: LR = JPEG(round8((HR * k)↓s + n)), learned from unpaired folders."""
+
+    data: DataConfig = field(default_factory=DataConfig)  # the presets set hr_crop 128 (PDM: HR 128 / LR 32)
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    loss: PDMLossConfig = field(default_factory=PDMLossConfig)
+    optim: PDMOptimConfig = field(default_factory=PDMOptimConfig)
+    jpeg: JpegConfig = field(default_factory=lambda: JpegConfig(in_loop=True))  # the estimated JPEG stage in the loop
+    seed: int = 0  # seeds weights, crops and the held-out split
+
+    def __post_init__(self):
+        if self.data.same_domain:
+            raise ValueError("data.same_domain is a DSGAN mode; pdm needs a real-LR folder")
+        if self.kernel.size and (self.kernel.size - self.data.scale) % 2:
+            raise ValueError(
+                f"kernel.size {self.kernel.size} cannot be centred on the x{self.data.scale} LR grid: "
+                f"use a size of the parity of {self.data.scale} (or 0 for {5 * self.data.scale})"
+            )
+
+    @property
+    def kernel_size(self) -> int:
+        return self.kernel.size or 5 * self.data.scale
+
+    @property
+    def init_sigma(self) -> float:
+        return self.kernel.init_sigma or 0.4 * self.data.scale
+
+
+PDM_PRESETS: dict[str, dict] = {
+    "paper": {"data": {"hr_crop": 128}},  # PDM: HR 128 / LR 32 (DataConfig's 512 is DSGAN's)
+    # Minutes on a 2-core CPU (bench/quality.py, CPU mode).
+    "tiny": {
+        "data": {"hr_crop": 128},
+        "noise": {"features": 16},
+        "loss": {"d_features": 32},
+        "optim": {"lr": 1e-3, "batch": 16, "iters": 1500, "decay_start": 0.6},
+    },
+}

@@ -1,6 +1,11 @@
-"""`make-pairs`: realistic LR/HR pairs from any HR folder with a trained DSGAN generator.
+"""`make-pairs`: realistic LR/HR pairs from any HR folder with a trained degradation model.
 
-- SDSR (cleanup_factor 1): HR kept as is; LR = G(bicubic(HR, 1/scale)).
+The model is a `degrade-train` run of either method; its weights header says which:
+- dsgan: LR = G(bicubic(HR, 1/scale));
+- pdm: LR = (HR * k)↓s + n, the kernel drawn from a code z and the noise from random maps, both
+  seeded by the image name and `seed` (`srpipe.degrade.pdm`).
+Then, for both:
+- SDSR (cleanup_factor 1): HR kept as is.
 - TDSR (cleanup_factor c > 1): HR first "cleaned" by a bicubic downscale by c (removes the source's
   own noise and blur; official `create_dataset.py --cleanup_factor 2`), then as SDSR.
 HR is mod-cropped to a multiple of the scale so LR is exactly HR/scale. Large images run through
@@ -26,6 +31,7 @@ from srpipe.engine import distributed
 from srpipe.engine import inference
 from srpipe.io import jpeg as jpg
 from srpipe.degrade.archs import DSGANGenerator
+from srpipe.degrade.pdm import PDMDegrader
 from srpipe.errors import SrpipeError, first_line
 from srpipe.io.imageio import ImageReadError, file_sha256, list_images, read_image, write_png
 from srpipe.log import info, track, warn
@@ -45,15 +51,34 @@ def generator_file(model: str | Path) -> Path:
     return p
 
 
-def load_generator(model: str | Path, device: torch.device | str = "cpu") -> tuple[DSGANGenerator, dict, Path]:
-    """(generator in eval mode, header, file) from a run folder or a generator.safetensors file."""
+ARCHS = {"DSGANGenerator": DSGANGenerator, "PDMDegrader": PDMDegrader}
+
+
+def load_generator(
+    model: str | Path, device: torch.device | str = "cpu", *, require: str | None = None
+) -> tuple[DSGANGenerator | PDMDegrader, dict, Path]:
+    """(degradation model in eval mode, header, file) from a run folder or its generator.safetensors.
+
+    `require` ("dsgan" or "pdm") refuses a model of the other method, saying which it is.
+    """
     path = generator_file(model)
-    G, header = inference.load_network(path, {"DSGANGenerator": DSGANGenerator}, what="a DSGAN generator")
+    G, header = inference.load_network(path, ARCHS, what="a degrade-train model (dsgan or pdm)")
+    method = method_of(G)
+    if require is not None and method != require:
+        raise SrpipeError(
+            f"{path} is a {method} model, but a {require} model is required here: "
+            f"train one with degrade-train --method {require}, or give a run of that method"
+        )
     return G.to(device), header, path
 
 
+def method_of(G) -> str:
+    """ "pdm" or "dsgan", from the model's class."""
+    return "pdm" if isinstance(G, PDMDegrader) else "dsgan"
+
+
 def degrade_image(
-    G: DSGANGenerator,
+    G: DSGANGenerator | PDMDegrader,
     hr: torch.Tensor,
     scale: int,
     *,
@@ -68,9 +93,11 @@ def degrade_image(
     `autocast` (fp16/bf16) runs G in that precision; a batch of tiles with non-finite output is rerun
     in fp32. `batch` tiles per forward pass (0: `tiling.auto_batch`). A generator with a noise input
     gets standard-normal maps drawn for the whole image from `noise_seed`, so tiling does not change
-    the output and the same seed gives the same LR.
+    the output and the same seed gives the same LR. A pdm model draws its kernel code from the same seed.
     """
     device = torch.device(device)
+    if isinstance(G, PDMDegrader):
+        return pdm_degrade_image(G, hr, tile=tile, device=device, autocast=autocast, batch=batch, seed=noise_seed)
     x = bicubic_down(hr, scale)
     k = G.noise_channels
     if k:  # noise rides along as extra channels, so every tile sees its own part of one draw
@@ -96,9 +123,35 @@ def degrade_image(
     ).clamp_(0, 1)
 
 
-def noise_seed(name: str) -> int:
-    """The generator-noise seed of one image: from its name, so it does not depend on order or ranks."""
-    return int.from_bytes(hashlib.sha256(f"dsgan-noise/{name}".encode()).digest()[:8], "little") >> 1
+def pdm_degrade_image(
+    G: PDMDegrader, hr: torch.Tensor, *, tile: int, device: torch.device, autocast, batch: int, seed: int
+) -> torch.Tensor:
+    """A pdm model's LR (3, H/s, W/s) of a mod-cropped HR (3, H, W): one kernel for the whole image
+    (its code z drawn from `seed`), a strided blur of the whole image (linear and cheap), then the
+    noise net tiled over the LR with its random maps drawn for the whole image first, so tiles
+    reproduce whole-image output."""
+    gen = torch.Generator().manual_seed(seed)
+    z = G.draw_z(1, gen)
+    maps = torch.randn((G.noise.random_channels, hr.shape[1] // G.scale, hr.shape[2] // G.scale), generator=gen)
+    G = G.to(device)
+    lr = G.blur(hr[None].to(device), z.to(device))[0].float()
+    x = torch.cat([lr.cpu(), maps], 0)
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        return t[:, :3] + G.noise(t[:, :3], t[:, 3:])
+
+    pad = G.noise.receptive_radius
+    fn, fallback = inference.autocast_fns(net, autocast, device)
+    b = batch or auto_batch(device, tile + 2 * pad)
+    out = tiled_apply(x, fn, scale=1, tile=tile, pad=pad, device=device, batch=b, fallback=fallback)
+    return out.clamp_(0, 1)
+
+
+def noise_seed(name: str, seed: int = 0) -> int:
+    """The random-draw seed of one image: from its name (and `seed`, when not 0), so it does not
+    depend on order or ranks."""
+    key = f"dsgan-noise/{name}" if seed == 0 else f"dsgan-noise/{seed}/{name}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
 
 
 def model_jpeg_estimate(header: dict, gpath: Path) -> jpg.JpegEstimate | None:
@@ -132,11 +185,14 @@ def make_pairs(
     compile: bool = False,
     jpeg: str = "auto",
     jpeg_seed: int = 0,
+    seed: int = 0,
 ) -> dict:
     """Write OUT/hr/NAME.png, OUT/lr/NAME.png and OUT/pairs.json; returns the pairs.json content.
 
     `jpeg` auto|off|Q|QMIN:QMAX (a string or `srpipe.io.jpeg.JpegSpec`) and `jpeg_seed`: the JPEG
-    stage after G (module docstring); both change the LR.
+    stage after G (module docstring); both change the LR. `seed`: the model's random draws (noise
+    maps, a pdm model's kernel code), per image from its name and this seed; 0 keeps the draws of
+    earlier versions.
 
     `precision` auto|fp16|bf16|fp32 (auto: fp16 on CUDA), `batch` tiles per pass (0: auto),
     `compile`: torch.compile the generator. These change speed, and the LR only by rounding.
@@ -158,6 +214,7 @@ def make_pairs(
                 compile=compile,
                 jpeg=jpeg,
                 jpeg_seed=jpeg_seed,
+                seed=seed,
             )
     finally:
         world.close()
@@ -177,6 +234,7 @@ def _make_pairs(
     compile: bool,
     jpeg,
     jpeg_seed: int,
+    seed: int,
 ) -> dict:
     autocast = inference.autocast_dtype(precision, dev)
     if cleanup_factor < 1:
@@ -193,7 +251,7 @@ def _make_pairs(
         )
     if dev.type == "cuda":
         G = G.to(memory_format=torch.channels_last)
-    run_g = torch.compile(G) if compile else G
+    run_g = torch.compile(G) if compile and not isinstance(G, PDMDegrader) else G
     try:
         scale = int(header.get("scale", 4))
     except (TypeError, ValueError):
@@ -217,7 +275,7 @@ def _make_pairs(
     out = Path(out_dir)
     (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
     mode = "TDSR" if cleanup_factor > 1 else "SDSR"
-    info(f"make-pairs {mode} x{scale} with {gpath} on {dev}: {len(paths)} image(s)")
+    info(f"make-pairs {mode} x{scale} with the {method_of(G)} model {gpath} on {dev}: {len(paths)} image(s)")
     if spec.mode == "auto" and estimate is not None:
         info(f"JPEG stage (auto) from the real LR: {estimate.describe()}")
     pairs, skipped = [], []
@@ -236,7 +294,7 @@ def _make_pairs(
             skipped.append(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
             continue
         lr = degrade_image(
-            run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch, noise_seed=noise_seed(p.stem)
+            run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch, noise_seed=noise_seed(p.stem, seed)
         )
         q = jpg.draw_quality(spec, estimate, jpg.image_rng(p.stem, jpeg_seed))
         qualities[p.stem] = q
@@ -274,6 +332,8 @@ def _make_pairs(
         "scale": scale,
         "mode": mode,
         "cleanup_factor": cleanup_factor,
+        "method": method_of(G),
+        "seed": seed,
         "generator": {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")},
         "jpeg": {
             "spec": spec.to_json(),

@@ -93,23 +93,29 @@ def convolve_kernels(a: torch.Tensor, b: torch.Tensor, size: int | None = None) 
     return full.float()
 
 
-def blur_down(hr: torch.Tensor, kernel: torch.Tensor, scale: int) -> torch.Tensor:
+def blur_down(hr: torch.Tensor, kernel: torch.Tensor, scale: int, *, padding: str = "reflect") -> torch.Tensor:
     """(hr * k) subsampled by `scale`: the only path from HR to LR of the `pdm` learner.
 
     Args:
         hr: (B, C, H, W), H and W multiples of `scale`.
         kernel: (K, K) for all images or (B, K, K) one per image; K - scale even (see `kernel_size`).
+        padding: "reflect": (K - scale)/2 HR pixels on each side, so LR pixel i sits at HR
+            coordinate scale*i + (scale-1)/2, as bicubic downscaling puts it; "valid": none, for an
+            HR crop with that margin already around it (no border effects in training crops).
     Returns:
-        (B, C, H/scale, W/scale). Reflect padding of (K - scale)/2 on each side, so LR pixel i
-        sits at HR coordinate scale*i + (scale-1)/2, as bicubic downscaling puts it.
+        (B, C, H/scale, W/scale) with "reflect"; (B, C, (H - K)/scale + 1, ...) with "valid".
     """
     b, c, h, w = hr.shape
+    k = kernel.shape[-1]
+    if padding == "valid":
+        h, w = h - k + scale, w - k + scale
+    elif padding != "reflect":
+        raise ValueError(f"padding must be reflect or valid, got {padding!r}")
     if h % scale or w % scale:
         raise ValueError(f"image size {w}x{h} is not a multiple of scale {scale}; mod-crop it first")
-    k = kernel.shape[-1]
     if (k - scale) % 2 or k < scale:
         raise ValueError(f"a {k}x{k} kernel cannot be centred on the x{scale} LR grid; use kernel_size({scale})")
-    pad = (k - scale) // 2
+    pad = (k - scale) // 2 if padding == "reflect" else 0
     x = F.pad(hr, [pad] * 4, mode="reflect") if pad else hr
     weight = kernel.to(hr.dtype).flip(-1, -2)
     if weight.dim() == 2:
@@ -133,7 +139,7 @@ def kernel_stats(k: torch.Tensor) -> dict:
     down: the bicubic kernel's are zero (Keys' cubic reproduces quadratics), so compare such
     kernels with `kernel_error`, not by width.
     """
-    k = k.double()
+    k = k.detach().double()
     y, x = _grid(k.shape[-1])
     total = k.sum()
     cy, cx = (k * y).sum() / total, (k * x).sum() / total

@@ -1,0 +1,210 @@
+"""The `pdm` degradation model: an explicit blur kernel, noise and JPEG, learned from unpaired data.
+
+After Luo et al., "Learning the Degradation Distribution for Blind Image Super-Resolution" (CVPR
+2022): LR = JPEG(round8((HR * k)↓s + n)). The kernel, applied to the HR image with stride s, is
+the only path from HR to LR, so whatever blur the real LR shows has to be learned by k; the noise
+network sees the blurred LR (detached, so its loss cannot move the kernel) and per-pixel random maps.
+
+Pure modules: no I/O, no losses. Keyword-only arguments, recorded in weights file headers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from srpipe.io.kernels import blur_down, gaussian_kernel
+
+
+class KernelNet(nn.Module):
+    """Random code z -> a blur kernel that sums to one and is centred on the LR pixel.
+
+    An MLP maps z to one value per tap. Its last layer starts at zero with a bias that makes every
+    z give a Gaussian of `init_sigma` (for "softmax" the bias is the Gaussian's log, for "signed" the
+    Gaussian is added and the layer's output, minus its mean, is a correction). Finally the kernel
+    is averaged with its 180-degree rotation: a point-symmetric kernel has its centre of mass
+    exactly on the centre, so the model cannot learn a shift (a shifted kernel teaches SR to shift).
+
+    Args:
+        size: kernel side in HR pixels (`srpipe.io.kernels.kernel_size`).
+        z_dim: code length; hidden: MLP width; init_sigma: starting Gaussian sigma (HR pixels).
+        form: "softmax" (non-negative taps) or "signed" (taps may go negative: sharpening).
+    Shapes:
+        z: (B, z_dim) -> (B, size, size), each summing to 1.
+    """
+
+    def __init__(self, *, size: int, z_dim: int = 8, hidden: int = 64, init_sigma: float = 1.6, form: str = "softmax"):
+        super().__init__()
+        if form not in ("softmax", "signed"):
+            raise ValueError(f"kernel form must be softmax or signed, got {form!r}")
+        self.size, self.z_dim, self.form = size, z_dim, form
+        self.mlp = nn.Sequential(
+            nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)
+        )
+        self.head = nn.Linear(hidden, size * size)
+        nn.init.zeros_(self.head.weight)
+        g = gaussian_kernel(size, init_sigma).reshape(-1)
+        if form == "softmax":
+            self.head.bias.data.copy_(g.clamp(min=1e-12).log())
+            self.register_buffer("base", torch.zeros(size * size), persistent=False)
+        else:
+            nn.init.zeros_(self.head.bias)
+            self.register_buffer("base", g.clone(), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.mlp(z))
+        if self.form == "softmax":
+            k = torch.softmax(out, dim=-1)
+        else:
+            k = self.base + out - out.mean(-1, keepdim=True)  # sums to one whatever the MLP says
+        k = k.view(-1, self.size, self.size)
+        return 0.5 * (k + k.flip(-1, -2))
+
+
+class NoiseNet(nn.Module):
+    """Blurred LR + standard-normal maps -> bounded additive noise.
+
+    3x3 convolutions (zero padding) with LeakyReLU mix the random maps across pixels and colours
+    (spatially and colour-correlated noise) and read the image (signal-dependent noise); the output
+    is `max_level * tanh(...)`. Per-pixel randomness, not a per-image constant.
+
+    Args:
+        features: width; layers: number of 3x3 convolutions (receptive radius = layers pixels);
+        random_channels: random maps per pixel; max_level: bound of |n| in [0, 1] units.
+    Shapes:
+        lr: (B, 3, h, w) in [0, 1], noise: (B, random_channels, h, w) -> (B, 3, h, w) in [-max_level, max_level].
+    """
+
+    def __init__(self, *, features: int = 32, layers: int = 3, random_channels: int = 3, max_level: float = 0.1):
+        super().__init__()
+        self.random_channels, self.max_level = random_channels, max_level
+        chans = [3 + random_channels] + [features] * (layers - 1) + [3]
+        convs = []
+        for i in range(layers):
+            convs.append(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1))
+            if i < layers - 1:
+                convs.append(nn.LeakyReLU(0.2))
+        self.body = nn.Sequential(*convs)
+        nn.init.zeros_(self.body[-1].weight)  # start with no noise: D asks for it, the energy term resists
+        nn.init.zeros_(self.body[-1].bias)
+        self.receptive_radius = layers
+
+    def forward(self, lr: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.max_level * torch.tanh(self.body(torch.cat([lr, noise.to(lr.dtype)], 1)))
+
+
+class PDMDegrader(nn.Module):
+    """HR -> realistic LR before the JPEG stage: blur with a drawn kernel, subsample, add noise.
+
+    Args:
+        scale: 2, 3 or 4; kernel_size, z_dim, hidden, init_sigma, form: `KernelNet`;
+        noise_features, noise_layers, random_channels, max_level: `NoiseNet`.
+    Shapes:
+        hr: (B, 3, H, W) in [0, 1], H and W multiples of `scale`; z: (B, z_dim); noise:
+        (B, random_channels, H/scale, W/scale) -> LR (B, 3, H/scale, W/scale), roughly in [0, 1]
+        (make-pairs rounds and clamps), and the noise added to it, of the same shape. z and noise are drawn from torch's global generator when
+        omitted (training); make-pairs passes seeded ones so its output is reproducible.
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: int = 4,
+        kernel_size: int = 20,
+        z_dim: int = 8,
+        hidden: int = 64,
+        init_sigma: float = 1.6,
+        form: str = "softmax",
+        noise_features: int = 32,
+        noise_layers: int = 3,
+        random_channels: int = 3,
+        max_level: float = 0.1,
+    ):
+        super().__init__()
+        self.scale = scale
+        self.kernel = KernelNet(size=kernel_size, z_dim=z_dim, hidden=hidden, init_sigma=init_sigma, form=form)
+        self.noise = NoiseNet(
+            features=noise_features, layers=noise_layers, random_channels=random_channels, max_level=max_level
+        )
+
+    def draw_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.kernel.z_dim, generator=generator).to(self.kernel.head.weight.device)
+
+    def blur(self, hr: torch.Tensor, z: torch.Tensor | None = None, *, valid: bool = False) -> torch.Tensor:
+        """(hr * k)↓s with one kernel per image; `valid` skips the padding (HR crops with a margin)."""
+        z = self.draw_z(hr.shape[0]) if z is None else z
+        return blur_down(hr, self.kernel(z), self.scale, padding="valid" if valid else "reflect")
+
+    def add_noise(self, lr: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(noisy LR, the noise added); the noise net reads the LR detached (PDM)."""
+        if noise is None:
+            noise = torch.randn(lr.shape[0], self.noise.random_channels, *lr.shape[2:], device=lr.device)
+        n = self.noise(lr.detach(), noise)
+        return lr + n, n
+
+    def forward(
+        self,
+        hr: torch.Tensor,
+        z: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        *,
+        valid: bool = False,
+        trim: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR before rounding and JPEG, the noise in it). `valid` and `trim` are for training crops
+        with a margin: no padding in the blur, and `trim` LR pixels cut from each side after the noise."""
+        lr, n = self.add_noise(self.blur(hr, z, valid=valid), noise)
+        if trim:
+            lr, n = lr[..., trim:-trim, trim:-trim], n[..., trim:-trim, trim:-trim]
+        return lr, n
+
+    @torch.no_grad()
+    def mean_kernel(self, draws: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean kernel (K, K), `draws` kernels (draws, K, K)) over seeded codes, on the CPU, float32."""
+        z = self.draw_z(draws, torch.Generator().manual_seed(seed))
+        ks = self.kernel(z).float().cpu()
+        return ks.mean(0), ks
+
+
+class PatchDiscriminator(nn.Module):
+    """Patch discriminator on LR crops, one logit per patch.
+
+    conv3x3 (3 -> f) + LReLU, then `layers` x [conv4x4 stride 2 (x2 width, at most 8f) + LReLU],
+    then conv3x3 -> 1 channel. Spectral norm on every convolution when `spectral_norm` (no other
+    normalisation: batch statistics would let D tell batches apart instead of images).
+
+    Args:
+        features: f; layers: stride-2 stages; spectral_norm: on/off.
+    Shapes:
+        x: (B, 3, h, w) in [0, 1] -> (B, 1, h / 2**layers, w / 2**layers) logits (rounded down).
+    """
+
+    def __init__(self, *, features: int = 64, layers: int = 3, spectral_norm: bool = True):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        mods: list[nn.Module] = [sn(nn.Conv2d(3, features, 3, padding=1)), nn.LeakyReLU(0.2)]
+        c = features
+        for _ in range(layers):
+            c2 = min(c * 2, features * 8)
+            mods += [sn(nn.Conv2d(c, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            c = c2
+        mods.append(sn(nn.Conv2d(c, 1, 3, padding=1)))
+        self.body = nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def round8(x: torch.Tensor) -> torch.Tensor:
+    """8-bit rounding with a straight-through gradient (what a PNG of the LR stores)."""
+    return x + ((x * 255).round() / 255 - x).detach()
+
+
+def lr_margin(noise_layers: int) -> int:
+    """LR pixels trimmed from each side of a training crop: the noise net's zero padding reaches that far."""
+    return noise_layers
+
+
+def hr_crop_for(lr_crop: int, scale: int, kernel_size: int, noise_layers: int) -> int:
+    """HR crop that yields an `lr_crop` LR crop free of padding effects (valid blur, trimmed noise)."""
+    return (lr_crop + 2 * lr_margin(noise_layers)) * scale + kernel_size - scale

@@ -1,0 +1,340 @@
+"""`degrade-train --method pdm`: learn a blur kernel, noise and JPEG stage from unpaired folders.
+
+Read top to bottom: the forward (`synthesize`), one discriminator step, one generator step, then
+`train`, which builds everything and hands one step function to the shared loop
+(`srpipe.engine.loop.run_steps`: resume, checkpoints, stop signals, the bad-step guard, logging).
+
+The data: random crops of the clean HR photos go through the model; the discriminator's real
+samples are random crops of the real-LR photos, unpaired with them. HR crops carry a margin so
+that the LR crop D sees has no padding effects (a valid blur, then the noise net's zero-padded
+border trimmed): D must not be able to tell synthetic crops by their edges.
+
+Run folder: config.json, ckpt/, log.csv, tb/, samples/, split.json, generator.safetensors (header
+arch "PDMDegrader", meta method "pdm"), jpeg.json, kernel_mean.npy, kernel_draws.npy, kernel.png,
+kernel.json (what was learned: kernel width, anisotropy, centre, the noise level, the JPEG stage)
+and degradation.json (realism on the held-out real LR).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srpipe.config import RunOptions, to_dict
+from srpipe.degrade.config import PDMConfig
+from srpipe.degrade.data import ImageSet, load_folder, random_crops
+from srpipe.degrade.diffjpeg import diff_jpeg
+from srpipe.degrade.pdm import PatchDiscriminator, PDMDegrader, hr_crop_for, lr_margin, round8
+from srpipe.degrade.train import estimate_jpeg, jpeg_quality_pool, lr_at, realism_check
+from srpipe.engine import accel, augment, ckpt, distributed
+from srpipe.engine.accel import Speed, StepGuard
+from srpipe.engine.augment import ImageBank, split
+from srpipe.engine.ckpt import unwrap
+from srpipe.engine.loop import Checkpoint, PhaseInfo, resume, run_steps
+from srpipe.engine.runlog import RunLog, open_run, write_json
+from srpipe.io.kernels import kernel_picture, kernel_stats
+from srpipe.log import info, warn
+
+LOG_FIELDS = ["lr", "d_real", "d_fake", "adv", "energy", "noise_sigma", "k_width", "g_total", "skipped"]
+
+
+def synthesize(G, hr, cfg: PDMConfig, *, jpeg_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(synthetic LR crops as make-pairs writes them, the noise in them) from HR crops with a margin."""
+    lr, noise = G(hr, valid=True, trim=lr_margin(cfg.noise.layers))
+    lr = round8(lr.clamp(0, 1))  # what a PNG stores; straight-through, so the gradient passes
+    return (lr if jpeg_q is None else diff_jpeg(lr, jpeg_q)), noise
+
+
+def gan_loss(logits: torch.Tensor, target_real: bool, kind: str, other: torch.Tensor | None = None) -> torch.Tensor:
+    """LSGAN (Mao et al. 2017): mean (D - target)^2; RaGAN (Jolicoeur-Martineau 2018): BCE of D minus
+    the mean logit of the other kind."""
+    if kind == "ragan":
+        rel = logits - other.mean()
+        target = torch.ones_like(rel) if target_real else torch.zeros_like(rel)
+        return torch.nn.functional.binary_cross_entropy_with_logits(rel, target)
+    return (logits - (1.0 if target_real else 0.0)).pow(2).mean()
+
+
+def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGuard, jpeg_q=None) -> dict:
+    """One discriminator update: real-LR crops -> real, synthetic LR crops -> fake."""
+    with torch.no_grad():
+        fake, _ = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
+    logits_real, logits_fake = speed.run(D, real), speed.run(D, fake)
+    kind = cfg.loss.gan
+    loss_real = gan_loss(logits_real, True, kind, logits_fake.detach())
+    loss_fake = gan_loss(logits_fake, False, kind, logits_real.detach())
+    opt_d.zero_grad(set_to_none=True)
+    guard.backward(loss_real + loss_fake)
+    guard.step(opt_d)
+    return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
+
+
+def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGuard, jpeg_q=None) -> dict:
+    """One update of kernel and noise nets: adversarial + noise energy. No loss ties the LR to any
+    fixed downscale (no colour loss): the kernel is free to become as blurry or sharp as the real LR."""
+    for p in D.parameters():
+        p.requires_grad_(False)
+    fake, noise = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
+    logits_fake = speed.run(D, fake)
+    other = speed.run(D, real).detach() if cfg.loss.gan == "ragan" else None
+    adv = gan_loss(logits_fake, True, cfg.loss.gan, other)
+    if cfg.loss.gan == "ragan":
+        adv = 0.5 * (adv + gan_loss(other, False, "ragan", logits_fake))
+    energy = noise.pow(2).mean()
+    total = cfg.loss.w_adv * adv + cfg.noise.w_energy * energy
+    opt_g.zero_grad(set_to_none=True)
+    guard.backward(total)
+    if cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(G.parameters(), cfg.optim.grad_clip, error_if_nonfinite=False)
+    guard.step(opt_g)
+    for p in D.parameters():
+        p.requires_grad_(True)
+    sigma = noise.detach().float().std() * 255
+    out = {"adv": adv.detach(), "energy": energy.detach(), "noise_sigma": sigma, "g_total": total.detach()}
+    return out | {"k_width": kernel_width(unwrap(G).kernel(unwrap(G).draw_z(4)).detach().mean(0))}
+
+
+def kernel_width(k: torch.Tensor) -> torch.Tensor:
+    """sqrt of half the trace of a kernel's second-moment matrix (HR px), on the device: a log column."""
+    r = torch.arange(k.shape[-1], device=k.device, dtype=k.dtype) - (k.shape[-1] - 1) / 2
+    return ((k.sum(1) * r**2).sum() / 2 + (k.sum(0) * r**2).sum() / 2).clamp(min=0).sqrt()
+
+
+def model_args(cfg: PDMConfig) -> tuple[dict, dict]:
+    """Constructor arguments of the degrader and of D, as the weights headers record them."""
+    K, N = cfg.kernel, cfg.noise
+    g_args = {
+        "scale": cfg.data.scale,
+        "kernel_size": cfg.kernel_size,
+        "z_dim": K.z_dim,
+        "hidden": K.hidden,
+        "init_sigma": cfg.init_sigma,
+        "form": K.form,
+        "noise_features": N.features,
+        "noise_layers": N.layers,
+        "random_channels": N.random_channels,
+        "max_level": N.max_level,
+    }
+    d_args = {"features": cfg.loss.d_features, "layers": cfg.loss.d_layers, "spectral_norm": cfg.loss.spectral_norm}
+    return g_args, d_args
+
+
+def optimizers(G: PDMDegrader, D, cfg: PDMConfig, device) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for the degrader (the kernel MLP as its own group: `optim.lr_kernel`) and for D."""
+    o = cfg.optim
+    betas = (o.beta1, o.beta2)
+    opt_g = accel.adam(
+        [{"params": G.kernel.parameters(), "lr": o.lr_kernel or o.lr}, {"params": G.noise.parameters(), "lr": o.lr}],
+        lr=o.lr,
+        betas=betas,
+        device=device,
+    )
+    return opt_g, accel.adam(D.parameters(), lr=o.lr_d or o.lr, betas=betas, device=device)
+
+
+def set_lr(step: int, cfg: PDMConfig, opt_g, opt_d) -> float:
+    """The schedule of `degrade.train.lr_at` on every group, keeping the kernel group's ratio."""
+    o = cfg.optim
+    factor = lr_at(step - 1, o) / o.lr
+    opt_g.param_groups[0]["lr"] = (o.lr_kernel or o.lr) * factor
+    opt_g.param_groups[1]["lr"] = o.lr * factor
+    opt_d.param_groups[0]["lr"] = (o.lr_d or o.lr) * factor
+    return o.lr * factor
+
+
+def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
+    """Train the pdm degradation model; returns the path of `generator.safetensors`. Resumes a run in `out_dir`.
+
+    Under torchrun (WORLD_SIZE > 1) every process runs this with DDP; rank 0 writes the files.
+    """
+    if lr_dir is None:
+        from srpipe.errors import SrpipeError
+
+        raise SrpipeError("degrade-train --method pdm needs a real-LR folder (--lr)")
+    world, device = distributed.init(run.device)
+    try:
+        return _train(cfg, Path(hr_dir), Path(lr_dir), Path(out_dir), run, world, device)
+    finally:
+        world.close()
+
+
+def _train(cfg: PDMConfig, hr_dir: Path, lr_dir: Path, out_dir: Path, run: RunOptions, world, device) -> Path:
+    data, optim = cfg.data, cfg.optim
+    speed = Speed.resolve(run, device)
+    rows = world.shard(optim.batch, "batch (optim.batch)")
+    record = {
+        "stage": "degrade-train",
+        "method": "pdm",
+        "config": to_dict(cfg),
+        "inputs": {"hr": str(hr_dir.resolve()), "lr": str(lr_dir.resolve())},
+    }
+    hr_crop = hr_crop_for(data.lr_crop, data.scale, cfg.kernel_size, cfg.noise.layers)
+    info(
+        f"pdm x{data.scale}: {cfg.kernel_size}x{cfg.kernel_size} {cfg.kernel.form} kernel from a {cfg.kernel.z_dim}-value "
+        f"code, noise net, JPEG in the loop: {cfg.jpeg.in_loop}; {cfg.loss.gan} D on {data.lr_crop}-px LR crops"
+    )
+    hr_set = load_folder(hr_dir, min_size=hr_crop, what="HR", warn=warn)
+    real_all = load_folder(lr_dir, min_size=data.lr_crop, what="real-LR", warn=warn)
+    train_idx, val_idx = split(len(real_all.images), data.val_fraction, cfg.seed)
+    real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
+    jpeg_est = estimate_jpeg(lr_dir)
+    jpeg_pool = jpeg_quality_pool(cfg, jpeg_est)
+
+    out = out_dir
+    if world.main:
+        out = open_run(
+            out_dir,
+            record,
+            restart=run.restart,
+            identity=run.resume_identity or None,
+            clear=(
+                "ckpt",
+                "log.csv",
+                "samples",
+                "generator.safetensors",
+                "degradation.json",
+                "jpeg.json",
+                "kernel.json",
+            ),
+        )
+        write_json(
+            out / "split.json",
+            {"train": [p.name for p in real_set.paths], "held_out": [real_all.paths[i].name for i in val_idx]},
+        )
+    world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
+
+    torch.manual_seed(cfg.seed)
+    g_args, d_args = model_args(cfg)
+    G, D = speed.prepare(PDMDegrader(**g_args)), speed.prepare(PatchDiscriminator(**d_args))
+    opt_g, opt_d = optimizers(G, D, cfg, device)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
+    state = Checkpoint(
+        out / "ckpt",
+        {"generator": (G, "PDMDegrader", g_args), "discriminator": (D, "PatchDiscriminator", d_args)},
+        {"opt_g": opt_g, "opt_d": opt_d},
+        gen,
+        keep=run.keep_ckpts,
+    )
+    start = resume(state, str(out), optim.iters)
+
+    hr_bank = ImageBank([im.permute(1, 2, 0) for im in hr_set.images], device=device, placement=run.data_placement)
+    real_bank = ImageBank([im.permute(1, 2, 0) for im in real_set.images], device=device, placement=run.data_placement)
+    G_train, D_train = speed.compiled(world.wrap(G)), speed.compiled(world.wrap(D))
+    D_frozen = D_train if world.size == 1 else speed.compiled(D)
+    info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}")
+
+    def batch(step: int):
+        d_hr = augment.draw(gen, hr_bank.sizes, optim.batch, hr_crop, flips=data.flips, rotations=data.rotations)
+        d_real = augment.draw(
+            gen, real_bank.sizes, optim.batch, data.lr_crop, flips=data.flips, rotations=data.rotations
+        )
+        hr = augment.to_float(hr_bank.crops(d_hr.slice(rows.start, rows.stop), hr_crop))
+        real = augment.to_float(real_bank.crops(d_real.slice(rows.start, rows.stop), data.lr_crop))
+        return hr, real, jpeg_draw(jpeg_pool, cfg.seed, step, optim.batch, rows, device)
+
+    def train_step(step: int, guard: StepGuard):
+        lr = set_lr(step, cfg, opt_g, opt_d)
+        hr, real, jpeg_q = batch(step)
+        d_losses = d_step(G_train, D_train, opt_d, hr, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
+        g_losses = g_step(G_train, D_frozen, opt_g, hr, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
+        return lr, {**d_losses, **g_losses}
+
+    log = RunLog(out, "log.csv", LOG_FIELDS, resume_step=start, mode=run.log, config=record) if world.main else None
+    shown = {"d_real": "d_real", "d_fake": "d_fake", "k_width": "kernel", "noise_sigma": "noise"}
+    t0 = time.time()
+    run_steps(
+        train_step,
+        phase=PhaseInfo("degrade-train", shown=shown),
+        iters=optim.iters,
+        start=start,
+        state=state,
+        world=world,
+        device=device,
+        run=run,
+        log=log,
+        guarded=[D],
+    )
+    G.eval()
+    if world.main:
+        finish(G, cfg, hr_set, jpeg_est, out, device)
+        info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
+        if val_idx:
+            held_out = [real_all.images[i].float().div(255) for i in val_idx]
+            realism_check(G, hr_set, held_out, data.scale, out, run, device)
+    return out / "generator.safetensors"
+
+
+def jpeg_draw(pool: torch.Tensor | None, seed: int, step: int, batch: int, rows, device) -> torch.Tensor | None:
+    """This step's JPEG qualities (this rank's rows): seeded per step, the same after a resume."""
+    if pool is None:
+        return None
+    q_gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    picks = torch.randint(len(pool), (batch,), generator=q_gen)[rows.start : rows.stop]
+    return pool[picks].to(device)
+
+
+@torch.no_grad()
+def measured_noise(G: PDMDegrader, hr_set: ImageSet, cfg: PDMConfig, device, n: int = 16) -> float:
+    """Standard deviation of the learned noise on fixed HR crops, in 8-bit levels."""
+    gen = torch.Generator().manual_seed(12345)
+    hr = random_crops(hr_set.images, n, cfg.data.hr_crop, gen).to(device)
+    lr = G.blur(hr, G.draw_z(n, gen))
+    _, noise = G.add_noise(lr, torch.randn(n, G.noise.random_channels, *lr.shape[2:], generator=gen).to(device))
+    return float(noise.std() * 255)
+
+
+def finish(G: PDMDegrader, cfg: PDMConfig, hr_set, jpeg_est, out: Path, device) -> dict:
+    """Write what was learned (kernels, their picture and statistics, the weights) and print it."""
+    from srpipe.io.imageio import write_png
+
+    mean, draws = G.mean_kernel(draws=256, seed=cfg.seed)
+    shown = draws[:4]
+    np_save(out / "kernel_mean.npy", mean.numpy())
+    np_save(out / "kernel_draws.npy", shown.numpy())
+    write_png(out / "kernel.png", kernel_picture([mean, *shown], zoom=8))
+    stats = kernel_stats(mean)
+    spread = float(torch.stack([torch.tensor(kernel_stats(k)["width"]) for k in draws[:32]]).std())
+    summary = {
+        "method": "pdm",
+        "scale": cfg.data.scale,
+        "size": cfg.kernel_size,
+        "form": cfg.kernel.form,
+        "stats": stats,
+        "width_spread": round(spread, 4),
+        "draw_stats": [kernel_stats(k) for k in shown],
+        "noise_sigma": round(measured_noise(G, hr_set, cfg, device), 3),
+        "jpeg": jpeg_est.to_json(),
+    }
+    write_json(out / "kernel.json", summary)
+    write_json(out / "jpeg.json", jpeg_est.to_json())
+    g_args, _ = model_args(cfg)
+    meta = {"stage": "degrade-train", "method": "pdm", "scale": cfg.data.scale, "config": to_dict(cfg)}
+    meta |= {"jpeg": jpeg_est.to_json(), "kernel": stats}
+    ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="PDMDegrader", args=g_args, meta=meta)
+    info(describe(summary))
+    return summary
+
+
+def describe(summary: dict) -> str:
+    """One line of what a pdm run learned (degrade-train prints it; the report shows it)."""
+    st = summary["stats"]
+    sharpen = f", sharpening mass {st['negative_mass']:.3f}" if st["negative_mass"] > 0 else ""
+    return (
+        f"learned kernel: width {st['width']:.2f} HR px (sigma {st['sigma_major']:.2f} x {st['sigma_minor']:.2f}, "
+        f"anisotropy {st['anisotropy']:.2f} at {st['angle_deg']:.0f} deg{sharpen}); noise {summary['noise_sigma']:.2f} "
+        f"levels; JPEG: {summary['jpeg'].get('kind', 'none')}"
+    )
+
+
+def np_save(path: Path, array: np.ndarray) -> None:
+    """`np.save` through a temporary file and a rename: never a truncated file."""
+    import io
+
+    from srpipe.io.imageio import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
