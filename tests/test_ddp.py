@@ -25,7 +25,7 @@ from srpipe.config import RunOptions, build_config
 from srpipe.degrade import train as dsgan
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig
-from srpipe.engine.runlog import Interrupted
+from srpipe.engine.signals import Interrupted
 from srpipe.upscale import train as esrgan
 from srpipe.upscale.archs import PatchDiscriminator, RRDBNet
 from srpipe.upscale.config import UpscaleConfig

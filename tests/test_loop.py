@@ -11,7 +11,8 @@ import torch
 from srpipe.engine import accel, ckpt, loop
 from srpipe.config import RunOptions
 from srpipe.engine.distributed import World
-from srpipe.engine.runlog import Interrupted, RunLog
+from srpipe.engine.runlog import RunLog
+from srpipe.engine.signals import Interrupted
 
 CPU = torch.device("cpu")
 

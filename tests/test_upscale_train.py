@@ -12,7 +12,8 @@ import torch
 
 from srpipe.engine import ckpt, loop
 from srpipe.config import RunOptions, build_config
-from srpipe.engine.runlog import ConfigChangedError, Interrupted
+from srpipe.engine.runfolder import ConfigChangedError
+from srpipe.engine.signals import Interrupted
 from srpipe.errors import SrpipeError
 from srpipe.upscale import interop
 from srpipe.upscale.archs import RRDBNet

@@ -1,11 +1,12 @@
 """How a training step runs on the device: precision, memory format, optimizer, compile, and
 non-finite protection without host synchronisation.
 
-- `Speed.resolve(run, device)`: the run options made concrete. On CUDA the defaults are bf16 autocast,
-  channels-last, fused Adam and `cudnn.benchmark`. On the CPU they are fp32 and NCHW unless asked.
-  `torch.compile` is off unless asked (a switch: it pays for long runs, not for short ones).
-- `Speed.run(net, *inputs)`: runs a network under autocast and returns fp32. The networks (G, D, VGG,
-  LPIPS) compute in bf16. Losses, EMA and the optimizer state stay in fp32, because the parameters
+- `ComputeSettings.resolve(run, device)`: how the networks compute, from the run options: the
+  precision (autocast dtype), the memory format and the compile switch. On CUDA the defaults are
+  bf16 autocast, channels-last, fused Adam and `cudnn.benchmark`. On the CPU they are fp32 and NCHW
+  unless asked. `torch.compile` is off unless asked (it pays for long runs, not for short ones).
+- `ComputeSettings.run(net, *inputs)`: runs a network under autocast and returns fp32. The networks
+  (G, D, VGG, LPIPS) compute in bf16. Losses, EMA and the optimizer state stay in fp32, because the parameters
   stay fp32 under autocast. bf16 has fp32's exponent range, so no loss scaling is needed.
 - `adam(...)`: fused Adam where the device has the kernel (CUDA and CPU do). Besides speed, the fused
   kernel takes a `found_inf` flag and then leaves the weights, moments and step count exactly as they
@@ -35,8 +36,8 @@ class NonFiniteError(SrpipeError):
 
 
 @dataclass(frozen=True)
-class Speed:
-    """Resolved speed settings of one run (from `RunOptions`, see `resolve`)."""
+class ComputeSettings:
+    """How the networks of one run compute: precision, memory format, compile (see `resolve`)."""
 
     device: torch.device
     autocast: torch.dtype | None  # None: plain fp32
@@ -44,7 +45,7 @@ class Speed:
     compile: bool
 
     @classmethod
-    def resolve(cls, run, device: torch.device) -> "Speed":
+    def resolve(cls, run, device: torch.device) -> "ComputeSettings":
         """`run.precision` auto|bf16|fp32, `run.channels_last` auto|on|off, `run.compile` bool."""
         cuda = device.type == "cuda"
         if run.precision not in TRAIN_PRECISIONS:
@@ -92,6 +93,9 @@ class Speed:
         with torch.autocast(self.device.type, dtype=self.autocast):
             out = net(*inputs)
         return out.float()
+
+
+Speed = ComputeSettings  # the old name, kept for the importers not moved yet (degrade/, bench/)
 
 
 def adam(params, *, lr: float, betas: tuple[float, float], device: torch.device) -> torch.optim.Adam:

@@ -29,7 +29,8 @@ from srpipe.engine.accel import LossMeter, NonFiniteError, StepGuard
 from srpipe.config import RunOptions
 from srpipe.engine.distributed import World
 from srpipe.log import info, progress, warn
-from srpipe.engine.runlog import Interrupted, RunLog, StopFlag
+from srpipe.engine.runlog import RunLog
+from srpipe.engine.signals import Interrupted, StopFlag
 
 # (step, guard) -> (learning rate to log, this step's losses as device tensors)
 TrainStep = Callable[[int, StepGuard], tuple[float, dict[str, torch.Tensor]]]
@@ -66,6 +67,13 @@ class Checkpoint:
             },
             keep=self.keep,
         )
+
+    @staticmethod
+    def reached(folder: Path, iters: int) -> bool:
+        """Whether the latest checkpoint in `folder` is at step `iters` or later: that run (or phase)
+        is complete, and only its final files are left to check."""
+        last = ckpt.latest_checkpoint(folder)
+        return last is not None and int(ckpt.load_state(last / "state.pt")["step"]) >= iters
 
     def resume(self) -> int:
         """Load the latest checkpoint into the networks, optimizers and RNGs; its step, or 0 if none."""

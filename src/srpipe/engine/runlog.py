@@ -1,13 +1,12 @@
-"""What every training run shares: its folder, resume checks, loss logs and stop signals.
+"""The loss logs of a training run: CSV rows and TensorBoard events.
 
-- `open_run(out_dir, config, restart=...)`: a run folder holds ``config.json`` (the resolved,
-  result-changing config plus inputs). Rerunning with the same config resumes; another config is
-  refused unless ``restart`` (then old checkpoints and logs are cleared).
 - `CsvLog`: append-only CSV of losses; on resume, rows past the resumed step are dropped so that
   the step column only moves forward.
 - `RunLog`: what the training loops write to: the CSV and/or TensorBoard events (``--log``),
   scalars, sample grids as images and the resolved config as text.
-- `StopFlag`: SIGINT/SIGTERM set a flag; the loop checkpoints at the next step and exits.
+
+The run folder (`open_run`) is in `srpipe.engine.runfolder`, the stop signals (`StopFlag`) in
+`srpipe.engine.signals`; they are re-exported here for older importers.
 """
 
 from __future__ import annotations
@@ -16,73 +15,13 @@ import csv
 import importlib.util
 import io
 import json
-import shutil
-import signal
 import time
 from pathlib import Path
 
-from srpipe.config import diff_configs
+from srpipe.engine.runfolder import TB_DIR, ConfigChangedError, open_run  # noqa: F401  (re-exported)
+from srpipe.engine.signals import Interrupted, StopFlag  # noqa: F401  (re-exported)
 from srpipe.errors import SrpipeError
-from srpipe.io.imageio import atomic_write_bytes
-
-
-class ConfigChangedError(SrpipeError):
-    pass
-
-
-class Interrupted(SrpipeError):
-    """Training stopped by SIGINT/SIGTERM after saving a checkpoint (exit code 130)."""
-
-    exit_code = 130
-
-
-def write_json(path: str | Path, data) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-
-
-def open_run(
-    out_dir: str | Path,
-    config: dict,
-    *,
-    restart: bool = False,
-    clear: tuple[str, ...] = ("ckpt", "log.csv", "samples"),
-    identity: str | None = None,
-) -> Path:
-    """Create or reopen a run folder for `config`; refuse a different existing config unless `restart`.
-
-    `identity` (the pipeline's stage key: a hash of exactly what the stage's result depends on)
-    replaces the comparison: the folder resumes when its recorded identity is the same, whatever
-    else `config` says (settings outside the key, input and cache paths, recorded for information).
-    """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SrpipeError(f"--out {out} exists and is not a folder")
-    cfg_path = out / "config.json"
-    if identity is not None:
-        config = {**config, "identity": identity}
-    if cfg_path.is_file():
-        try:
-            old = json.loads(cfg_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
-        same = old == config if identity is None else isinstance(old, dict) and old.get("identity") == identity
-        if not same:
-            if not restart:
-                changes = diff_configs(old or {}, config)
-                shown = "; ".join(changes[:4]) + (" ..." if len(changes) > 4 else "")
-                raise ConfigChangedError(
-                    f"{out} holds a run with another config ({shown}); use another --out, "
-                    f"or --restart to discard that run"
-                )
-            for name in (*clear, TB_DIR):
-                p = out / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(cfg_path, config)
-    return out
+from srpipe.io.files import atomic_write_bytes, write_json  # noqa: F401  (write_json re-exported)
 
 
 class CsvLog:
@@ -115,7 +54,6 @@ class CsvLog:
 
 
 LOG_MODES = ("auto", "csv", "tensorboard", "both")
-TB_DIR = "tb"  # TensorBoard event folder of a run: `tensorboard --logdir RUN/tb`
 
 
 def tensorboard_available() -> bool:
@@ -225,31 +163,3 @@ class RunLog:
             self._tb.close()
             self._tb = None
         self._closed = True
-
-
-class StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the training loop polls (handlers restored on exit)."""
-
-    def __init__(self):
-        self.signal: int | None = None
-        self._old: dict[int, object] = {}
-
-    def __enter__(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[s] = signal.signal(s, self._handle)
-            except ValueError:  # not the main thread (e.g. inside a test runner thread): no handler
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-    def __bool__(self) -> bool:
-        return self.signal is not None

@@ -13,10 +13,7 @@ bytes, not the extension. Writes are atomic: a temporary file in the target fold
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,9 @@ import cv2
 import numpy as np
 
 from srpipe.errors import SrpipeError, write_failed
+
+# re-exported: the writers below and older importers use them from here
+from srpipe.io.files import _UMASK, atomic_write_bytes, file_sha256  # noqa: F401
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
@@ -275,46 +275,6 @@ def to_uint(t, bit_depth: int = 8) -> np.ndarray:
     maxv = 65535.0 if bit_depth == 16 else 255.0
     a = t.detach().float().clamp(0, 1).mul(maxv).round().permute(1, 2, 0).cpu().numpy()
     return a.astype(np.uint16 if bit_depth == 16 else np.uint8)
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder, fsync, then `os.replace`."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        fault = os.environ.get("SRPIPE_FAULT", "")  # crash tests: `write:<path end>` dies between write and rename
-        if fault.startswith("write:") and ("/" + p.as_posix()).endswith("/" + fault[len("write:") :]):
-            os.kill(os.getpid(), 9)
-        os.replace(tmp, p)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError) and e.errno is not None and e.filename != str(p):
-            # A full disk fails in write() or fsync(), whose errors name no file, or in os.replace,
-            # which names the temp file: name the file the caller asked for instead.
-            raise OSError(e.errno, e.strerror, str(p)) from e
-        raise
 
 
 def encode_png(rgb: np.ndarray, *, gray: bool = False, alpha: np.ndarray | None = None) -> bytes:

@@ -12,12 +12,16 @@ Two ways to hide tile borders:
 - **feathered** (``blend=True``): neighbouring tiles overlap by ``2 * pad`` pixels and are averaged
   with linear ramps over the overlap, which hides seams when ``pad`` is smaller than the receptive
   field (cheaper, approximate).
+
+`plan_tiles` lists the tiles (grouped by shape, so that a batch stacks), a `Stitcher` puts their
+outputs together, and `tiled_apply` moves batches between them.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -62,6 +66,155 @@ def auto_batch(device: torch.device | str, side: int, channels: int = 64) -> int
     return max(1, min(MAX_AUTO_BATCH, int(min(BATCH_BUDGET, free // 2) // per_tile)))
 
 
+Box = tuple[int, int, int, int]  # (y0, x0, y1, x1) in input pixels
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: the input box the network sees, and the box of it whose output is kept."""
+
+    src: Box
+    keep: Box  # inside `src`; the core in exact mode, `src` itself in feathered mode
+
+
+def plan_tiles(h: int, w: int, *, tile: int, pad: int, blend: bool) -> list[list[Tile]]:
+    """The tiles of an (h, w) image, grouped by input shape (a batch holds tiles of one shape)."""
+    tiles = []
+    if not blend:
+        for y0 in range(0, h, tile):
+            for x0 in range(0, w, tile):
+                y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+                src = (max(0, y0 - pad), max(0, x0 - pad), min(h, y1 + pad), min(w, x1 + pad))
+                tiles.append(Tile(src, (y0, x0, y1, x1)))
+    else:
+        size = tile + 2 * pad
+        for y0 in _starts(h, size, tile):
+            for x0 in _starts(w, size, tile):
+                box = (y0, x0, min(y0 + size, h), min(x0 + size, w))
+                tiles.append(Tile(box, box))
+    groups: dict[tuple[int, int], list[Tile]] = defaultdict(list)
+    for t in tiles:
+        groups[(t.src[2] - t.src[0], t.src[3] - t.src[1])].append(t)
+    return list(groups.values())
+
+
+class Stitcher:
+    """Puts tile outputs together into the (C, h*scale, w*scale) result.
+
+    Exact mode copies each tile's kept core into place. Feathered mode adds the tiles, already
+    multiplied by their `weights` (linear ramps over the overlaps), and divides by the summed
+    weights at the end.
+    """
+
+    def __init__(self, h: int, w: int, *, scale: int, pad: int, blend: bool):
+        self.h, self.w, self.s, self.pad, self.blend = h, w, scale, pad, blend
+        self.out: torch.Tensor | None = None  # allocated at the first tile (its channel count)
+        self.weight: torch.Tensor | None = None
+
+    def weights(self, chunk: list[Tile]) -> torch.Tensor:
+        """(B, 1, h*s, w*s) feathering weights of the tiles of `chunk` (their output sizes)."""
+        s, out = self.s, []
+        for t in chunk:
+            iy0, ix0, iy1, ix1 = t.src
+            ph, pw = (iy1 - iy0) * s, (ix1 - ix0) * s
+            ov = min(2 * self.pad * s, ph, pw)
+            ramp_y = _ramp(ph, ov, iy0 > 0, iy1 < self.h)
+            out.append((ramp_y[:, None] * _ramp(pw, ov, ix0 > 0, ix1 < self.w)[None, :])[None])
+        return torch.stack(out)
+
+    def add(self, chunk: list[Tile], y: torch.Tensor, wts: torch.Tensor | None) -> None:
+        """The outputs `y` (B, C, ., .) of `chunk` on the host; feathered: already weighted by `wts`."""
+        s = self.s
+        if self.out is None:
+            self.out = torch.zeros(y.shape[1], self.h * s, self.w * s)
+            if self.blend:
+                self.weight = torch.zeros(1, self.h * s, self.w * s)
+        for k, (t, yt) in enumerate(zip(chunk, y)):
+            (iy0, ix0, _, _), (ky0, kx0, ky1, kx1) = t.src, t.keep
+            part = yt[:, (ky0 - iy0) * s : (ky1 - iy0) * s, (kx0 - ix0) * s : (kx1 - ix0) * s]
+            where = (slice(None), slice(ky0 * s, ky1 * s), slice(kx0 * s, kx1 * s))
+            if not self.blend:
+                self.out[where] = part
+            else:
+                self.out[where] += part
+                self.weight[where] += wts[k]
+
+    def result(self) -> torch.Tensor:
+        if self.blend:
+            self.out /= self.weight
+        return self.out
+
+
+@dataclass
+class _InFlight:
+    """A batch whose output is on its way to the host (CUDA: `event` marks the copy's end)."""
+
+    chunk: list[Tile]
+    x: torch.Tensor | None  # the input, kept for the fallback
+    y_host: torch.Tensor
+    wts: torch.Tensor | None
+    event: object | None
+
+
+def _checked(fn, x: torch.Tensor, s: int) -> torch.Tensor:
+    """`fn(x)` as float32, refusing an output of the wrong shape."""
+    y = fn(x)
+    want = (x.shape[0], x.shape[2] * s, x.shape[3] * s)
+    if y.dim() != 4 or (y.shape[0], y.shape[2], y.shape[3]) != want:
+        # Without this check a wrong `scale` shows up as an obscure slicing error later.
+        raise ValueError(
+            f"fn returned shape {tuple(y.shape)} for tiles {tuple(x.shape)}; expected "
+            f"(B, C, h*{s}, w*{s}) = ({want[0]}, C, {want[1]}, {want[2]}): is scale={s} right?"
+        )
+    return y.float()
+
+
+def _batches(plan: list[list[Tile]], batch: int) -> Iterator[list[Tile]]:
+    for members in plan:
+        for i in range(0, len(members), batch):
+            yield members[i : i + batch]
+
+
+def _to_device(img: torch.Tensor, chunk: list[Tile], device: torch.device, dtype, channels_last: bool) -> torch.Tensor:
+    tiles = [img[:, a:c, b:d] for (a, b, c, d) in (t.src for t in chunk)]
+    if device.type == "cuda":  # pinned staging: the host-to-device copy does not block the host
+        x = torch.empty((len(tiles), *tiles[0].shape), dtype=img.dtype, pin_memory=True)
+        torch.stack(tiles, out=x)
+    else:
+        x = torch.stack(tiles)
+    x = x.to(device, non_blocking=True)
+    if dtype is not None:
+        x = x.to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _to_host(y: torch.Tensor) -> tuple[torch.Tensor, object | None]:
+    """(host copy of `y`, the CUDA event that marks the end of the copy, or None on the CPU)."""
+    if y.device.type != "cuda":
+        return y.cpu(), None
+    y = y.contiguous()  # NCHW on the device, then one plain copy into pinned memory
+    y_host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
+    y_host.copy_(y, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return y_host, event
+
+
+def _land(b: _InFlight, stitcher: Stitcher, fallback, s: int) -> None:
+    """Wait for the copy of batch `b`, rerun it with `fallback` if not finite, and stitch it."""
+    if b.event is not None:
+        b.event.synchronize()  # this batch's copy is done; the GPU is already on the next one
+    y_host = b.y_host
+    if fallback is not None and not bool(torch.isfinite(y_host).all()):
+        y_host = _checked(fallback, b.x, s)
+        if b.wts is not None:
+            y_host = y_host * b.wts.to(y_host.device)
+        y_host = y_host.cpu()
+    stitcher.add(b.chunk, y_host, None if b.wts is None else b.wts.cpu())
+
+
 @torch.no_grad()
 def tiled_apply(
     img: torch.Tensor,
@@ -104,111 +257,19 @@ def tiled_apply(
     if tile < 1 or pad < 0 or batch < 1 or scale < 1:
         raise ValueError(f"tile ({tile}), batch ({batch}) and scale ({scale}) must be >= 1 and pad ({pad}) >= 0")
     device = torch.device(device)
-    cuda = device.type == "cuda"
     _, h, w = img.shape
-    jobs: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]] = []  # (input box, keep box)
-    if not blend:
-        for y0 in range(0, h, tile):
-            for x0 in range(0, w, tile):
-                y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-                iy0, ix0, iy1, ix1 = max(0, y0 - pad), max(0, x0 - pad), min(h, y1 + pad), min(w, x1 + pad)
-                jobs.append(((iy0, ix0, iy1, ix1), (y0, x0, y1, x1)))
-    else:
-        size = tile + 2 * pad
-        for y0 in _starts(h, size, tile):
-            for x0 in _starts(w, size, tile):
-                box = (y0, x0, min(y0 + size, h), min(x0 + size, w))
-                jobs.append((box, box))
-
-    groups: dict[tuple[int, int], list] = defaultdict(list)
-    for job in jobs:
-        (iy0, ix0, iy1, ix1), _ = job
-        groups[(iy1 - iy0, ix1 - ix0)].append(job)
-
-    s = scale
-    state: dict = {"out": None, "weight": None}
-
-    def run(x: torch.Tensor, f) -> torch.Tensor:
-        y = f(x)
-        want = (x.shape[0], x.shape[2] * s, x.shape[3] * s)
-        if y.dim() != 4 or (y.shape[0], y.shape[2], y.shape[3]) != want:
-            # Without this check a wrong `scale` shows up as an obscure slicing error below.
-            raise ValueError(
-                f"fn returned shape {tuple(y.shape)} for tiles {tuple(x.shape)}; expected "
-                f"(B, C, h*{s}, w*{s}) = ({want[0]}, C, {want[1]}, {want[2]}): is scale={s} right?"
-            )
-        return y.float()
-
-    def weights(chunk) -> torch.Tensor:
-        """(B, 1, h*s, w*s) feathering weights of the tiles of `chunk` (their output sizes)."""
-        out = []
-        for (iy0, ix0, iy1, ix1), _ in chunk:
-            ph, pw = (iy1 - iy0) * s, (ix1 - ix0) * s
-            ov = min(2 * pad * s, ph, pw)
-            out.append((_ramp(ph, ov, iy0 > 0, iy1 < h)[:, None] * _ramp(pw, ov, ix0 > 0, ix1 < w)[None, :])[None])
-        return torch.stack(out)
-
-    def stitch(chunk, y: torch.Tensor, wts: torch.Tensor | None) -> None:
-        if state["out"] is None:
-            state["out"] = torch.zeros(y.shape[1], h * s, w * s)
-            if blend:
-                state["weight"] = torch.zeros(1, h * s, w * s)
-        out, weight = state["out"], state["weight"]
-        for k, ((ibox, kbox), yt) in enumerate(zip(chunk, y)):
-            iy0, ix0, iy1, ix1 = ibox
-            ky0, kx0, ky1, kx1 = kbox
-            part = yt[:, (ky0 - iy0) * s : (ky1 - iy0) * s, (kx0 - ix0) * s : (kx1 - ix0) * s]
-            if not blend:
-                out[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] = part
-            else:  # part is already weighted (on the device)
-                out[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] += part
-                weight[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] += wts[k]
-
-    def finish(pending) -> None:
-        chunk, x, y_host, wts, event = pending
-        if event is not None:
-            event.synchronize()  # this batch's copy is done; the GPU is already on the next one
-        if fallback is not None and not bool(torch.isfinite(y_host).all()):
-            y_host = run(x, fallback)
-            if wts is not None:
-                y_host = y_host * wts.to(y_host.device)
-            y_host = y_host.cpu()
-        stitch(chunk, y_host, None if wts is None else wts.cpu())
-
+    stitcher = Stitcher(h, w, scale=scale, pad=pad, blend=blend)
     pending = None
-    for members in groups.values():
-        for i in range(0, len(members), batch):
-            chunk = members[i : i + batch]
-            tiles = [img[:, a:c, b:d] for (a, b, c, d), _ in chunk]
-            if cuda:  # pinned staging: the host-to-device copy does not block the host
-                x = torch.empty((len(tiles), *tiles[0].shape), dtype=img.dtype, pin_memory=True)
-                torch.stack(tiles, out=x)
-            else:
-                x = torch.stack(tiles)
-            x = x.to(device, non_blocking=True)
-            if dtype is not None:
-                x = x.to(dtype)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = run(x, fn)
-            wts = weights(chunk).to(device, non_blocking=True) if blend else None
-            if wts is not None:
-                y = y * wts
-            event = None
-            if cuda:
-                y = y.contiguous()  # NCHW on the device, then one plain copy into pinned memory
-                y_host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
-                y_host.copy_(y, non_blocking=True)
-                event = torch.cuda.Event()
-                event.record()
-            else:
-                y_host = y.cpu()
-            if pending is not None:
-                finish(pending)
-            pending = (chunk, x if fallback is not None else None, y_host, wts, event)
+    for chunk in _batches(plan_tiles(h, w, tile=tile, pad=pad, blend=blend), batch):
+        x = _to_device(img, chunk, device, dtype, channels_last)
+        y = _checked(fn, x, scale)
+        wts = stitcher.weights(chunk).to(device, non_blocking=True) if blend else None
+        if wts is not None:
+            y = y * wts
+        y_host, event = _to_host(y)
+        if pending is not None:
+            _land(pending, stitcher, fallback, scale)
+        pending = _InFlight(chunk, x if fallback is not None else None, y_host, wts, event)
     if pending is not None:
-        finish(pending)
-    out = state["out"]
-    if blend:
-        out /= state["weight"]
-    return out
+        _land(pending, stitcher, fallback, scale)
+    return stitcher.result()

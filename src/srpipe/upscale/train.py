@@ -7,6 +7,10 @@
   low-passes and D sees high-passes only.
 - An EMA of G (BasicSR `model_ema`, decay 0.999) is validated and saved as the model weights.
 
+Read in order: `g_step` and `d_step` (one update each), `train` (the set-up both phases share),
+`train_phase` (one phase: networks, optimisers, the loop, the weights file); the helpers follow.
+Validation, sample grids and best.json are in `srpipe.upscale.validation`.
+
 Run folder: config.json, split.json, ckpt/{psnr,gan}/, log_psnr.csv, log_gan.csv, tb/{psnr,gan}/, samples/,
 best.json, psnr.safetensors, gan.safetensors (EMA weights; `.pth` copies with `export_pth`).
 A phase whose weights file exists and whose checkpoint reached its last step is not rerun.
@@ -17,52 +21,38 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import torch
+from torch import nn
 
-from srpipe.engine import accel, ckpt, distributed, weights
-from srpipe.eval import metrics
-from srpipe.engine.accel import Speed, StepGuard
-from srpipe.engine.augment import split
 from srpipe.config import RunOptions, to_dict
+from srpipe.engine import weights
+from srpipe.engine.accel import ComputeSettings, StepGuard
 from srpipe.engine.distributed import global_mean
+from srpipe.engine.loop import Checkpoint, PhaseInfo, ckpt_interval, resume
+from srpipe.engine.training import StepNets, TrainingRun, every, set_lr, training_run
 from srpipe.errors import SrpipeError
-from srpipe.io.imageio import file_sha256
-from srpipe.log import info, warn
-from srpipe.engine.loop import Checkpoint, PhaseInfo, ckpt_interval, resume, run_steps
-from srpipe.io.resize import bicubic_up
-from srpipe.engine.runlog import RunLog, open_run, write_json
+from srpipe.eval import metrics
+from srpipe.io.files import file_sha256
+from srpipe.log import info
 from srpipe.upscale import interop, losses
-from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet, unshuffle_factor
-from srpipe.upscale.config import UpscaleConfig
-from srpipe.upscale.data import Pair, PairBank, center_pair, load_pairs
+from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet
+from srpipe.upscale.config import DataConfig, GanConfig, PsnrConfig, UpscaleConfig
+from srpipe.upscale.data import PairBank
+from srpipe.upscale.validation import HeldOut, describe_split, evaluate, split_pairs
 
 Phase = Literal["psnr", "gan", "both"]
-VAL_MAX_HR = 512  # validation uses a centre crop of at most this many HR pixels per side (bounded time)
-SAMPLE_MAX_LR = 48  # sample grids show at most this many LR pixels per side of each held-out image
-
-
-def lr_at(step: int, base: float, milestones: tuple[int, ...], gamma: float) -> float:
-    """Step schedule (MultiStepLR): `base * gamma**k`, k = milestones already passed before `step`."""
-    return base * gamma ** sum(1 for m in milestones if step > m)
-
-
-@torch.no_grad()
-def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
-    """ema = decay * ema + (1 - decay) * net (BasicSR `model_ema`); buffers are copied.
-
-    One fused lerp over all parameters (as torch.optim.swa_utils does): RRDBNet has ~700 tensors,
-    and a per-tensor loop would be ~1400 kernel launches per step.
-    """
-    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
-    for e, b in zip(ema.buffers(), net.buffers()):
-        e.copy_(b)
+# what --restart deletes from a run folder
+RUN_FILES = ("ckpt", "log_psnr.csv", "log_gan.csv", "samples", "best.json")
+RUN_FILES += ("psnr.safetensors", "gan.safetensors", "psnr.pth", "gan.pth")
 
 
 def g_step(
-    G, D, opt_g, lq, gt, cfg: UpscaleConfig, *, perceptual=None, fs=None, speed: Speed, guard: StepGuard
+    G, D, opt_g, lq, gt, cfg: UpscaleConfig, *, perceptual=None, fs=None, speed: ComputeSettings, guard: StepGuard
 ) -> tuple[dict, torch.Tensor]:
     """One generator update; returns (losses, the detached SR batch for `d_step`).
 
@@ -104,7 +94,7 @@ def g_step(
     return {k: v.detach() for k, v in out.items()}, sr.detach()
 
 
-def d_step(D, opt_d, sr, gt, *, fs=None, speed: Speed, guard: StepGuard) -> dict:
+def d_step(D, opt_d, sr, gt, *, fs=None, speed: ComputeSettings, guard: StepGuard) -> dict:
     """One discriminator update with the RaGAN loss on (GT, SR); `sr` is already detached."""
     d_in = fs.high if fs is not None else (lambda x: x)
     real_logits = speed.run(D, d_in(gt))
@@ -116,49 +106,109 @@ def d_step(D, opt_d, sr, gt, *, fs=None, speed: Speed, guard: StepGuard) -> dict
     return {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
 
 
+def lr_at(step: int, base: float, milestones: tuple[int, ...], gamma: float) -> float:
+    """Step schedule (MultiStepLR): `base * gamma**k`, k = milestones already passed before `step`."""
+    return base * gamma ** sum(1 for m in milestones if step > m)
+
+
+def phase_lrs(P: PsnrConfig | GanConfig, step: int) -> tuple[float, float]:
+    """(G's, D's) learning rate at `step`: `psnr.lr` (D's unused), or `gan.lr_g` and `gan.lr_d`."""
+    lr_g, lr_d = (P.lr, P.lr) if isinstance(P, PsnrConfig) else (P.lr_g, P.lr_d)
+    return lr_at(step, lr_g, P.milestones, P.gamma), lr_at(step, lr_d, P.milestones, P.gamma)
+
+
 @torch.no_grad()
-def validate(G, val: list[tuple[torch.Tensor, torch.Tensor]], scale: int, device, lpips=None) -> dict[str, float]:
-    """Mean PSNR-Y / SSIM-Y (border `scale` cropped, BasicSR convention) and LPIPS of G on held-out crops."""
-    ps, ss, lp = [], [], []
-    for lq, gt in val:
-        sr = G(lq.to(device)).clamp(0, 1).float().cpu()
-        ps.append(float(metrics.psnr(sr, gt, crop_border=scale)[0]))
-        ss.append(float(metrics.ssim(sr, gt, crop_border=scale)[0]))
-        if lpips is not None:
-            lp.append(float(lpips(sr, gt)[0]))
-    out = {"val_psnr_y": sum(ps) / len(ps), "val_ssim_y": sum(ss) / len(ss)}
-    if lp:
-        out["val_lpips"] = sum(lp) / len(lp)
-    return out
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * net (BasicSR `model_ema`); buffers are copied.
+
+    One fused lerp over all parameters (as torch.optim.swa_utils does): RRDBNet has ~700 tensors,
+    and a per-tensor loop would be ~1400 kernel launches per step.
+    """
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
+    for e, b in zip(ema.buffers(), net.buffers()):
+        e.copy_(b)
 
 
-def _sample_grid(G, crops: list[tuple[torch.Tensor, torch.Tensor]], scale: int, device) -> torch.Tensor:
-    """Rows of bicubic | SR | HR for a few held-out crops, as one (3, H, W) image."""
-    from torchvision.utils import make_grid
+@dataclass(frozen=True)
+class Criteria:
+    """What the steps compute with besides the networks they update."""
 
-    tiles = []
-    with torch.no_grad():
-        for lq, gt in crops:
-            sr = G(lq.to(device)).clamp(0, 1).float().cpu()
-            tiles += [bicubic_up(lq, scale)[0] if scale > 1 else lq[0], sr[0], gt[0]]
-    return make_grid(tiles, nrow=3, padding=2, pad_value=1.0)
+    speed: ComputeSettings  # precision, memory format, compile (`accel.ComputeSettings`)
+    perceptual: nn.Module | None  # VGG19 conv5_4 L1 (GAN phase, gan.perceptual = vgg19)
+    fs: losses.FrequencySeparation | None  # ESRGAN-FS low/high-pass split (fs.enabled)
 
 
-def _file_record(path: str | Path | None) -> dict | None:
-    if path is None:
-        return None
-    p = interop.resolve_model(path)
-    if not p.is_file():
-        raise SrpipeError(f"--init {p} does not exist")
-    return {"path": str(p.resolve()), "sha256": file_sha256(p)}
+@dataclass(frozen=True)
+class PhaseNets:
+    """One phase's networks as the steps use them, and their optimisers (no D in the PSNR phase)."""
+
+    g: StepNets
+    ema: nn.Module
+    opt_g: torch.optim.Optimizer
+    d: StepNets | None = None
+    opt_d: torch.optim.Optimizer | None = None
 
 
-def _load_init(path, g_args: dict, what: str) -> dict:
-    net, args, _ = interop.load_generator(path)
-    if args != g_args:
-        diff = ", ".join(f"{k} {args.get(k)} (config: {g_args.get(k)})" for k in g_args if args.get(k) != g_args.get(k))
-        raise SrpipeError(f"{what} {path} is another network ({diff}); set the model.* config to match it")
-    return net.state_dict()
+@dataclass(frozen=True)
+class PairStream:
+    """The training batches: every rank draws the global batch (same stream) and keeps its rows."""
+
+    bank: PairBank
+    gen: torch.Generator  # crops, flips, rotations; saved in checkpoints
+    rows: slice
+    batch: int
+    data: DataConfig
+    channels_last: bool
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next (LQ, GT) batch rows of this rank, on the device."""
+        d = self.data
+        draws = self.bank.draw(self.gen, self.batch, d.lr_patch, flips=d.flips, rotations=d.rotations)
+        return self.bank.batch(
+            draws.slice(self.rows.start, self.rows.stop), d.lr_patch, channels_last=self.channels_last
+        )
+
+
+def train_step(step: int, guard: StepGuard, *, nets: PhaseNets, stream: PairStream, crit: Criteria, cfg, P):
+    """One training step: learning rates, a batch, `g_step` (and `d_step`), the EMA. (lr, losses)."""
+    lr_g, lr_d = phase_lrs(P, step)
+    set_lr(nets.opt_g, lr_g)
+    if nets.opt_d is not None:
+        set_lr(nets.opt_d, lr_d)
+    lq, gt = stream.next()
+    D_frozen = None if nets.d is None else nets.d.frozen
+    out, sr = g_step(
+        nets.g.train,
+        D_frozen,
+        nets.opt_g,
+        lq,
+        gt,
+        cfg,
+        perceptual=crit.perceptual,
+        fs=crit.fs,
+        speed=crit.speed,
+        guard=guard,
+    )
+    if nets.d is not None:
+        out.update(d_step(nets.d.train, nets.opt_d, sr, gt, fs=crit.fs, speed=crit.speed, guard=guard))
+    ema_update(nets.ema, nets.g.net, cfg.ema_decay)
+    return lr_g, out
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What both phases use, set up once by `train`."""
+
+    out: Path  # the run folder
+    record: dict  # config.json's content (also shown in TensorBoard)
+    bank: PairBank  # the training pairs
+    held: HeldOut
+    lpips: nn.Module | None  # GAN-phase validation, when AlexNet weights are at hand
+    crit: Criteria
+    phase: Phase  # what was asked: psnr, gan or both
+    init: str | Path | None  # --init
+    val_every: int
+    export_pth: bool
 
 
 def train(
@@ -186,259 +236,194 @@ def train(
     """
     if phase not in ("psnr", "gan", "both"):
         raise SrpipeError(f"phase must be psnr, gan or both, got {phase!r}")
-    world, device = distributed.init(run.device)
-    try:
-        return _train(cfg, pairs, out_dir, run, phase, init, val_every, export_pth, cache_dir, world, device)
-    finally:
-        world.close()
+    with training_run(run, batch=cfg.batch) as tr:
+        S = cfg.data.scale
+        if export_pth and S == 3:
+            raise SrpipeError(
+                "--export-pth: x3 RRDBNets are srpipe-only (BasicSR and spandrel cannot read them); "
+                "drop --export-pth or train at x2/x4"
+            )
+        inputs = {"pairs": str(Path(pairs).resolve()), "init": _file_record(init)}
+        record = {"stage": "sr-train", "config": to_dict(cfg), "inputs": inputs}
+        phases = ["psnr", "gan"] if phase == "both" else [phase]
+        fs = losses.FrequencySeparation(cfg.fs.filter, cfg.fs.kernel) if cfg.fs.enabled else None
+        info(describe(cfg, phases))
+        # Fail early on missing pretrained weights, before reading data or touching the run folder.
+        perceptual, lpips = pretrained(cfg, phases, run, tr)
+
+        train_pairs, held, listing = split_pairs(cfg, pairs, cache_dir, tr.device)
+        out = tr.open(out_dir, record, clear=RUN_FILES, split=listing)
+        # uint8 pairs for batched device-side crops (srpipe.engine.augment), on the GPU when they fit.
+        bank = PairBank(train_pairs, S, device=tr.device, placement=run.data_placement)
+        tr.announce(f"pairs in {bank.lr.placement} memory")
+        info(describe_split(len(train_pairs), held))
+        crit = Criteria(tr.compute, perceptual, fs)
+        sh = Shared(out, record, bank, held, lpips, crit, phase, init, val_every, export_pth)
+        best = json.loads((out / "best.json").read_text()) if (out / "best.json").is_file() else {}
+        results = {}
+        for k, name in enumerate(phases):
+            path = train_phase(name, k, cfg, tr, sh, best=best)
+            if path is not None:
+                results[name] = path
+        return results
 
 
-def _train(
-    cfg: UpscaleConfig,
-    pairs,
-    out_dir,
-    run: RunOptions,
-    phase: Phase,
-    init,
-    val_every: int,
-    export_pth: bool,
-    cache_dir,
-    world: distributed.World,
-    device,
-) -> dict[str, Path]:
-    speed = Speed.resolve(run, device)
-    rows = world.shard(cfg.batch)
-    S = cfg.data.scale
-    g_args = cfg.generator_args()
-    if export_pth and S == 3:
-        raise SrpipeError(
-            "--export-pth: x3 RRDBNets are srpipe-only (BasicSR and spandrel cannot read them); "
-            "drop --export-pth or train at x2/x4"
-        )
-    record = {
-        "stage": "sr-train",
-        "config": to_dict(cfg),
-        "inputs": {"pairs": str(Path(pairs).resolve()), "init": _file_record(init)},
-    }
-    phases = ["psnr", "gan"] if phase == "both" else [phase]
-    fs = losses.FrequencySeparation(cfg.fs.filter, cfg.fs.kernel) if cfg.fs.enabled else None
+def train_phase(name: str, k: int, cfg: UpscaleConfig, tr: TrainingRun, sh: Shared, *, best: dict) -> Path | None:
+    """The `name` phase (the `k`-th run): its weights file, or None when it has 0 steps configured."""
+    P = cfg.psnr if name == "psnr" else cfg.gan
+    final, ck_dir = sh.out / f"{name}.safetensors", sh.out / "ckpt" / name
+    if P.iters == 0:
+        info(f"{name} phase: 0 steps configured, skipped")
+        return None
+    if final.is_file() and Checkpoint.reached(ck_dir, P.iters):
+        info(f"{name} phase already complete: {final}")
+        return final
+
+    # ---- networks, optimisers, data stream, checkpoint, log
+    torch.manual_seed(cfg.seed + k)
+    g_args, d_args = cfg.generator_args(), cfg.discriminator_args()
+    G = tr.place(new_generator(g_args, start_weights(name, sh.out, sh.phase, sh.init)))
+    ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = tr.adam(G.parameters(), lr=phase_lrs(P, 0)[0], betas=P.betas)
+    nets = {"generator": (G, "RRDBNet", g_args), "ema": (ema, "RRDBNet", g_args)}
+    optimizers = {"opt_g": opt_g}
+    D = opt_d = None
+    if name == "gan":
+        D = tr.place(DISCRIMINATORS[cfg.model.discriminator](**d_args))
+        nets["discriminator"] = (D, type(D).__name__, d_args)
+        optimizers["opt_d"] = opt_d = tr.adam(D.parameters(), lr=P.lr_d, betas=P.betas)
+    gen = torch.Generator().manual_seed(cfg.seed + 1 + k)  # crops, flips, rotations (global batch)
+    state = tr.checkpoint(ck_dir, nets, optimizers, gen)
+    start = resume(state, f"the {name} phase in {sh.out}", P.iters)
+    log = tr.log(sh.out, f"log_{name}.csv", log_fields(name), start=start, events=name, config=sh.record)
+
+    # ---- the loop
+    step_nets = PhaseNets(tr.for_steps(G), ema, opt_g, None if D is None else tr.for_steps(D), opt_d)
+    stream = PairStream(sh.bank, gen, tr.rows, cfg.batch, cfg.data, tr.compute.channels_last)
+    step = partial(train_step, nets=step_nets, stream=stream, crit=sh.crit, cfg=cfg, P=P)
+    seen: dict[int, dict] = {}  # step -> validation results
+    lpips = sh.lpips if name == "gan" else None
+    check = partial(evaluate, ema=ema, held=sh.held, lpips=lpips, phase=name, out=sh.out, log=log, best=best, seen=seen)
+    shown = {k: k for k in ("l_pix", "l_adv", "d_loss", "l_percep")} | {"val_psnr_y": "val PSNR-Y"}
+    lr_keys = "psnr.lr" if name == "psnr" else "gan.lr_g / gan.lr_d"
+    t0 = time.time()
+    G.train()
+    tr.steps(
+        step,
+        phase=PhaseInfo(f"sr-train {name}", shown, name=name, lr_keys=lr_keys, inputs="the training pairs"),
+        iters=P.iters,
+        start=start,
+        state=state,
+        log=log,
+        guarded=[D] if D is not None else [],
+        after_step=every(sh.val_every or ckpt_interval(tr.run, P.iters), check) if tr.main else None,
+    )
+    if tr.main:
+        v = seen.get(P.iters) or check(P.iters)
+        save_phase(final, ema, cfg, phase=name, validation=v, export_pth=sh.export_pth)
+        info(phase_summary(name, P.iters - start, time.time() - t0, final, v))
+    tr.world.barrier()  # the GAN phase of every rank starts from the PSNR weights rank 0 just wrote
+    return final
+
+
+# ---- set-up helpers
+
+
+def describe(cfg: UpscaleConfig, phases: list[str]) -> str:
+    """The first line of a run: the network, the phases and the GAN phase's losses."""
+    fs = cfg.fs.enabled
     parts = [f"L1 x{cfg.gan.w_pixel:g}" + (f" on {cfg.fs.filter} k={cfg.fs.kernel} low-passes" if fs else "")]
     if cfg.gan.perceptual != "none" and cfg.gan.w_perceptual > 0:
         parts.append(f"VGG19 conv5_4 x{cfg.gan.w_perceptual:g}")
     if cfg.gan.w_adv > 0:
         parts.append(f"RaGAN ({cfg.model.discriminator} D{', high-pass input' if fs else ''}) x{cfg.gan.w_adv:g}")
-    info(
-        f"ESRGAN x{S}: RRDBNet {cfg.model.num_feat} features, {cfg.model.num_block} blocks; phases: "
+    return (
+        f"ESRGAN x{cfg.data.scale}: RRDBNet {cfg.model.num_feat} features, {cfg.model.num_block} blocks; phases: "
         f"{' -> '.join(phases)}; PSNR phase L1; GAN phase {' + '.join(parts)}"
     )
 
-    # Fail early on missing pretrained weights, before reading data or touching the run folder.
+
+def pretrained(cfg: UpscaleConfig, phases: list[str], run: RunOptions, tr: TrainingRun):
+    """(VGG19 perceptual loss, LPIPS) of the GAN phase, None where unused; a missing VGG19 fails here."""
     perceptual = lpips = None
     if "gan" in phases and cfg.gan.perceptual == "vgg19" and cfg.gan.w_perceptual > 0:
-        perceptual = speed.prepare(losses.PerceptualLoss(weights.vgg19_features(run.weights_dir or None)))
+        perceptual = tr.compute.prepare(losses.PerceptualLoss(weights.vgg19_features(run.weights_dir or None)))
     if "gan" in phases and weights.find("alexnet", run.weights_dir or None) is not None:  # GAN validation only
-        lpips = metrics.LPIPS(weights_dir=run.weights_dir or None).to(device)
+        lpips = metrics.LPIPS(weights_dir=run.weights_dir or None).to(tr.device)
+    return perceptual, lpips
 
-    all_pairs = load_pairs(pairs, S, min_lr=cfg.data.lr_patch, cache_dir=cache_dir, warn=warn)
-    train_idx, val_idx = split(len(all_pairs), cfg.data.val_fraction, cfg.seed)
-    train_pairs: list[Pair] = [all_pairs[i] for i in train_idx]
-    unit = unshuffle_factor(S)  # x2/x1 inputs must divide by the pixel-unshuffle factor
-    val = [center_pair(all_pairs[i], S, max_lr=VAL_MAX_HR // S, multiple=unit) for i in val_idx]
-    sample_src = [all_pairs[i] for i in val_idx[:3]] or train_pairs[:2]
-    samples = [center_pair(p, S, max_lr=SAMPLE_MAX_LR, multiple=unit) for p in sample_src]
 
-    out = Path(out_dir)
-    if world.main:
-        out = open_run(
-            out_dir,
-            record,
-            restart=run.restart,
-            identity=run.resume_identity or None,
-            clear=(
-                "ckpt",
-                "log_psnr.csv",
-                "log_gan.csv",
-                "samples",
-                "best.json",
-                "psnr.safetensors",
-                "gan.safetensors",
-                "psnr.pth",
-                "gan.pth",
-            ),
-        )
-        write_json(
-            out / "split.json",
-            {"train": [p.name for p in train_pairs], "held_out": [all_pairs[i].name for i in val_idx]},
-        )
-    world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
-    # uint8 pairs for batched device-side crops (srpipe.engine.augment), on the GPU when they fit.
-    bank = PairBank(train_pairs, S, device=device, placement=run.data_placement)
-    info(
-        f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
-        f"pairs in {bank.lr.placement} memory"
+def log_fields(phase: str) -> list[str]:
+    """The columns of `log_<phase>.csv`."""
+    fields = ["lr", "l_pix", "g_total", "val_psnr_y", "val_ssim_y", "val_lpips"]
+    if phase == "gan":
+        fields[2:2] = ["l_pix_full", "l_percep", "l_adv", "d_loss", "d_real", "d_fake"]
+    return fields + ["skipped"]
+
+
+def start_weights(phase: str, out: Path, asked: Phase, init) -> tuple[Path, str] | None:
+    """Where G of `phase` starts: (weights file, its name in messages), or None for a random init.
+
+    The PSNR phase starts from `--init` when given; the GAN phase from this run's PSNR model, or
+    from `--init` when only the GAN phase was asked for (fine-tuning a published model).
+    """
+    if phase == "psnr":
+        return None if init is None else (init, "--init")
+    psnr = out / "psnr.safetensors"
+    if psnr.is_file() and not (asked == "gan" and init is not None):
+        return psnr, "PSNR model"
+    if init is not None:
+        return init, "--init"
+    raise SrpipeError(
+        f"the GAN phase starts from the PSNR model, but {psnr} does not "
+        "exist: run --phase psnr (or both) first, or pass --init FILE"
     )
-    if val:
-        bic = [(bicubic_up(lq, S) if S > 1 else lq, gt) for lq, gt in val]
-        b_psnr = sum(float(metrics.psnr(b, h, crop_border=S)[0]) for b, h in bic) / len(bic)
-        info(f"{len(train_pairs)} training pairs, {len(val)} held out (bicubic on them: PSNR-Y {b_psnr:.2f} dB)")
-    else:
-        info(f"{len(train_pairs)} training pairs, none held out (data.val_fraction = 0): no validation")
-    best = json.loads((out / "best.json").read_text()) if (out / "best.json").is_file() else {}
-    results: dict[str, Path] = {}
 
-    for phase_i, name in enumerate(phases):
-        P = cfg.psnr if name == "psnr" else cfg.gan
-        final = out / f"{name}.safetensors"
-        ck_dir = out / "ckpt" / name
-        last = ckpt.latest_checkpoint(ck_dir)
-        if P.iters == 0:
-            info(f"{name} phase: 0 steps configured, skipped")
-            continue
-        if last is not None and final.is_file() and int(ckpt.load_state(last / "state.pt")["step"]) >= P.iters:
-            info(f"{name} phase already complete: {final}")
-            results[name] = final
-            continue
 
-        # ---- networks, optimisers, data stream
-        torch.manual_seed(cfg.seed + phase_i)
-        G = RRDBNet(**g_args)
-        if name == "psnr" and init is not None:
-            G.load_state_dict(_load_init(init, g_args, "--init"))
-        elif name == "gan":
-            if (out / "psnr.safetensors").is_file() and not (phase == "gan" and init is not None):
-                G.load_state_dict(_load_init(out / "psnr.safetensors", g_args, "PSNR model"))
-            elif init is not None:
-                G.load_state_dict(_load_init(init, g_args, "--init"))
-            else:
-                raise SrpipeError(
-                    f"the GAN phase starts from the PSNR model, but {out / 'psnr.safetensors'} does not "
-                    "exist: run --phase psnr (or both) first, or pass --init FILE"
-                )
-        G = speed.prepare(G)
-        ema = copy.deepcopy(G).eval()
-        for p in ema.parameters():
-            p.requires_grad_(False)
-        D = opt_d = None
-        lr_base = P.lr if name == "psnr" else P.lr_g
-        opt_g = accel.adam(G.parameters(), lr=lr_base, betas=P.betas, device=device)
-        if name == "gan":
-            D = DISCRIMINATORS[cfg.model.discriminator](**cfg.discriminator_args())
-            if world.size > 1:
-                distributed.convert_sync_batchnorm(D)  # batch statistics of the global batch
-            D = speed.prepare(D)
-            opt_d = accel.adam(D.parameters(), lr=P.lr_d, betas=P.betas, device=device)
-        gen = torch.Generator().manual_seed(cfg.seed + 1 + phase_i)  # crops, flips, rotations (global batch)
-
-        nets = {"generator": (G, "RRDBNet", g_args), "ema": (ema, "RRDBNet", g_args)}
-        optimizers = {"opt_g": opt_g}
-        if D is not None:
-            nets["discriminator"] = (D, type(D).__name__, cfg.discriminator_args())
-            optimizers["opt_d"] = opt_d
-        state = Checkpoint(ck_dir, nets, optimizers, gen, keep=run.keep_ckpts)
-        start = resume(state, f"the {name} phase in {out}", P.iters)
-
-        last_val: dict[str, float] = {}
-
-        def evaluate(step: int) -> dict[str, float]:
-            from srpipe.io.imageio import write_png
-
-            if not world.main:
-                return {}
-            if samples:
-                grid = _sample_grid(ema, samples, S, device)
-                write_png(out / "samples" / f"{name}_{step:08d}.png", grid)
-                if log is not None:
-                    log.image("samples", step, grid)
-            if not val:
-                return {}
-            v = validate(ema, val, S, device, lpips if name == "gan" else None)
-            key = "val_lpips" if "val_lpips" in v else "val_psnr_y"  # LPIPS: lower is better; PSNR: higher
-            prev = best.get(name)
-            if (
-                prev is None
-                or prev.get("metric") != key
-                or (v[key] < prev["value"] if key == "val_lpips" else v[key] > prev["value"])
-            ):
-                best[name] = {"step": step, "metric": key, "value": v[key], **v}
-                write_json(out / "best.json", best)
-            last_val.clear()
-            last_val.update(v)
-            return v
-
-        # ---- the loop
-        every_val = val_every or ckpt_interval(run, P.iters)
-        fields = ["lr", "l_pix", "g_total", "val_psnr_y", "val_ssim_y", "val_lpips"]
-        if name == "gan":
-            fields[2:2] = ["l_pix_full", "l_percep", "l_adv", "d_loss", "d_real", "d_fake"]
-        fields.append("skipped")
-        log = (
-            RunLog(out, f"log_{name}.csv", fields, resume_step=start, mode=run.log, events=name, config=record)
-            if world.main
-            else None
-        )
-        # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
-        G_train = speed.compiled(world.wrap(G))
-        D_train = None if D is None else speed.compiled(world.wrap(D))
-        D_frozen = D_train if world.size == 1 else None if D is None else speed.compiled(D)
-
-        def train_step(step: int, guard: StepGuard) -> tuple[float, dict[str, torch.Tensor]]:
-            lr_now = lr_at(step, lr_base, P.milestones, P.gamma)
-            for group in opt_g.param_groups:
-                group["lr"] = lr_now
-            if opt_d is not None:
-                for group in opt_d.param_groups:
-                    group["lr"] = lr_at(step, P.lr_d, P.milestones, P.gamma)
-            # Every rank draws the global batch (same stream) and gathers its own rows on the device.
-            draws = bank.draw(
-                gen, cfg.batch, cfg.data.lr_patch, flips=cfg.data.flips, rotations=cfg.data.rotations
-            ).slice(rows.start, rows.stop)
-            lq, gt = bank.batch(draws, cfg.data.lr_patch, channels_last=speed.channels_last)
-            step_losses, sr = g_step(
-                G_train, D_frozen, opt_g, lq, gt, cfg, perceptual=perceptual, fs=fs, speed=speed, guard=guard
+def new_generator(g_args: dict, start: tuple[Path, str] | None) -> RRDBNet:
+    """A fresh RRDBNet (the global RNG seeds it), loaded from `start` (see `start_weights`) if given."""
+    G = RRDBNet(**g_args)
+    if start is not None:
+        path, what = start
+        net, args, _ = interop.load_generator(path)
+        if args != g_args:
+            diff = ", ".join(
+                f"{k} {args.get(k)} (config: {g_args.get(k)})" for k in g_args if args.get(k) != g_args.get(k)
             )
-            if D is not None:
-                step_losses.update(d_step(D_train, opt_d, sr, gt, fs=fs, speed=speed, guard=guard))
-            ema_update(ema, G, cfg.ema_decay)
-            return lr_now, step_losses
+            raise SrpipeError(f"{what} {path} is another network ({diff}); set the model.* config to match it")
+        G.load_state_dict(net.state_dict())
+    return G
 
-        def after_step(step: int) -> dict[str, float] | None:
-            return evaluate(step) if step % every_val == 0 else None
 
-        shown = {k: k for k in ("l_pix", "l_adv", "d_loss", "l_percep")} | {"val_psnr_y": "val PSNR-Y"}
-        lr_keys = "psnr.lr" if name == "psnr" else "gan.lr_g / gan.lr_d"
-        t0 = time.time()
-        G.train()
-        run_steps(
-            train_step,
-            phase=PhaseInfo(f"sr-train {name}", shown, name=name, lr_keys=lr_keys, inputs="the training pairs"),
-            iters=P.iters,
-            start=start,
-            state=state,
-            world=world,
-            device=device,
-            run=run,
-            log=log,
-            guarded=[D] if D is not None else [],
-            after_step=after_step,
-        )
-        v = last_val if last_val and P.iters % every_val == 0 else evaluate(P.iters)
-        results[name] = final
-        if world.main:
-            meta = {
-                "stage": "sr-train",
-                "phase": name,
-                "scale": S,
-                "steps": P.iters,
-                "ema_decay": cfg.ema_decay,
-                "config": to_dict(cfg),
-                "validation": {k: v[k] for k in v if k.startswith("val_")},
-            }
-            results[name] = interop.save_generator(final, ema.state_dict(), g_args, meta=meta)
-            if export_pth:
-                interop.export_pth(out / f"{name}.pth", ema.state_dict(), g_args)
-            msg = f"{name} phase: {P.iters - start} steps in {time.time() - t0:.1f} s -> {final}"
-            if "val_psnr_y" in v:
-                msg += f" (held-out PSNR-Y {v['val_psnr_y']:.2f} dB, SSIM-Y {v['val_ssim_y']:.4f})"
-            info(msg)
-        world.barrier()  # the GAN phase of every rank starts from the PSNR weights rank 0 just wrote
-    return results
+def save_phase(final: Path, ema: nn.Module, cfg: UpscaleConfig, *, phase: str, validation: dict, export_pth: bool):
+    """The phase's EMA weights with their record in the header (and the `.pth` copy when asked)."""
+    P = cfg.psnr if phase == "psnr" else cfg.gan
+    meta = {
+        "stage": "sr-train",
+        "phase": phase,
+        "scale": cfg.data.scale,
+        "steps": P.iters,
+        "ema_decay": cfg.ema_decay,
+        "config": to_dict(cfg),
+        "validation": {k: validation[k] for k in validation if k.startswith("val_")},
+    }
+    interop.save_generator(final, ema.state_dict(), cfg.generator_args(), meta=meta)
+    if export_pth:
+        interop.export_pth(final.with_suffix(".pth"), ema.state_dict(), cfg.generator_args())
+
+
+def phase_summary(name: str, steps: int, seconds: float, final: Path, v: dict) -> str:
+    msg = f"{name} phase: {steps} steps in {seconds:.1f} s -> {final}"
+    if "val_psnr_y" in v:
+        msg += f" (held-out PSNR-Y {v['val_psnr_y']:.2f} dB, SSIM-Y {v['val_ssim_y']:.4f})"
+    return msg
+
+
+def _file_record(path: str | Path | None) -> dict | None:
+    """Path and sha256 of the --init file, for config.json."""
+    if path is None:
+        return None
+    p = interop.resolve_model(path)
+    if not p.is_file():
+        raise SrpipeError(f"--init {p} does not exist")
+    return {"path": str(p.resolve()), "sha256": file_sha256(p)}
