@@ -123,3 +123,95 @@ def test_the_check_catches_a_wrong_import(tmp_path, name, text, expected):
     (fake / name).write_text(text)
     found = violations(fake)
     assert len(found) == 1 and expected in found[0], found
+
+
+# ---- size limits: a newcomer reads any function on one screen and any module in one sitting
+
+MAX_FUNCTION_LINES = 80  # from the `def` line to the last line of the body
+MAX_MODULE_LINES = 500
+MAX_CLOSURE_NAMES = 5  # outer names a nested function (or lambda) captures
+
+# Today's offenders, each with its reason. Remove an entry when it is fixed (the last test below
+# fails on entries that no longer offend); never add one for new code.
+ALLOWED = {
+    "cli/evaluate.py:eval_fid": "issue 17, to split",
+    "degrade/pairs.py:_make_pairs": "issue 17, to split (one folder mapper for make-pairs, bicubic pairs, upscale)",
+    "degrade/pdm_train.py:_train": "issue 17, to port onto engine.training",
+    "degrade/pdm_train.py:_train.batch": "issue 17, to port onto engine.training",
+    "degrade/pdm_train.py:_train.train_step": "issue 17, to port onto engine.training",
+    "degrade/train.py:_train": "issue 17, to port onto engine.training",
+    "degrade/train.py:_train.write_samples": "issue 17, to port onto engine.training",
+    "degrade/train.py:_train.train_step": "issue 17, to port onto engine.training",
+    "eval/fid.py": "issue 17, to split (statistics / features / cache)",
+    "eval/fid.py:compare": "issue 17, to split",
+    "eval/realism.py": "issue 17, to split",
+    "eval/realism.py:degradation_report": "issue 17, to split",
+    "io/jpeg.py": "issue 17, to split",
+    "pipeline/report.py": "issue 17, to split (collect / images / figures / render)",
+    "pipeline/run.py:run_pipeline": "issue 17, to split (one key function for plan, run, status, gc)",
+    "pipeline/stages.py:build_stages": "issue 17, to split (stages declare their contract)",
+    "pipeline/stages.py:run_upscale.fn.run_set": "issue 17, to split (one folder mapper)",
+    "upscale/infer.py:_upscale": "issue 17, to split (one folder mapper)",
+}
+
+_COMPREHENSIONS = ("listcomp", "dictcomp", "setcomp", "genexpr")
+
+
+def _closures(table, qual: str = "") -> list[tuple[str, int]]:
+    """(qualified name, captured outer names) of every nested function or lambda in a symbol table."""
+    import symtable
+
+    found = []
+    for child in table.get_children():
+        name = child.get_name()
+        if child.get_type() == "function" and name not in _COMPREHENSIONS:
+            q = f"{qual}.{name}" if qual else name
+            if qual and isinstance(table, symtable.Function):
+                found.append((q, len(child.get_frees())))
+            found += _closures(child, q)
+        elif child.get_type() == "class":
+            found += _closures(child, f"{qual}.{name}" if qual else name)
+    return found
+
+
+def size_offenders(root: Path = SRC) -> dict[str, str]:
+    """{"path" or "path:function": what is over the limit} for every module, function and closure."""
+    import symtable
+
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        rel, text = path.relative_to(root).as_posix(), path.read_text()
+        if (n := len(text.splitlines())) > MAX_MODULE_LINES:
+            found[rel] = f"{n} lines (limit {MAX_MODULE_LINES})"
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
+                    found[f"{rel}:{node.name}"] = f"{n} lines (limit {MAX_FUNCTION_LINES})"
+        for qual, n in _closures(symtable.symtable(text, str(path), "exec")):
+            if n > MAX_CLOSURE_NAMES:
+                found[f"{rel}:{qual}"] = f"captures {n} outer names (limit {MAX_CLOSURE_NAMES})"
+    return found
+
+
+def test_no_new_function_module_or_closure_over_the_limits():
+    new = {k: v for k, v in size_offenders().items() if k not in ALLOWED}
+    assert new == {}, "split these (functions, modules) or pass what they use as arguments (closures)"
+
+
+def test_the_allow_list_only_holds_offenders():
+    fixed = sorted(set(ALLOWED) - set(size_offenders()))
+    assert fixed == [], "these are within the limits now: remove them from ALLOWED"
+
+
+def test_the_size_check_catches_each_kind(tmp_path):
+    fake = tmp_path / "srpipe"
+    fake.mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (fake / "long.py").write_text(f"def f():\n{body}")
+    (fake / "big.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    names = ", ".join(f"a{i}" for i in range(MAX_CLOSURE_NAMES + 1))
+    (fake / "closure.py").write_text(
+        f"def outer({names}):\n    def inner():\n        return [{names}]\n\n    return inner\n"
+        f"def fine({names}):\n    return [v for v in ({names})]\n"
+    )
+    assert set(size_offenders(fake)) == {"long.py:f", "big.py", "closure.py:outer.inner"}
