@@ -142,8 +142,6 @@ ALLOWED = {
     "degrade/train.py:_train": "issue 17, to port onto engine.training",
     "degrade/train.py:_train.write_samples": "issue 17, to port onto engine.training",
     "degrade/train.py:_train.train_step": "issue 17, to port onto engine.training",
-    "eval/fid.py": "issue 17, to split (statistics / features / cache)",
-    "eval/fid.py:compare": "issue 17, to split",
     "eval/realism.py": "issue 17, to split",
     "eval/realism.py:degradation_report": "issue 17, to split",
     "io/jpeg.py": "issue 17, to split",
