@@ -144,7 +144,6 @@ ALLOWED = {
     "degrade/train.py:_train.train_step": "issue 17, to port onto engine.training",
     "eval/realism.py": "issue 17, to split",
     "eval/realism.py:degradation_report": "issue 17, to split",
-    "io/jpeg.py": "issue 17, to split",
     "pipeline/report.py": "issue 17, to split (collect / images / figures / render)",
     "pipeline/run.py:run_pipeline": "issue 17, to split (one key function for plan, run, status, gc)",
     "pipeline/stages.py:build_stages": "issue 17, to split (stages declare their contract)",
