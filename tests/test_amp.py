@@ -31,8 +31,10 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def bf16_speed(channels_last: bool = True) -> accel.Speed:
-    return accel.Speed.resolve(RunOptions(precision="bf16", channels_last="on" if channels_last else "off"), CPU)
+def bf16_speed(channels_last: bool = True) -> accel.ComputeSettings:
+    return accel.ComputeSettings.resolve(
+        RunOptions(precision="bf16", channels_last="on" if channels_last else "off"), CPU
+    )
 
 
 def conv_output_dtypes(net: torch.nn.Module) -> set:
@@ -50,15 +52,18 @@ def assert_fp32_state(net: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
 
 
 def test_resolve_defaults_and_refusals():
-    cpu = accel.Speed.resolve(RunOptions(), CPU)
+    cpu = accel.ComputeSettings.resolve(RunOptions(), CPU)
     assert cpu.autocast is None and not cpu.channels_last and not cpu.compile
     assert cpu.describe() == "fp32"
     s = bf16_speed()
     assert s.autocast is torch.bfloat16 and s.channels_last and s.describe() == "bf16 autocast, channels-last"
-    with pytest.raises(SrpipeError, match="auto, bf16 or fp32"):
-        accel.Speed.resolve(RunOptions(precision="fp16"), CPU)
-    with pytest.raises(SrpipeError, match="auto, on or off"):
-        accel.Speed.resolve(RunOptions(channels_last="yes"), CPU)
+    # the values are checked when the options are made, by the config validator
+    with pytest.raises(SrpipeError, match="run.precision: 'fp16' is not one of 'auto', 'bf16', 'fp32'"):
+        RunOptions(precision="fp16")
+    with pytest.raises(SrpipeError, match="run.channels_last: 'yes' is not one of 'auto', 'on', 'off'"):
+        RunOptions(channels_last="yes")
+    with pytest.raises(SrpipeError, match="run.log_every: expected an integer"):
+        RunOptions(log_every="10")
     net = s.prepare(torch.nn.Conv2d(3, 4, 3))
     assert net.weight.is_contiguous(memory_format=torch.channels_last)
     assert accel.adam(net.parameters(), lr=1e-3, betas=(0.9, 0.99), device=CPU).param_groups[0]["fused"]

@@ -42,7 +42,7 @@ TINY_DSGAN = {
 
 def run_steps(world: distributed.World) -> dict[str, torch.Tensor]:
     """A few DSGAN and ESRGAN (GAN phase) steps on this rank's share of fixed global batches."""
-    speed = accel.Speed(CPU, autocast=None, channels_last=False, compile=False)
+    speed = accel.ComputeSettings(CPU, autocast=None, channels_last=False, compile=False)
     rows = world.shard(GLOBAL_BATCH)
     data = torch.Generator().manual_seed(1)
     batch = lambda *shape: torch.rand(GLOBAL_BATCH, *shape, generator=data, dtype=torch.float64)[rows]  # noqa: E731

@@ -319,7 +319,7 @@ def test_cli_degrade_train_and_make_pairs(tiny_hr, tiny_lr, tmp_path, capsys):
         (["--set", "optim.nosuch=1"], 2, "unknown config key optim.nosuch"),
         (["--set", "optim.lr=fast"], 2, "optim.lr: expected a number"),
         (["--scale", "5"], 2, "data.scale must be 2, 3 or 4, got 5"),
-        (["--precision", "fp16"], 1, "--precision 'fp16': training takes auto, bf16 or fp32"),
+        (["--precision", "fp16"], 2, "run.precision: 'fp16' is not one of 'auto', 'bf16', 'fp32'"),
         (["--set", "data.hr_crop=30"], 2, "multiple of data.scale"),
         (["--set", "loss.perceptual=lpips-alex", "--set", "data.hr_crop=64"], 2, "at least 32 px"),
     ],

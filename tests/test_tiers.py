@@ -134,7 +134,6 @@ MAX_CLOSURE_NAMES = 5  # outer names a nested function (or lambda) captures
 # Today's offenders, each with its reason. Remove an entry when it is fixed (the last test below
 # fails on entries that no longer offend); never add one for new code.
 ALLOWED = {
-    "cli/evaluate.py:eval_fid": "issue 17, to split",
     "degrade/pairs.py:_make_pairs": "issue 17, to split (one folder mapper for make-pairs, bicubic pairs, upscale)",
     "degrade/pdm_train.py:_train": "issue 17, to port onto engine.training",
     "degrade/pdm_train.py:_train.batch": "issue 17, to port onto engine.training",

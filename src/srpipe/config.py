@@ -27,15 +27,25 @@ from typing import Any, Literal, get_args, get_origin
 from srpipe.errors import UsageError
 
 
+TrainPrecision = Literal["auto", "bf16", "fp32"]  # fp16 would need loss scaling; bf16 has fp32's range
+InferPrecision = Literal["auto", "fp16", "bf16", "fp32"]  # inference reruns non-finite fp16 tiles in fp32
+TRAIN_PRECISIONS: tuple[str, ...] = get_args(TrainPrecision)  # the one list of training precisions
+INFER_PRECISIONS: tuple[str, ...] = get_args(InferPrecision)  # the one list of inference precisions
+LogMode = Literal["auto", "csv", "tensorboard", "both"]
+OnOff = Literal["auto", "on", "off"]
+DataPlacement = Literal["auto", "device", "pinned", "mapped"]
+
+
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-    """How to run, not what to compute: never part of a cache key or a resume check."""
+    """How to run, not what to compute: never part of a cache key or a resume check.
+
+    Every field is checked against its type by the config validator when the options are made.
+    """
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto picks CUDA when present
     log_every: int = 10  # steps between CSV log rows / progress loss refreshes
-    log: str = (
-        "auto"  # auto | csv | tensorboard | both: auto is both when tensorboard is installed (srpipe.engine.runlog)
-    )
+    log: LogMode = "auto"  # auto is both when tensorboard is installed (srpipe.engine.runlog)
     sample_every: int = 0  # steps between sample grids (0: at the end only)
     ckpt_every: int = 0  # steps between checkpoints (0: choose from the run length)
     keep_ckpts: int = 2  # how many step checkpoints to keep
@@ -45,15 +55,17 @@ class RunOptions:
     # holds every result-changing setting and the inputs' content; paths and other settings may move).
     resume_identity: str = ""
     # Speed. Not result-changing in the config's sense: they move the numbers by rounding only.
-    precision: str = "auto"  # TRAIN_PRECISIONS: auto is bf16 autocast on CUDA (fp32 losses/EMA/optimizer), fp32 on CPU
-    channels_last: str = "auto"  # auto | on | off: auto is on for CUDA (tensor-core friendly NHWC convolutions)
+    precision: TrainPrecision = "auto"  # auto is bf16 autocast on CUDA (fp32 losses/EMA/optimizer), fp32 on CPU
+    channels_last: OnOff = "auto"  # auto is on for CUDA (tensor-core friendly NHWC convolutions)
     compile: bool = False  # torch.compile the networks (minutes of compiling; pays off on long GPU runs)
-    data_placement: str = "auto"  # auto | device | pinned | mapped: where the uint8 training images live
+    data_placement: DataPlacement = "auto"  # where the uint8 training images live (srpipe.engine.augment)
     # A non-finite loss skips its update; this many in a row stop the run (a diverged run, not a glitch).
     max_bad_steps: int = 20
 
-
-TRAIN_PRECISIONS = ("auto", "bf16", "fp32")  # checked by accel.Speed.resolve; fp16 would need loss scaling
+    def __post_init__(self):
+        hints = typing.get_type_hints(RunOptions)
+        for f in dataclasses.fields(self):
+            check_value(getattr(self, f.name), hints[f.name], f"run.{f.name}")
 
 
 def resolve_device(name: str):

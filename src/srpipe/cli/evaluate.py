@@ -152,10 +152,17 @@ def eval_fid(
     if as_json:
         _print_json(result)
         return
+    _print_fid_tables(result, spec, path_a)
+
+
+def _print_fid_tables(result: dict, spec, path_a) -> None:
+    """The tables of `eval-fid`: what each side is, then FID and KID."""
     from rich.table import Table
 
-    mode = "whole images" if spec.whole else f"{patches} {patch_mode} {patch_size}px crops per image"
-    t = Table(title=f"eval-fid ({mode}, {dims}-d Inception features)")
+    from srpipe.cli import console
+
+    mode = "whole images" if spec.whole else f"{spec.patches} {spec.patch_mode} {spec.patch_size}px crops per image"
+    t = Table(title=f"eval-fid ({mode}, {spec.dims}-d Inception features)")
     t.add_column("")
     t.add_column("A")
     t.add_column("B")

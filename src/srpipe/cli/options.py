@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+from typing import get_args
 
 import click
 
-from srpipe.config import TRAIN_PRECISIONS
+from srpipe.config import TRAIN_PRECISIONS, DataPlacement, LogMode, OnOff
 
 
 def config_options(presets: dict[str, dict]):
@@ -64,7 +65,7 @@ def run_options(f):
 def speed_options(f):
     """Training speed switches, passed on as one `speed` dict of RunOptions fields."""
 
-    # The library checks the value (accel.Speed.resolve), for the CLI and for callers alike.
+    # The library checks the value (RunOptions, through the config validator), for the CLI and callers alike.
     @click.option(
         "--precision",
         default="auto",
@@ -74,7 +75,7 @@ def speed_options(f):
     )
     @click.option(
         "--channels-last",
-        type=click.Choice(["auto", "on", "off"]),
+        type=click.Choice(get_args(OnOff)),
         default="auto",
         show_default=True,
         help="NHWC memory format for the networks (auto: on for CUDA).",
@@ -89,7 +90,7 @@ def speed_options(f):
     @click.option(
         "--data-on",
         "data_placement",
-        type=click.Choice(["auto", "device", "pinned", "mapped"]),
+        type=click.Choice(get_args(DataPlacement)),
         default="auto",
         show_default=True,
         help="Where the uint8 training images live (auto: GPU memory when they fit).",
@@ -104,7 +105,7 @@ def speed_options(f):
     @click.option(
         "--log",
         "log",
-        type=click.Choice(["auto", "csv", "tensorboard", "both"]),
+        type=click.Choice(get_args(LogMode)),
         default="auto",
         show_default=True,
         help="Training log: CSV, TensorBoard events (RUN/tb), or both "

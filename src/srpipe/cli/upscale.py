@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from srpipe.cli.options import build, config_options, run_options, speed_options
+from srpipe.config import INFER_PRECISIONS
 from srpipe.upscale.config import PRESETS
 
 
@@ -182,7 +183,7 @@ def interpolate(psnr_model, gan_model, alpha, sweep, out_path, export_pth):
 )
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp16", "bf16", "fp32"]),
+    type=click.Choice(INFER_PRECISIONS),
     default="auto",
     show_default=True,
     help="auto: fp16 on GPU (a tile with non-finite output reruns in fp32), fp32 on CPU and for 16-bit images.",

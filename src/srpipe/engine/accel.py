@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import torch
 
-from srpipe.config import TRAIN_PRECISIONS
 from srpipe.errors import SrpipeError
 
 
@@ -47,17 +46,10 @@ class ComputeSettings:
     @classmethod
     def resolve(cls, run, device: torch.device) -> "ComputeSettings":
         """`run.precision` auto|bf16|fp32, `run.channels_last` auto|on|off, `run.compile` bool."""
-        cuda = device.type == "cuda"
-        if run.precision not in TRAIN_PRECISIONS:
-            raise SrpipeError(
-                f"--precision {run.precision!r}: training takes "
-                f"{', '.join(TRAIN_PRECISIONS[:-1])} or {TRAIN_PRECISIONS[-1]}"
-            )
+        cuda = device.type == "cuda"  # the values themselves are checked when `run` is made (RunOptions)
         if run.precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
             raise SrpipeError("--precision bf16: this GPU has no bf16 support; use --precision fp32")
         bf16 = run.precision == "bf16" or (run.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
-        if run.channels_last not in ("auto", "on", "off"):
-            raise SrpipeError(f"--channels-last {run.channels_last!r}: use auto, on or off")
         channels_last = run.channels_last == "on" or (run.channels_last == "auto" and cuda)
         if cuda:
             # The convolutions see the same few shapes all run long: let cuDNN time its algorithms once.

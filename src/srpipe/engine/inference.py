@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
+from srpipe.config import INFER_PRECISIONS
 from srpipe.engine import ckpt
 from srpipe.errors import SrpipeError, first_line
 
-PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+PRECISIONS = INFER_PRECISIONS  # the old name
 
 Net = Callable[[torch.Tensor], torch.Tensor]
 
@@ -33,7 +34,9 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     auto: fp16 on CUDA, fp32 on any other device. bf16 runs anywhere; fp16 needs a GPU.
     """
     if precision not in PRECISIONS:
-        raise SrpipeError(f"--precision {precision!r}: use auto, fp16, bf16 or fp32")
+        raise SrpipeError(
+            f"--precision {precision!r}: use {', '.join(INFER_PRECISIONS[:-1])} or {INFER_PRECISIONS[-1]}"
+        )
     if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
         return None
     if precision == "bf16":

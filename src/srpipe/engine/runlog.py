@@ -17,7 +17,9 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import get_args
 
+from srpipe.config import LogMode
 from srpipe.engine.runfolder import TB_DIR, ConfigChangedError, open_run  # noqa: F401  (re-exported)
 from srpipe.engine.signals import Interrupted, StopFlag  # noqa: F401  (re-exported)
 from srpipe.errors import SrpipeError
@@ -53,7 +55,7 @@ class CsvLog:
         self._fh.close()
 
 
-LOG_MODES = ("auto", "csv", "tensorboard", "both")
+LOG_MODES = get_args(LogMode)
 
 
 def tensorboard_available() -> bool:

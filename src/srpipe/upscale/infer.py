@@ -37,12 +37,13 @@ a switch: it costs a compile per tile shape and pays off on large folders.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from srpipe.config import InferPrecision
 from srpipe.engine import distributed, inference
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
@@ -50,7 +51,7 @@ from srpipe.log import info, warn
 from srpipe.io.tiling import auto_batch, tiled_apply
 from srpipe.upscale import interop
 
-Precision = Literal["auto", "fp16", "bf16", "fp32"]
+Precision = InferPrecision
 DEFAULT_TILE = 256  # input pixels per tile side: ~3 GB of activations for the full x4 net in fp16
 DEFAULT_PAD = 32  # context pixels per tile side (Real-ESRGAN uses 10); see the measurements above
 MIN_TILE = 32  # smallest tile the CUDA out-of-memory back-off goes down to
