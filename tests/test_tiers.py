@@ -147,7 +147,6 @@ ALLOWED = {
     "pipeline/run.py:run_pipeline": "issue 17, to split (one key function for plan, run, status, gc)",
     "pipeline/stages.py:build_stages": "issue 17, to split (stages declare their contract)",
     "pipeline/stages.py:run_upscale.fn.run_set": "issue 17, to split (one folder mapper)",
-    "upscale/infer.py:_upscale": "issue 17, to split (one folder mapper)",
 }
 
 _COMPREHENSIONS = ("listcomp", "dictcomp", "setcomp", "genexpr")

@@ -237,28 +237,8 @@ def _upscale(
     ext: str,
 ) -> list[Path]:
     net, dev = load_model(model, dev, precision=precision, compile=compile, requested=requested)
-    src = Path(inputs)
-    if src.is_dir():
-        files = list_images(src)
-        if not files:
-            raise SrpipeError(f"{src} contains no images")
-    elif src.is_file():
-        files = [src]
-    else:
-        raise SrpipeError(f"--input {src} does not exist")
-    if ext not in ("png", "jpg", "webp"):
-        raise SrpipeError(f"--ext {ext!r}: use png, jpg or webp")
-    if outscale is not None and outscale <= 0:
-        raise SrpipeError(f"--outscale must be > 0, got {outscale}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SrpipeError(f"--out {out} exists and is not a folder")
-    stems = [f.stem for f in files]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise SrpipeError(
-            f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other"
-        )
+    src, out = Path(inputs), Path(out_dir)
+    files = _input_files(src, out, ext=ext, outscale=outscale)
     written, unreadable, existing = [], [], 0
     autocast = inference.autocast_dtype(precision, dev)
     warned_fp16 = False
@@ -284,21 +264,7 @@ def _upscale(
             )
             warned_fp16 = True
         kw = dict(tile=tile, pad=tile_pad, blend=blend, device=dev, autocast=ac, batch=batch)
-        sr = upscale_tensor(net, img, **kw)
-        alpha = None
-        if meta.alpha is not None:  # upscaled separately, as a gray image through the same network
-            a = torch.from_numpy(meta.alpha).float()[None].expand(3, -1, -1).contiguous()
-            alpha = upscale_tensor(net, a, **kw).mean(0)
-        if outscale is not None:
-            h, w = img.shape[-2:]
-            size = (max(1, round(h * outscale)), max(1, round(w * outscale)))
-            sr = _outscale(sr, size)
-            if alpha is not None:
-                alpha = _outscale(alpha[None], size)[0]
-        like = ImageInfo(
-            str(f), meta.bit_depth, meta.gray, None if alpha is None else alpha.numpy(), meta.icc, meta.exif
-        )
-        write_image(target, sr, like=like)
+        sr = _upscale_image(net, img, meta, f, target, kw=kw, outscale=outscale)
         written.append(target)
         info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
     written, unreadable, existing = share.merge(written, unreadable, [existing])  # every rank's
@@ -314,3 +280,49 @@ def _upscale(
             + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
         )
     return written
+
+
+def _input_files(src: Path, out: Path, *, ext: str, outscale: float | None) -> list[Path]:
+    """The images to upscale (`src` a file or a folder), after checking the options against them."""
+    if src.is_dir():
+        files = list_images(src)
+        if not files:
+            raise SrpipeError(f"{src} contains no images")
+    elif src.is_file():
+        files = [src]
+    else:
+        raise SrpipeError(f"--input {src} does not exist")
+    if ext not in ("png", "jpg", "webp"):
+        raise SrpipeError(f"--ext {ext!r}: use png, jpg or webp")
+    if outscale is not None and outscale <= 0:
+        raise SrpipeError(f"--outscale must be > 0, got {outscale}")
+    if out.exists() and not out.is_dir():
+        raise SrpipeError(f"--out {out} exists and is not a folder")
+    stems = [f.stem for f in files]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise SrpipeError(
+            f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other"
+        )
+    return files
+
+
+def _upscale_image(net, img: torch.Tensor, meta: ImageInfo, source: Path, target: Path, *, kw: dict, outscale):
+    """Upscale one image (its alpha plane separately, as gray through the same network), resize it to
+    `outscale` when asked, and write it to `target` with the source's depth, ICC profile and EXIF."""
+    sr = upscale_tensor(net, img, **kw)
+    alpha = None
+    if meta.alpha is not None:
+        a = torch.from_numpy(meta.alpha).float()[None].expand(3, -1, -1).contiguous()
+        alpha = upscale_tensor(net, a, **kw).mean(0)
+    if outscale is not None:
+        h, w = img.shape[-2:]
+        size = (max(1, round(h * outscale)), max(1, round(w * outscale)))
+        sr = _outscale(sr, size)
+        if alpha is not None:
+            alpha = _outscale(alpha[None], size)[0]
+    like = ImageInfo(
+        str(source), meta.bit_depth, meta.gray, None if alpha is None else alpha.numpy(), meta.icc, meta.exif
+    )
+    write_image(target, sr, like=like)
+    return sr
