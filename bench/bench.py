@@ -221,7 +221,7 @@ def bench_esrgan(
         gan = phase == "gan"
         # ---- srpipe: the body of sr-train's loop (upscale/train.py)
         torch.manual_seed(0)
-        speed = accel.Speed.resolve(RunOptions(device=str(device), compile=compile), device)
+        speed = accel.ComputeSettings.resolve(RunOptions(device=str(device), compile=compile), device)
         bank = PairBank(_pairs_from_pngs(data), 4, device=device)
         G = speed.prepare(RRDBNet(**g_args))
         ema = copy.deepcopy(G)
@@ -311,7 +311,7 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
     ]
     # ---- srpipe: the body of degrade-train's loop (degrade/train.py)
     torch.manual_seed(0)
-    speed = accel.Speed.resolve(RunOptions(device=str(device), compile=compile), device)
+    speed = accel.ComputeSettings.resolve(RunOptions(device=str(device), compile=compile), device)
     bank = augment.ImageBank(images, device=device)
     G, D = (
         speed.prepare(DSGANGenerator(features=s["features"], res_blocks=s["res_blocks"])),

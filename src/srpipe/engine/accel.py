@@ -87,7 +87,7 @@ class ComputeSettings:
         return out.float()
 
 
-Speed = ComputeSettings  # the old name, kept for the importers not moved yet (degrade/, bench/)
+Speed = ComputeSettings  # the old name, kept for the importers not moved yet (degrade/)
 
 
 def adam(params, *, lr: float, betas: tuple[float, float], device: torch.device) -> torch.optim.Adam:
