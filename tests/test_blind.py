@@ -275,3 +275,39 @@ def test_writer_errors(tmp_path):
         make_blind_pairs(hr_dir=good, out_dir=tmp_path / "out", draws=0)
     with pytest.raises(UsageError, match="scale"):
         make_blind_pairs(hr_dir=good, out_dir=tmp_path / "out", scale=8)
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `srpipe ARGS`."""
+    from srpipe.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    c = capsys.readouterr()
+    return e.value.code, c.out, c.err
+
+
+def test_cli_blind_needs_no_model(tmp_path, capsys):
+    src = make_folder(tmp_path / "hr", 2, (40, 40), seed=6)
+    out = tmp_path / "pairs"
+    args = ["make-pairs", "--degradation", "blind", "--hr", src, "--out", out, "--draws", "2", "--seed", "3"]
+    code, stdout, err = cli(capsys, *args, "--scale", "2")
+    assert code == 0, err
+    assert "4 blind pairs" in stdout
+    m = json.loads((out / "pairs.json").read_text())
+    assert (m["method"], m["scale"], m["draws"], m["seed"]) == ("blind", 2, 2, 3)
+    assert sorted(p.name for p in (out / "lr").iterdir()) == [f"img_0{i}_d{j}.png" for i in range(2) for j in range(2)]
+
+
+def test_cli_degradation_errors(tmp_path, capsys):
+    src = make_folder(tmp_path / "hr", 1, (32, 32))
+    base = ["make-pairs", "--hr", src, "--out", tmp_path / "pairs"]
+    code, _, err = cli(capsys, *base, "--degradation", "psf")
+    assert code == 2 and "--degradation" in err and "blind" in err and "learned" in err, err
+    code, _, err = cli(capsys, *base)  # learned is the default and needs a model
+    assert code == 2 and "--model" in err and "--degradation blind" in err, err
+    code, _, err = cli(capsys, *base, "--degradation", "learned", "--draws", "3")
+    assert code == 2 and "--draws cannot be used with --degradation learned" in err, err
+    code, _, err = cli(capsys, *base, "--degradation", "blind", "--model", tmp_path, "--jpeg", "50")
+    assert code == 2 and "--model, --jpeg cannot be used with --degradation blind" in err, err
+    assert not (tmp_path / "pairs").exists()

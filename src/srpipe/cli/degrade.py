@@ -101,7 +101,17 @@ def degrade_train(
 
 
 @click.command("make-pairs")
-@click.option("--model", required=True, type=click.Path(), help="degrade-train run folder or generator.safetensors.")
+@click.option(
+    "--degradation",
+    type=click.Choice(["learned", "blind"]),
+    default="learned",
+    show_default=True,
+    help="learned: a degrade-train model (--model); blind: Real-ESRGAN's second-order synthetic degradation "
+    "(no model), the usual alternative to learning one.",
+)
+@click.option(
+    "--model", default=None, type=click.Path(), help="degrade-train run folder or generator.safetensors (learned)."
+)
 @click.option("--hr", "hr_dir", required=True, type=click.Path(), help="Folder of HR images to pair.")
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Writes OUT/hr, OUT/lr, OUT/pairs.json."
@@ -150,15 +160,54 @@ def degrade_train(
     show_default=True,
     help="Seed of the per-image quality draw (with the image name; order-independent).",
 )
+@click.option(
+    "--draws", type=int, default=1, show_default=True, help="blind: LR images per HR (NAME_d0, NAME_d1, ...)."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="blind: seed of the per-image draws (with the name)."
+)
+@click.option("--scale", type=int, default=4, show_default=True, help="blind: downscaling factor, 2, 3 or 4.")
 @run_options
+@click.pass_context
 def make_pairs(
-    model, hr_dir, out_dir, cleanup_factor, tile, precision, batch, compile_, jpeg, jpeg_seed, device, weights_dir
+    ctx,
+    degradation,
+    model,
+    hr_dir,
+    out_dir,
+    cleanup_factor,
+    tile,
+    precision,
+    batch,
+    compile_,
+    jpeg,
+    jpeg_seed,
+    draws,
+    seed,
+    scale,
+    device,
+    weights_dir,
 ):
-    """Turn an HR folder into realistic LR/HR pairs with a trained degradation generator."""
+    """Turn an HR folder into realistic LR/HR pairs: with a trained degradation model, or blind."""
     from srpipe.cli.console import out
     from srpipe.degrade.pairs import make_pairs as run_make_pairs
+    from srpipe.errors import UsageError
     from srpipe.io.jpeg import parse_jpeg
 
+    learned_only = ("model", "cleanup_factor", "tile", "precision", "batch", "compile_", "jpeg", "jpeg_seed")
+    other = learned_only if degradation == "blind" else ("draws", "seed", "scale")
+    given = [n for n in other if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        flags = ", ".join("--" + n.rstrip("_").replace("_", "-") for n in given)
+        raise UsageError(f"{flags} cannot be used with --degradation {degradation}")
+    if degradation == "blind":
+        from srpipe.degrade.blind import make_blind_pairs
+
+        manifest = make_blind_pairs(hr_dir=hr_dir, out_dir=out_dir, scale=scale, draws=draws, seed=seed)
+        out.print(f"{len(manifest['pairs'])} blind pairs (x{scale}, {draws} draw(s) per HR) in {out_dir}")
+        return
+    if model is None:
+        raise UsageError("make-pairs needs --model RUN (a degrade-train run), or --degradation blind for no model")
     spec = parse_jpeg(jpeg)  # a usage error (exit 2) before the model is loaded
     manifest = run_make_pairs(
         model=model,
