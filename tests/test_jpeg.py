@@ -88,6 +88,20 @@ def test_never_compressed_images_show_no_lattice(photo, tmp_path):
     assert clean > jpeg.LATTICE_THRESHOLD + 0.02 > np.nanmin(jpeg.lattice_residuals(decoded)) + 0.04
 
 
+def test_clustered_block_means_are_no_lattice():
+    """Block means near a multiple of quality 1's step (255) are not a JPEG: DC is left out.
+
+    Level 160 plus noise of 3 levels: every block's DC is about 8 * 32 = 256 = 1.004 steps of 255
+    (std 0.012 steps); with DC in the fit this never-compressed image read as quality 1.
+    """
+    rng = np.random.default_rng(0)
+    y = 160.0 + rng.normal(0, 3, (128, 128))
+    img = torch.from_numpy(np.clip(np.round(y), 0, 255) / 255).float().expand(3, -1, -1).contiguous()
+    res = jpeg.lattice_residuals(img)
+    assert np.isnan(res[:3]).all()  # no AC coefficient survives steps of 255: too few to judge
+    assert jpeg.quality_from_pixels(img) is None
+
+
 def test_estimate_folder_from_tables_pixels_and_none(photo, tmp_path):
     jpgs = tmp_path / "jpgs"
     jpgs.mkdir()
