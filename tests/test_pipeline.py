@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -267,6 +268,43 @@ def test_pipeline_file_errors(project):
         load_pipeline(project / "bad.toml")
 
 
+def test_degrade_method_and_baseline_kinds_parsing(project, monkeypatch):
+    from srpipe.degrade import config
+
+    def load(text: str):
+        (project / "p.toml").write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n' + text)
+        return load_pipeline(project / "p.toml")
+
+    p = load("")
+    assert p.method == config.DEFAULT_METHOD and p.baselines == ("bicubic", "blind")
+    monkeypatch.setattr(config, "DEFAULT_METHOD", "pdm" if config.DEFAULT_METHOD == "dsgan" else "dsgan")
+    if hasattr(config, "PDMConfig"):  # the one constant decides the pipeline's default
+        assert load("").method == config.DEFAULT_METHOD
+    monkeypatch.undo()
+    assert type(load('[degrade]\nmethod = "dsgan"\npreset = "tiny"\n').degrade) is config.DegradeConfig
+    if hasattr(config, "PDMConfig"):  # the method picks the config class its overrides go to
+        assert type(load('[degrade]\nmethod = "pdm"\npreset = "tiny"\n').degrade) is config.PDMConfig
+        with pytest.raises(UsageError, match="loss.hp_gain"):  # a DSGAN key is not a PDM key (or vice versa)
+            load('[degrade]\nmethod = "pdm"\n[degrade.config.loss]\nhp_gain = 2.0\n')
+    with pytest.raises(UsageError, match=r"method must be one of dsgan, pdm, got 'esrgan'"):
+        load('[degrade]\nmethod = "esrgan"\n')
+    assert load("[baseline]\nbicubic = false\n").baselines == ()  # the older spelling still works
+    assert load("[baseline]\nbicubic = true\n").baselines == ("bicubic",)
+    p = load('[baseline]\nkinds = ["blind"]\n[baseline.blind]\ndraws = 3\nseed = 7\n')
+    assert (p.baselines, p.blind_draws, p.blind_seed) == (("blind",), 3, 7)
+    assert load("[baseline]\nkinds = []\n").baselines == ()
+    assert load("[sr]\nenabled = false\n").baselines == ()  # nothing to compare without SR
+    for text, msg in (
+        ('[baseline]\nkinds = ["bicubic"]\nbicubic = true\n', "has both kinds and bicubic; keep kinds only"),
+        ('[baseline]\nkinds = ["nearest"]\n', "'nearest' is not one of bicubic, blind"),
+        ('[baseline]\nkinds = ["blind", "blind"]\n', "lists a kind twice"),
+        ("[baseline.blind]\ndraws = 0\n", "draws must be >= 1"),
+        ("[baseline.blind]\nsigma = 2\n", r"unknown key\(s\) sigma in \[baseline.blind\]"),
+    ):
+        with pytest.raises(UsageError, match=msg):
+            load(text)
+
+
 # ---------------------------------------------------------------- every stage, SR half included
 
 SR_PIPELINE = """
@@ -308,7 +346,10 @@ iters = 3
 w_adv = {w_adv}
 
 [baseline]
-bicubic = {baseline}
+kinds = {kinds}
+[baseline.blind]
+draws = 2
+seed = {blind_seed}
 
 [interpolate]
 alphas = [0.5]
@@ -327,18 +368,30 @@ ALL_STAGES = [
     "sr_gan",
     "interpolate",
     "bicubic_pairs",
-    "baseline",
+    "baseline_bicubic",
+    "blind_pairs",
+    "baseline_blind",
     "upscale",
     "eval",
 ]
+BASELINE_MODELS = ["baseline_bicubic_gan", "baseline_bicubic_psnr", "baseline_blind_gan", "baseline_blind_psnr"]
 
 
-def write_sr(root: Path, *, psnr_iters: int = 4, w_adv: float = 0.005, baseline: bool = True, name="pipe.toml") -> Path:
+def write_sr(
+    root: Path,
+    *,
+    psnr_iters: int = 4,
+    w_adv: float = 0.005,
+    kinds=("bicubic", "blind"),
+    blind_seed: int = 0,
+    name="pipe.toml",
+) -> Path:
     p = root / name
     p.write_text(
         SR_PIPELINE.replace("{psnr_iters}", str(psnr_iters))
         .replace("{w_adv}", str(w_adv))
-        .replace("{baseline}", str(baseline).lower())
+        .replace("{kinds}", json.dumps(list(kinds)))
+        .replace("{blind_seed}", str(blind_seed))
     )
     return p
 
@@ -383,62 +436,81 @@ def test_every_stage_runs_then_all_are_cached(full_run):
     assert first == dict.fromkeys(ALL_STAGES, "ran")
     assert second == dict.fromkeys(ALL_STAGES, "cached")
     up = entry_of(root, "upscale")
-    models = ["alpha_0.50", "baseline_gan", "baseline_psnr", "bicubic", "gan", "psnr"]
+    models = sorted(["alpha_0.50", *BASELINE_MODELS, "bicubic", "gan", "psnr"])
     assert sorted(p.name for p in up.iterdir() if p.is_dir() and p.name != "real") == models
     for m in models:  # every model upscaled every test image, x4
         assert sorted(f.name for f in (up / m).iterdir()) == ["img_00.png", "img_01.png"]
     held = json.loads((entry_of(root, "degrade") / "split.json").read_text())["held_out"]
     assert len(held) == 1
     real = up / "real" / "held_out_real"
-    assert sorted(p.name for p in real.iterdir()) == ["baseline_gan", "baseline_psnr", "bicubic", "gan", "lr", "psnr"]
+    assert sorted(p.name for p in real.iterdir()) == sorted([*BASELINE_MODELS, "bicubic", "gan", "lr", "psnr"])
     assert (real / "lr" / held[0]).read_bytes() == (root / "lr" / held[0]).read_bytes()
     from PIL import Image
 
-    with Image.open(real / "baseline_psnr" / held[0]) as im:
+    with Image.open(real / "baseline_blind_psnr" / held[0]) as im:
         assert im.size == (128, 128)
     metrics = json.loads((entry_of(root, "eval") / "metrics.json").read_text())
     assert sorted(metrics["sr"]) == models
-    assert sorted(metrics["real_pairs"]["sr"]) == ["baseline_gan", "baseline_psnr", "bicubic", "gan", "psnr"]
+    assert sorted(metrics["real_pairs"]["sr"]) == sorted([*BASELINE_MODELS, "bicubic", "gan", "psnr"])
     assert all(len(v) == 2 for v in metrics["real_pairs"]["per_image"].values())
     assert metrics["held_out_real"] == held
     assert metrics["sr"]["psnr"]["lpips"] is None  # no AlexNet here, said in a note
     assert any("LPIPS" in n for n in metrics["notes"])
-    # the baseline is trained on bicubic pairs of the very HR images of the realistic pairs
+    # the bicubic baseline is trained on bicubic pairs of the very HR images of the realistic pairs
     pairs, bic = entry_of(root, "pairs"), entry_of(root, "bicubic_pairs")
     assert sorted(f.name for f in (bic / "hr").iterdir()) == sorted(f.name for f in (pairs / "hr").iterdir())
     for f in (pairs / "hr").iterdir():
         assert (bic / "hr" / f.name).read_bytes() == f.read_bytes()
-    base = entry_of(root, "baseline")
-    assert (base / "psnr.safetensors").is_file() and (base / "gan.safetensors").is_file()
-    cfg = json.loads((base / "config.json").read_text())
-    assert cfg["inputs"]["pairs"] == str(bic) and cfg["identity"] == base.name
-    assert cfg["config"] == json.loads((entry_of(root, "sr_gan") / "config.json").read_text())["config"]
+    blind = json.loads((entry_of(root, "blind_pairs") / "pairs.json").read_text())
+    assert blind["method"] == "blind" and len(blind["pairs"]) == 2 * len(list((pairs / "hr").iterdir()))
+    for kind in ("bicubic", "blind"):  # each baseline: the sr recipe, both phases, on its own pairs
+        base = entry_of(root, f"baseline_{kind}")
+        assert (base / "psnr.safetensors").is_file() and (base / "gan.safetensors").is_file()
+        cfg = json.loads((base / "config.json").read_text())
+        assert cfg["inputs"]["pairs"] == str(entry_of(root, f"{kind}_pairs")) and cfg["identity"] == base.name
+        assert cfg["config"] == json.loads((entry_of(root, "sr_gan") / "config.json").read_text())["config"]
+
+
+def plan_of(root: Path, name: str, **kw) -> dict:
+    return {
+        s.stage.name: s
+        for s in plan(load_pipeline(write_sr(root, name=name, **kw)), Store(root / "cache"), root / "run")
+    }
 
 
 def test_baseline_off_and_sr_param_changes(full_run, tmp_path):
     root, _, _ = full_run
-    st = {
-        s.stage.name: s
-        for s in plan(
-            load_pipeline(write_sr(root, baseline=False, name="nobase.toml")), Store(root / "cache"), root / "run"
-        )
-    }
-    assert "bicubic_pairs" not in st and "baseline" not in st
+    st = plan_of(root, "nobase.toml", kinds=())
+    assert not any(n.endswith("_pairs") and n not in ("pairs", "test_pairs") or "baseline" in n for n in st)
     assert [st[n].status for n in ("degrade", "pairs", "sr_psnr", "sr_gan", "interpolate")] == ["fresh"] * 5
     recorded = json.loads((root / "run" / "run.json").read_text())["stages"]["upscale"]["key"]
     assert st["upscale"].status == "stale" and st["upscale"].key != recorded  # fewer models: another key
-    st = {
-        s.stage.name: (s.status, s.reason)
-        for s in plan(load_pipeline(write_sr(root, psnr_iters=5, name="p5.toml")), Store(root / "cache"), root / "run")
-    }
-    assert st["bicubic_pairs"] == ("fresh", "cached") and st["pairs"] == ("fresh", "cached")
+    st = {n: (s.status, s.reason) for n, s in plan_of(root, "p5.toml", psnr_iters=5).items()}
+    assert st["bicubic_pairs"] == st["blind_pairs"] == st["pairs"] == ("fresh", "cached")
     assert st["sr_psnr"][0] == "stale" and "psnr.iters: 4 -> 5" in st["sr_psnr"][1]
-    assert st["baseline"][0] == "stale" and "psnr.iters: 4 -> 5" in st["baseline"][1]
-    st = {
-        s.stage.name: s.status
-        for s in plan(load_pipeline(write_sr(root, w_adv=0.01, name="gan.toml")), Store(root / "cache"), root / "run")
-    }
-    assert st["sr_psnr"] == "fresh" and st["sr_gan"] == "stale" and st["baseline"] == "stale"
+    for kind in ("bicubic", "blind"):  # the sr recipe changed: every baseline retrains
+        assert st[f"baseline_{kind}"][0] == "stale" and "psnr.iters: 4 -> 5" in st[f"baseline_{kind}"][1]
+    st = {n: s.status for n, s in plan_of(root, "gan.toml", w_adv=0.01).items()}
+    assert st["sr_psnr"] == "fresh" and st["sr_gan"] == st["baseline_bicubic"] == st["baseline_blind"] == "stale"
+
+
+def test_baseline_kinds_are_separate_cached_stages(full_run, tmp_path):
+    """The blind seed changes the blind pairs and baseline only; a rerun retrains that one alone."""
+    root, _, second = full_run
+    assert second["baseline_bicubic"] == second["baseline_blind"] == "cached"
+    work = tmp_path / "seed"
+    shutil.copytree(root, work, symlinks=True)  # the module's run stays as it was for the other tests
+    for f in work.glob("*.toml"):
+        f.unlink()
+    st = {n: (s.status, s.reason) for n, s in plan_of(work, "pipe.toml", blind_seed=1).items()}
+    assert st["blind_pairs"][0] == "stale" and "seed: 0 -> 1" in st["blind_pairs"][1]
+    assert st["baseline_blind"] == ("stale", "upstream blind_pairs will rerun")
+    assert st["bicubic_pairs"] == st["baseline_bicubic"] == st["sr_gan"] == ("fresh", "cached")
+    actions = go(work)
+    assert [s for s, a in actions.items() if a == "ran"] == ["blind_pairs", "baseline_blind", "upscale", "eval"]
+    write_sr(work, kinds=["blind"])  # one kind only: the bicubic stages leave the pipeline, blind's stay cached
+    actions = go(work)
+    assert "baseline_bicubic" not in actions and actions["baseline_blind"] == "cached"
 
 
 def test_pretrained_files_are_part_of_the_keys(full_run, torch_home):
@@ -447,12 +519,12 @@ def test_pretrained_files_are_part_of_the_keys(full_run, torch_home):
     p = load_pipeline(root / "pipe.toml")
     st = {s.stage.name: (s.status, s.reason) for s in plan(p, Store(root / "cache"), root / "run")}
     assert st["degrade"] == ("stale", "pretrained inception now present")  # degradation.json's KID/FID
-    assert st["bicubic_pairs"] == ("fresh", "cached")  # uses no pretrained file
-    assert st["baseline"] == ("stale", "pretrained alexnet now present")  # best.json picks by LPIPS
+    assert st["bicubic_pairs"] == st["blind_pairs"] == ("fresh", "cached")  # use no pretrained file
+    assert st["baseline_blind"] == ("stale", "pretrained alexnet now present")  # best.json picks by LPIPS
     st = {s.stage.name: s for s in plan(p, Store(root / "cache"), root / "run")}
     from srpipe.engine import weights
 
-    ids = {s: st[s].inputs for s in ("sr_gan", "baseline", "eval")}
+    ids = {s: st[s].inputs for s in ("sr_gan", "baseline_bicubic", "eval")}
     for s in ids:
         assert ids[s]["pretrained alexnet"] == weights.identity("alexnet")
     assert "pretrained vgg19" not in ids["sr_gan"]  # the tiny preset's GAN phase has no perceptual loss
@@ -484,8 +556,10 @@ def test_report_compares_both_models_on_held_out_real_lr(full_run):
             "bicubic",
             "srpipe PSNR model",
             "bicubic-pair PSNR model",
+            "blind-pair PSNR model",
             "srpipe GAN model",
             "bicubic-pair GAN model",
+            "blind-pair GAN model",
         )
     ]
     crops = [decode(i["src"]) for i in page.images if i["alt"] in alts]
@@ -498,7 +572,7 @@ def test_psnr_stage_resumes_after_a_gan_only_edit_and_a_cache_move(tmp_path, mon
     """Its key leaves the GAN settings out; its run folder must not refuse them (nor moved paths)."""
 
     root = sr_project(tmp_path)
-    write_sr(root, baseline=False)
+    write_sr(root, kinds=())
 
     class StopAtStep2:
         """Stops the 2nd training loop (sr_psnr; the 1st is degrade's) and the 4th (sr_gan) at their second step."""
@@ -522,7 +596,7 @@ def test_psnr_stage_resumes_after_a_gan_only_edit_and_a_cache_move(tmp_path, mon
     monkeypatch.setattr(loop, "StopFlag", StopAtStep2)
     with pytest.raises(Interrupted, match="psnr phase at step 2"):
         go(root)
-    write_sr(root, baseline=False, w_adv=0.01)  # a GAN-phase setting: not in sr_psnr's key
+    write_sr(root, kinds=(), w_adv=0.01)  # a GAN-phase setting: not in sr_psnr's key
     (root / "cache").rename(root / "moved-cache")
     caplog.clear()
     with pytest.raises(Interrupted, match="gan phase at step 2"):  # sr_psnr completed, sr_gan started

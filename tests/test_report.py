@@ -24,7 +24,7 @@ from PIL import Image
 from conftest import make_folder
 from srpipe.config import RunOptions
 from srpipe.errors import SrpipeError
-from srpipe.pipeline.report import detail_window, model_order, write_report
+from srpipe.pipeline.report import detail_window, model_label, model_order, write_report
 from srpipe.pipeline.run import run_pipeline
 from srpipe.pipeline.spec import load_pipeline
 
@@ -130,7 +130,7 @@ def test_report_of_a_real_run_without_sr(tmp_path):
     text = go()  # `srpipe run` writes the report at the end
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     page = check_self_contained(text)
-    assert page.sections == ["summary", "stages", "real", "realism", "samples", "sr", "metrics", "alpha", "losses"]
+    assert page.sections == SECTIONS
     rows = page.stage_rows
     assert list(rows)[:3] == ["degrade", "pairs", "test_pairs"]
     for name in ("degrade", "pairs", "test_pairs"):
@@ -138,9 +138,11 @@ def test_report_of_a_real_run_without_sr(tmp_path):
         assert key == record["stages"][name]["key"][:12] and state == "ran"
     assert "adv" in rows["degrade"][4]  # the active losses
     assert "pairs: 4" in rows["pairs"][5] and "mode: SDSR" in rows["pairs"][5]
-    for name in ("sr_psnr", "sr_gan", "interpolate", "bicubic_pairs", "baseline", "upscale", "eval"):
+    later = ("sr_psnr", "sr_gan", "interpolate", "bicubic_pairs", "baseline_bicubic", "blind_pairs", "baseline_blind")
+    for name in (*later, "upscale", "eval"):
         assert rows[name][3] == "not in this run"  # what is missing is said
-    assert "Not in this run: sr_psnr, sr_gan, interpolate, bicubic_pairs, baseline, upscale, eval" in text
+    assert f"Not in this run: {', '.join(later)}, upscale, eval" in text
+    assert "No learned kernel: the degrade stage used dsgan, which learns no explicit blur kernel" in text
     assert "No side-by-side on real LR: no upscale stage in this run" in text
     assert "No comparisons: no upscale stage in this run" in text
     assert "No metrics: no eval stage output in this run" in text
@@ -160,6 +162,8 @@ def test_report_of_a_real_run_without_sr(tmp_path):
 
 
 # ---------------------------------------------------------------- a fabricated full run (every stage)
+
+SECTIONS = ["summary", "stages", "real", "learned", "realism", "samples", "sr", "metrics", "alpha", "losses"]
 
 SR = {  # eval metrics.json "sr": distinctive values the page must show
     "bicubic": {
@@ -252,8 +256,8 @@ DEGRADATION = {
         },
     ],
 }
-BASELINE_SR = {  # the same recipe on bicubic pairs: on srpipe's own test pairs it loses
-    "baseline_psnr": {
+BASELINE_SR = {  # the same recipe on bicubic and blind pairs: on srpipe's own test pairs they lose
+    "baseline_bicubic_psnr": {
         "psnr_y": 25.9001,
         "ssim_y": 0.74,
         "psnr_rgb": 24.6,
@@ -261,7 +265,7 @@ BASELINE_SR = {  # the same recipe on bicubic pairs: on srpipe's own test pairs 
         "psnr_color": 40.2,
         "lpips": 0.3801,
     },
-    "baseline_gan": {
+    "baseline_bicubic_gan": {
         "psnr_y": 24.9002,
         "ssim_y": 0.70,
         "psnr_rgb": 23.9,
@@ -269,16 +273,52 @@ BASELINE_SR = {  # the same recipe on bicubic pairs: on srpipe's own test pairs 
         "psnr_color": 39.1,
         "lpips": 0.2702,
     },
+    "baseline_blind_psnr": {"psnr_y": 25.5003, "ssim_y": 0.72, "lpips": 0.3902},
+    "baseline_blind_gan": {"psnr_y": 24.6004, "ssim_y": 0.69, "lpips": 0.2803},
 }
 REAL_PAIRS_SR = {  # on real pairs: srpipe's PSNR model wins by 0.31 dB, its GAN model loses on LPIPS
     "bicubic": {"psnr_y": 23.0, "lpips": 0.5},
     "psnr": {"psnr_y": 24.41, "lpips": 0.40},
-    "baseline_psnr": {"psnr_y": 24.10, "lpips": 0.41},
+    "baseline_bicubic_psnr": {"psnr_y": 24.10, "lpips": 0.41},
+    "baseline_blind_psnr": {"psnr_y": 24.50, "lpips": 0.45},
     "gan": {"psnr_y": 23.80, "lpips": 0.33},
-    "baseline_gan": {"psnr_y": 23.70, "lpips": 0.31},
+    "baseline_bicubic_gan": {"psnr_y": 23.70, "lpips": 0.31},
+    "baseline_blind_gan": {"psnr_y": 23.10, "lpips": 0.35},
 }
 REAL_NAMES = ("web_1", "web_2")  # held-out real LR images
-REAL_MODELS = ("psnr", "baseline_psnr", "gan", "baseline_gan")
+REAL_MODELS = (
+    "psnr",
+    "baseline_bicubic_psnr",
+    "baseline_blind_psnr",
+    "gan",
+    "baseline_bicubic_gan",
+    "baseline_blind_gan",
+)
+KERNEL_JSON = {  # what a pdm run writes (srpipe.degrade.pdm_train): distinctive values the page must show
+    "method": "pdm",
+    "scale": 2,
+    "size": 10,
+    "stats": {
+        "centre": [0.0123, -0.0456],
+        "sigma_major": 1.4321,
+        "sigma_minor": 0.9876,
+        "width": 1.1893,
+        "anisotropy": 1.4501,
+        "angle_deg": 33.3,
+        "negative_mass": 0.0421,
+    },
+    "draw_stats": [{"width": 1.0512}, {"width": 1.3087}, {"width": 1.2}],
+    "noise_sigma": [3.21, 3.05, 3.47],
+    "jpeg": {
+        "kind": "qtables",
+        "qualities": [70, 75, 80],
+        "qmin": 70,
+        "qmax": 80,
+        "n_jpeg": 3,
+        "n_total": 3,
+        "note": "",
+    },
+}
 NAMES = ("img_00", "img_01")
 HR_SIZE = (48, 40)  # w, h; x2
 TEXTURE = (26, 18, 20)  # x, y, side of the only textured square in the HR images (where the crop must land)
@@ -312,8 +352,8 @@ def grid(rows: int, tile: int, seed: int) -> np.ndarray:
     return out
 
 
-def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False) -> Path:
-    """A run folder and cache with the documented layout of a full pipeline run."""
+def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False, method: str = "dsgan") -> Path:
+    """A run folder and cache with the documented layout of a full pipeline run (a pdm one: with its kernel)."""
     cache, run_dir = root / "cache", root / "run"
     stages, entries = {}, {}
 
@@ -353,7 +393,17 @@ def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False) ->
         entries[stage] = e
         return e
 
-    d = entry("degrade", 125.0, True, "color, adv, perceptual", {"active_losses": ["color", "adv"]})
+    d = entry(
+        "degrade",
+        125.0,
+        True,
+        f"{method}: color, adv, perceptual",
+        {"method": method, "active_losses": ["color", "adv"]},
+        params={"method": method},
+    )
+    if method == "pdm":
+        save(d / "kernel.png", grid(1, 40, 3))
+        (d / "kernel.json").write_text(json.dumps(KERNEL_JSON))
     write_log(
         d / "log.csv",
         ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total"],
@@ -422,8 +472,15 @@ def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False) ->
     (e / "alpha_0.50.safetensors").write_bytes(b"stand-in")
     sr = {**SR, **(BASELINE_SR if baseline else {})}
     if baseline:
-        e = entry("bicubic_pairs", 0.5, False, summary={"pairs": 2, "mode": "bicubic"})
-        e = entry("baseline", 70.0, False, "the sr recipe on bicubic pairs", {"weights": {"psnr": "psnr.safetensors"}})
+        for kind in ("bicubic", "blind"):
+            entry(f"{kind}_pairs", 0.5, False, summary={"pairs": 2, "mode": kind})
+            entry(
+                f"baseline_{kind}",
+                70.0,
+                False,
+                f"the sr recipe on {kind} pairs",
+                {"weights": {"psnr": "psnr.safetensors"}},
+            )
     up = entry("upscale", 2.0, False, summary={"models": list(sr)}, params={"tile": 128, "scale": 2})
     if baseline:  # the held-out real LR and every model's output on it (the LR bicubic-enlarged)
         for k, (m, _) in enumerate([("lr", None), ("bicubic", None), *[(m, None) for m in REAL_MODELS]]):
@@ -451,7 +508,7 @@ def fabricate_run(root: Path, *, with_note: str = "", baseline: bool = False) ->
         "notes": ["an eval note"] + ([with_note] if with_note else []),
     }
     if baseline:
-        real_sr = {k: sr[k] for k in ("bicubic", "psnr", "gan", "baseline_psnr", "baseline_gan")}
+        real_sr = {k: sr[k] for k in ("bicubic", *REAL_MODELS)}
         m["real_pairs"] = {
             "sr": REAL_PAIRS_SR,
             "per_image": {k: [{"name": "r0"}, {"name": "r1"}, {"name": "r2"}] for k in real_sr},
@@ -476,10 +533,13 @@ def full_report(tmp_path_factory) -> tuple[Path, str]:
 def test_full_report_sections_tables_and_values(full_report):
     _, text = full_report
     page = check_self_contained(text)
-    assert page.sections == ["summary", "stages", "real", "realism", "samples", "sr", "metrics", "alpha", "losses"]
-    assert "No side-by-side on real LR: no baseline stage in this run ([baseline] bicubic = false)" in text
+    assert page.sections == SECTIONS
+    assert "No side-by-side on real LR: no baseline stage in this run ([baseline] kinds = [])" in text
     assert page.tables == ["stages", "realism", "metrics"] + ["per-image"] * 6
-    assert "srpipe report: demo" in text and "Not in this run: bicubic_pairs, baseline. " in text
+    assert (
+        "srpipe report: demo" in text
+        and "Not in this run: bicubic_pairs, baseline_bicubic, blind_pairs, baseline_blind. " in text
+    )
 
     rows = page.stage_rows
     assert list(rows) == [
@@ -492,9 +552,11 @@ def test_full_report_sections_tables_and_values(full_report):
         "upscale",
         "eval",
         "bicubic_pairs",
-        "baseline",
+        "baseline_bicubic",
+        "blind_pairs",
+        "baseline_blind",
     ]  # ran stages first, then those not in this run
-    assert rows["baseline"][3] == "not in this run"
+    assert rows["baseline_blind"][3] == "not in this run"
     assert rows["degrade"][1] == hashlib.sha256(b"degrade").hexdigest()[:12]
     assert rows["degrade"][2:4] == ["2 min 05 s", "cached"] and rows["sr_gan"][2:4] == ["2 h 01 min", "ran"]
     assert rows["sr_gan"][4] == "L1 x0.01, VGG19 conv5_4 x1, RaGAN x0.005"
@@ -582,36 +644,37 @@ def test_report_compares_srpipe_and_bicubic_pair_models(tmp_path):
     text = write_report(fabricate_run(tmp_path, baseline=True)).read_text()
     page = check_self_contained(text)
     rows = page.stage_rows
-    assert list(rows)[5:8] == ["interpolate", "bicubic_pairs", "baseline"] and rows["baseline"][3] == "ran"
+    assert list(rows)[5:10] == ["interpolate", "bicubic_pairs", "baseline_bicubic", "blind_pairs", "baseline_blind"]
+    assert rows["baseline_blind"][3] == "ran"
     headline = re.search(r'<ul class="headline">(.*?)</ul>', text, re.S).group(1)
     items = [html.unescape(" ".join(i.split())) for i in re.findall(r"<li>(.*?)</li>", headline, re.S)]
     assert items[0] == (
         "Held-out real LR of the target domain (2 images, no ground truth): side-by-side crops of "
-        "srpipe's model and the bicubic-pair model below; their training inputs: srpipe's synthetic LR "
-        "is closer to the real LR than bicubic LR on 3 of 5 realism statistics."
+        "srpipe's models and the bicubic-pair and the blind-pair models below; their training inputs: srpipe's "
+        "synthetic LR is closer to the real LR than bicubic LR on 3 of 5 realism statistics."
     )
     assert items[1] == (
-        "Real pairs (ground truth, 3 images), PSNR-Y: PSNR models 24.41 dB vs 24.10 dB "
-        "(+0.31: srpipe better); GAN models 23.80 dB vs 23.70 dB (+0.10: srpipe better)."
+        "Real pairs (ground truth, 3 images), PSNR-Y: PSNR models: srpipe 24.41 dB vs bicubic-pair 24.10 dB "
+        "(+0.31: srpipe better), vs blind-pair 24.50 dB (-0.09: blind-pair better); GAN models: srpipe 23.80 dB "
+        "vs bicubic-pair 23.70 dB (+0.10: srpipe better), vs blind-pair 23.10 dB (+0.70: srpipe better)."
     )
     assert items[2] == (
-        "Real pairs (ground truth, 3 images), LPIPS: PSNR models 0.4000 vs 0.4100 (-0.0100: srpipe "
-        "better); GAN models 0.3300 vs 0.3100 (+0.0200: bicubic-pair better)."
+        "Real pairs (ground truth, 3 images), LPIPS: PSNR models: srpipe 0.4000 vs bicubic-pair 0.4100 (-0.0100: "
+        "srpipe better), vs blind-pair 0.4500 (-0.0500: srpipe better); GAN models: srpipe 0.3300 vs bicubic-pair "
+        "0.3100 (+0.0200: bicubic-pair better), vs blind-pair 0.3500 (-0.0200: srpipe better)."
     )
     assert all("fit to the learned degradation" in i for i in items[3:]) and len(items) == 6
-    assert "PSNR-Y against the bicubic-pair models: PSNR models 26.75 dB vs 25.90 dB (+0.85: srpipe better)" in items[4]
+    assert (
+        "PSNR-Y against the baseline models: PSNR models: srpipe 26.75 dB vs bicubic-pair 25.90 dB (+0.85: srpipe "
+        "better), vs blind-pair 25.50 dB (+1.25: srpipe better)" in items[4]
+    )
     # the real-pairs table and the test-pairs table both list the baseline models, after srpipe's
     tables = re.findall(r'<table class="metrics( real-pairs)?">(.*?)</table>', text, re.S)
     assert [t[0] for t in tables] == [" real-pairs", ""]
     models = [re.findall(r"<tr><td>([^<]+)</td>", t[1]) for t in tables]
-    assert models[0] == [
-        "bicubic",
-        "PSNR model (α 0)",
-        "GAN model (α 1)",
-        "bicubic-pair PSNR model",
-        "bicubic-pair GAN model",
-    ]
-    assert models[1][-2:] == ["bicubic-pair PSNR model", "bicubic-pair GAN model"]
+    baselines = ["bicubic-pair PSNR model", "bicubic-pair GAN model", "blind-pair PSNR model", "blind-pair GAN model"]
+    assert models[0] == ["bicubic", "PSNR model (α 0)", "GAN model (α 1)", *baselines]
+    assert models[1][-4:] == baselines
     # side-by-side: per held-out real image, the LR and the same crop of both models' outputs
     assert re.findall(r'data-real-image="(\w+)"', text) == list(REAL_NAMES)
     alts = [i["alt"] for i in page.images if i["alt"].startswith("real web_1: ")]
@@ -620,8 +683,10 @@ def test_report_compares_srpipe_and_bicubic_pair_models(tmp_path):
         "bicubic",
         "srpipe PSNR model",
         "bicubic-pair PSNR model",
+        "blind-pair PSNR model",
         "srpipe GAN model",
         "bicubic-pair GAN model",
+        "blind-pair GAN model",
     ]
     crops = {a: decode(i["src"]) for i in page.images for a in [i["alt"]] if a in alts}
     assert len({c.size for c in crops.values()}) == 1
@@ -680,6 +745,15 @@ def test_detail_window_and_model_order():
         "gan",
         "x",
     ]
+    names = ["baseline_blind_gan", "gan", "baseline_bicubic_psnr", "psnr", "baseline_blind_psnr", "bicubic"]
+    assert model_order(names) == [
+        "bicubic",
+        "psnr",
+        "gan",
+        *sorted(names[::2], key=lambda n: ("blind" in n, "gan" in n)),
+    ]
+    assert model_label("baseline_blind_gan") == "blind-pair GAN model"
+    assert model_label("baseline_psnr") == "bicubic-pair PSNR model"  # run folders from before [baseline] kinds
 
 
 # ---------------------------------------------------------------- headless Chromium
@@ -744,3 +818,30 @@ def test_report_renders_in_headless_chromium(full_report, tmp_path):
     assert im.std() > 20 and len(np.unique(im.reshape(-1, 3), axis=0)) > 500  # text, tables, images: not blank
     if os.environ.get("SRPIPE_REPORT_SHOT"):  # keep it to look at
         shutil.copy(shot, os.environ["SRPIPE_REPORT_SHOT"])
+
+
+def test_report_shows_the_learned_kernel_of_a_pdm_run_only(tmp_path):
+    run_dir = fabricate_run(tmp_path / "pdm", baseline=True, method="pdm")
+    text = write_report(run_dir).read_text()
+    page = check_self_contained(text)
+    assert page.sections == SECTIONS
+    record = json.loads((run_dir / "run.json").read_text())
+    picture = Path(record["stages"]["degrade"]["entry"]) / "kernel.png"
+    [img] = [i for i in page.images if i["alt"] == "learned blur kernel: mean and draws"]
+    assert base64.b64decode(img["src"].split(",", 1)[1]) == picture.read_bytes()  # the run's own picture
+    table = re.search(r'<table class="kernel-stats">(.*?)</table>', text, re.S).group(1)
+    cells = dict(re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">([^<]+)</td>", table))
+    assert cells["width √(σ_major · σ_minor)"] == "1.19" and cells["anisotropy σ major / σ minor"] == "1.45"
+    assert cells["σ major / σ minor"] == "1.43 / 0.99" and cells["angle of the major axis"] == "33.3"
+    assert cells["centre of mass offset (dy, dx)"] == "0.01 / -0.05" and cells["negative mass"] == "0.0421"
+    assert cells["width over the draws"] == "1.05 – 1.31" and cells["noise σ"] == "3.21 / 3.05 / 3.47"
+    assert cells["JPEG stage"].startswith("3/3 JPEG files, quality 70-80 (median 75)")
+    assert "bicubic-like Gaussian: 0.80" in table  # PDM's starting sigma at x2
+    assert (
+        "Learned degradation (pdm, x2): blur kernel width 1.19 HR px, anisotropy 1.45; noise σ 3.21 / 3.05 / 3.47 levels"
+        in html.unescape(text)
+    )
+
+    text = write_report(fabricate_run(tmp_path / "dsgan", baseline=True)).read_text()
+    assert "kernel-stats" not in text and "learned blur kernel" not in text
+    assert "No learned kernel: the degrade stage used dsgan, which learns no explicit blur kernel" in text

@@ -9,10 +9,13 @@ instead of failing. The page opens offline: every image is a PNG ``data:`` URI a
   test pairs' synthetic LR vs bicubic LR), else the degrade entry's ``degradation.json``.
 - Sample grids written during training (DSGAN: bicubic LR | synthetic LR | real LR;
   ESRGAN: bicubic | SR | HR), enlarged with nearest neighbour so pixels stay visible.
-- srpipe vs bicubic-pair SR (the `baseline` stage: the same SR recipe trained on bicubic pairs of the
-  same HR): side-by-side crops of both models on the real LR images degrade held out (no ground
-  truth), and their metrics on `[inputs] test_pairs` (real pairs) when the run has them. Metrics on
-  test pairs made by srpipe's own generator are labelled as fit to the learned degradation.
+- srpipe vs the baselines (the `baseline_<kind>` stages: the same SR recipe trained on bicubic pairs,
+  or on Real-ESRGAN's blind-degradation pairs, of the same HR): side-by-side crops of every model on
+  the real LR images degrade held out (no ground truth), and their metrics on `[inputs] test_pairs`
+  (real pairs) when the run has them. Metrics on test pairs made by srpipe's own generator are
+  labelled as fit to the learned degradation.
+- What the degradation learner learned, for a pdm run: its kernel picture and statistics
+  (`report_kernel`).
 - Super-resolution comparisons: per test image, the same crop of LR, bicubic, every model and the
   HR, enlarged with nearest neighbour. The crop is the window with the most gradient energy in the
   HR, where SR models differ most (flat regions look alike for every model).
@@ -39,6 +42,7 @@ from PIL import Image, ImageDraw
 
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import atomic_write_bytes
+from srpipe.pipeline import report_kernel
 
 STAGE_ORDER = (
     "degrade",
@@ -48,17 +52,17 @@ STAGE_ORDER = (
     "sr_gan",
     "interpolate",
     "bicubic_pairs",
-    "baseline",
+    "baseline_bicubic",
+    "blind_pairs",
+    "baseline_blind",
     "upscale",
     "eval",
 )
-REAL_PANELS = (
-    ("bicubic", "bicubic"),
-    ("psnr", "srpipe PSNR model"),
-    ("baseline_psnr", "bicubic-pair PSNR model"),
-    ("gan", "srpipe GAN model"),
-    ("baseline_gan", "bicubic-pair GAN model"),
-)  # side-by-side on real LR
+KIND_ORDER = ("bicubic", "blind")  # baseline kinds in display order (others after, by name)
+LEGACY_BASELINE = {
+    "baseline_psnr": "baseline_bicubic_psnr",
+    "baseline_gan": "baseline_bicubic_gan",
+}  # runs before kinds
 FIT = "fit to the learned degradation"  # what test pairs made by srpipe's own generator measure
 # (key in metrics.json, column title, higher is better, decimals shown)
 METRICS = (
@@ -140,6 +144,13 @@ def collect(run_dir: Path) -> dict:
     notes: list[str] = []
 
     stages = _stage_rows(recorded, entries, manifests)
+    method = report_kernel.degrade_method(recorded, manifests)
+    learned, learned_why = report_kernel.learned_degradation(entries, method)
+    # the baseline stages' kinds (a run from before kinds had one stage, "baseline", on bicubic pairs)
+    kinds = sorted(
+        {n.removeprefix("baseline_") if n != "baseline" else "bicubic" for n in entries if n.startswith("baseline")},
+        key=_kind_key,
+    )
     realism, realism_why = _realism(entries, metrics)
     scale = _scale(recorded, entries)
     comparisons, comp_why = _comparisons(entries, metrics, scale, notes)
@@ -157,7 +168,13 @@ def collect(run_dir: Path) -> dict:
         "stages": stages,
         "missing": [s["name"] for s in stages if s["state"] == "absent"],
         "gone": [s["name"] for s in stages if s["state"] == "gone"],
-        "headline": _headline(metrics, realism, len(real)),
+        "headline": [
+            *_headline(metrics, realism, len(real), tuple(kinds)),
+            *([report_kernel.headline(learned)] if learned else []),
+        ],
+        "method": method,
+        "learned": learned,
+        "learned_why": learned_why,
         "real": real,
         "real_why": real_why,
         "real_pairs": real_pairs,
@@ -291,18 +308,46 @@ def alpha_of(model: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def baseline_of(model: str) -> tuple[str, str] | None:
+    """(kind, phase) of a baseline model, `baseline_<kind>_<psnr|gan>` (or a run's older `baseline_<phase>`)."""
+    m = re.fullmatch(r"baseline_(\w+?)_(psnr|gan)", LEGACY_BASELINE.get(model, model))
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _kind_key(kind: str) -> tuple:
+    return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), kind)
+
+
+def baseline_names(names, phase: str | None = None) -> list[str]:
+    """The baseline models among `names` (of one phase if given), by kind: bicubic, blind, others."""
+    found = [(baseline_of(n), n) for n in names]
+    found = [(b, n) for b, n in found if b and (phase is None or b[1] == phase)]
+    return [n for b, n in sorted(found, key=lambda bn: (_kind_key(bn[0][0]), bn[0][1] != "psnr"))]
+
+
 def model_order(names) -> list[str]:
-    """bicubic, then by alpha (PSNR model ... GAN model), then anything else by name."""
+    """bicubic, then by alpha (PSNR model ... GAN model), then the baselines, then anything else by name."""
     names = list(names)
     base = [n for n in names if n == "bicubic"]
     alphas = sorted((n for n in names if alpha_of(n) is not None), key=alpha_of)
-    baseline = [n for n in ("baseline_psnr", "baseline_gan") if n in names]
+    baseline = baseline_names(names)
     return base + alphas + baseline + sorted(n for n in names if n not in base + alphas + baseline)
 
 
-def model_label(model: str) -> str:
-    if model.startswith("baseline_"):
-        return {"baseline_psnr": "bicubic-pair PSNR model", "baseline_gan": "bicubic-pair GAN model"}.get(model, model)
+def real_order(names) -> list[str]:
+    """The models compared on real LR: bicubic, srpipe's PSNR model and each baseline's, then the GAN models."""
+    names = list(names)
+    first = [n for n in ("bicubic", "psnr") if n in names] + baseline_names(names, "psnr")
+    return first + (["gan"] if "gan" in names else []) + baseline_names(names, "gan")
+
+
+def model_label(model: str, *, srpipe: bool = False) -> str:
+    """Display name; `srpipe` names srpipe's PSNR and GAN models as such (beside the baselines)."""
+    b = baseline_of(model)
+    if b:
+        return f"{b[0]}-pair {b[1].upper()} model"
+    if srpipe and model in ("psnr", "gan"):
+        return f"srpipe {model.upper()} model"
     a = alpha_of(model)
     if model == "psnr":
         return "PSNR model (α 0)"
@@ -411,19 +456,20 @@ def _comparisons(entries: dict, metrics: dict | None, scale: int | None, notes: 
 
 
 def _real_comparisons(entries: dict, scale: int | None) -> tuple[list[dict], str]:
-    """Per held-out real LR image: the same crop of its input and of both models' outputs."""
-    if "baseline" not in entries and "upscale" in entries:
-        return [], "no baseline stage in this run ([baseline] bicubic = false)"
+    """Per held-out real LR image: the same crop of its input and of every model's output."""
+    if not any(n.startswith("baseline") for n in entries) and "upscale" in entries:
+        return [], "no baseline stage in this run ([baseline] kinds = [])"
     if "upscale" not in entries:
         return [], "no upscale stage in this run"
     root = entries["upscale"] / "real" / "held_out_real"
     lr_files = sorted((root / "lr").iterdir()) if (root / "lr").is_dir() else []
     if not lr_files:
         return [], "degrade held out no real LR image (degrade data.val_fraction = 0, or no [inputs] real_lr)"
+    models = real_order(p.name for p in root.iterdir() if p.is_dir() and p.name != "lr")
     out = []
     for f in lr_files[:MAX_TEST_IMAGES]:
         lr = _open_rgb(f)
-        sr = {m: _open_rgb(root / m / f"{f.stem}.png") for m, _ in REAL_PANELS}
+        sr = {m: _open_rgb(root / m / f"{f.stem}.png") for m in models}
         ref = sr.get("bicubic")
         if lr is None or ref is None:
             continue
@@ -439,11 +485,11 @@ def _real_comparisons(entries: dict, scale: int | None) -> tuple[list[dict], str
                 "lpips": None,
             }
         ]
-        for m, label in REAL_PANELS:
+        for m in models:
             if sr[m] is not None:
                 panels.append(
                     {
-                        "label": label,
+                        "label": model_label(m, srpipe=True),
                         "uri": png_uri(_enlarge(sr[m].crop((x, y, x + c, y + c)), zoom)),
                         "psnr": None,
                         "lpips": None,
@@ -663,29 +709,36 @@ def _loss_plots(entries: dict) -> list[dict]:
 
 
 def _versus(sr: dict, key: str, unit: str, decimals: int, higher: bool) -> str | None:
-    """ "srpipe PSNR model 26.10 dB vs bicubic-pair 25.90 dB (+0.20: srpipe better); ..." for one metric."""
+    """ "PSNR models: srpipe 26.10 dB vs bicubic-pair 25.90 dB (+0.20: srpipe better), vs blind-pair ...;
+    GAN models: ..." for one metric, against every baseline of each phase."""
     parts = []
-    for ours, theirs, what in (("psnr", "baseline_psnr", "PSNR"), ("gan", "baseline_gan", "GAN")):
-        a, b = (sr.get(ours) or {}).get(key), (sr.get(theirs) or {}).get(key)
-        if _finite(a) and _finite(b):
-            d = a - b
-            verdict = "tie" if d == 0 else ("srpipe better" if (d > 0) == higher else "bicubic-pair better")
-            parts.append(
-                f"{what} models {a:.{decimals}f}{unit} vs {b:.{decimals}f}{unit} ({d:+.{decimals}f}: {verdict})"
-            )
+    for ours in ("psnr", "gan"):
+        a = (sr.get(ours) or {}).get(key)
+        if not _finite(a):
+            continue
+        against = []
+        for theirs in baseline_names(sr, ours):
+            b, kind = sr[theirs].get(key), baseline_of(theirs)[0]
+            if _finite(b):
+                d = a - b
+                verdict = "tie" if d == 0 else ("srpipe better" if (d > 0) == higher else f"{kind}-pair better")
+                against.append(f"{kind}-pair {b:.{decimals}f}{unit} ({d:+.{decimals}f}: {verdict})")
+        if against:
+            parts.append(f"{ours.upper()} models: srpipe {a:.{decimals}f}{unit} vs " + ", vs ".join(against))
     return "; ".join(parts) or None
 
 
-def _headline(metrics: dict | None, realism: dict | None, n_real: int = 0) -> list[str]:
-    """One-line answers to "is it working": srpipe vs bicubic-pair SR on real images first, then the
+def _headline(metrics: dict | None, realism: dict | None, n_real: int = 0, kinds: tuple[str, ...] = ()) -> list[str]:
+    """One-line answers to "is it working": srpipe vs the baselines' SR on real images first, then the
     fit to the learned degradation, then synthetic LR vs bicubic LR."""
     lines = []
     judged = [r for r in (realism or {}).get("rows", []) if r.get("closer")]
     wins = sum(r["closer"] == "synthetic" for r in judged)
     if n_real:
+        which = " and ".join(f"the {k}-pair" for k in kinds) or "the baseline"
         line = (
             f"Held-out real LR of the target domain ({n_real} image{'s' if n_real > 1 else ''}, no ground truth): "
-            "side-by-side crops of srpipe's model and the bicubic-pair model below"
+            f"side-by-side crops of srpipe's models and {which} models below"
         )
         if judged:
             line += (
@@ -713,7 +766,7 @@ def _headline(metrics: dict | None, realism: dict | None, n_real: int = 0) -> li
         )
         v = _versus(sr, "psnr_y", " dB", 2, True)
         if v:
-            lines.append(fit + f"PSNR-Y against the bicubic-pair models: {v}.")
+            lines.append(fit + f"PSNR-Y against the baseline models: {v}.")
     lp = [m for m in sr if _finite(sr[m].get("lpips"))]
     if lp:
         best = min(lp, key=lambda m: sr[m]["lpips"])

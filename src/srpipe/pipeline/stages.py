@@ -8,12 +8,16 @@ Order and dependencies:
 
     degrade -> pairs -> sr_psnr -> sr_gan -> interpolate -> upscale -> eval
     degrade -> test_pairs ---------------------------------> upscale -> eval
-    bicubic_pairs -> baseline ------------------------------> upscale -> eval
+    bicubic_pairs -> baseline_bicubic ----------------------> upscale -> eval
+    blind_pairs -> baseline_blind --------------------------> upscale -> eval
 
-`baseline` trains the same SR recipe and budget on bicubic pairs of the same HR: what the learned
-degradation is worth is the difference between the two models on the target domain's real images.
-`upscale` also runs both models on the real LR images degrade held out (split.json; no ground truth)
-and on `[inputs] test_pairs` (real LR/HR pairs), which `eval` scores.
+`degrade` calls the `[degrade] method`'s trainer (DSGAN's or PDM's `train`). Each `[baseline] kinds`
+entry trains the same SR recipe and budget on pairs a user could make without learning anything, from
+the same HR: bicubic LR (`bicubic_down`), or Real-ESRGAN's blind degradation
+(`srpipe.degrade.blind.make_blind_pairs`). What the learned degradation is worth is the difference
+between the models on the target domain's real images. `upscale` also runs the models on the real LR
+images degrade held out (split.json; no ground truth) and on `[inputs] test_pairs` (real LR/HR pairs),
+which `eval` scores. A baseline's models are named `baseline_<kind>_psnr` and `baseline_<kind>_gan`.
 
 A stage's key (and the identity its run folder resumes on) is made from `Stage.params`, the content
 of `Stage.raw`, the outputs of `Stage.deps` and the identity of each file in `Stage.weights`.
@@ -26,13 +30,27 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from srpipe.config import RunOptions, resolve_device, to_dict
-from srpipe.pipeline.spec import Pipeline
+from srpipe.pipeline.baseline_pairs import run_bicubic_pairs, run_blind_pairs
+from srpipe.pipeline.spec import Pipeline, degrade_setting
 
 REAL = "real"  # upscale entry sub-folder of the real LR sets: real/<set>/lr (inputs), real/<set>/<model>
 HELD_OUT = "held_out_real"  # the real LR images degrade held out (target domain, no ground truth)
 REAL_PAIRS = "real_pairs"  # [inputs] test_pairs: real LR/HR pairs
 MAX_HELD_OUT = 8  # held-out real LR images upscaled by every model (bounded time on a CPU)
-REAL_SET_MODELS = ("psnr", "gan", "baseline_psnr", "baseline_gan")  # the models compared on real LR
+BASELINE = "baseline_"  # prefix of the baseline stages (baseline_<kind>) and of their models
+
+
+def baseline_models(kind: str) -> tuple[str, str]:
+    """The PSNR- and GAN-phase model names of a baseline kind, as upscale writes them."""
+    return f"{BASELINE}{kind}_psnr", f"{BASELINE}{kind}_gan"
+
+
+def real_set_models(models) -> list[str]:
+    """The models compared on real LR: srpipe's PSNR model and each baseline's, then the GAN models."""
+    base = [m for m in models if m.startswith(BASELINE)]
+    return [m for m in ("psnr", *[b for b in base if b.endswith("_psnr")], "gan") if m in models] + [
+        b for b in base if b.endswith("_gan")
+    ]
 
 
 @dataclass(frozen=True)
@@ -63,15 +81,23 @@ def _stage_run(ctx: Context) -> RunOptions:
     return replace(ctx.run, restart=False, resume_identity=ctx.key)
 
 
-def run_degrade(cfg):
+def run_degrade(cfg, method: str):
     def fn(ctx: Context) -> dict:
-        from srpipe.degrade.train import train
+        if method == "pdm":
+            from srpipe.degrade.pdm_train import train
+        else:
+            from srpipe.degrade.train import train
 
-        lr = None if cfg.data.same_domain else ctx.inputs["real_lr"]
+        lr = None if degrade_setting(cfg, "same_domain", False) else ctx.inputs["real_lr"]
         train(cfg, hr_dir=ctx.inputs["hr"], lr_dir=lr, out_dir=ctx.out, run=_stage_run(ctx))
-        return {"active_losses": cfg.loss.active()}
+        return {"method": method, "active_losses": _active_losses(cfg)}
 
     return fn
+
+
+def _active_losses(cfg) -> list[str]:
+    loss = getattr(cfg, "loss", None)
+    return list(loss.active()) if hasattr(loss, "active") else []
 
 
 def run_pairs(hr_input: str, cleanup_factor: int, jpeg: str = "auto"):
@@ -102,45 +128,6 @@ def run_sr(cfg, phase: str, pairs: str = "pairs"):
     return fn
 
 
-def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int) -> dict:
-    """Bicubic LR/HR pairs with make-pairs' HR (same cleanup and mod-crop) and layout, pairs.json last."""
-    from srpipe.errors import SrpipeError
-    from srpipe.io.imageio import ImageReadError, list_images, read_image, write_png
-    from srpipe.io.resize import bicubic_down, mod_crop
-    from srpipe.engine.runlog import write_json
-
-    (out / "pairs.json").unlink(missing_ok=True)
-    pairs, skipped = [], []
-    for p in list_images(hr_dir):
-        try:
-            hr, _ = read_image(p)
-        except ImageReadError as e:
-            skipped.append(str(e))
-            continue
-        if cleanup_factor > 1:
-            hr = bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor)
-        hr = mod_crop(hr, scale)
-        if min(hr.shape[-2:]) < scale:
-            skipped.append(f"{p} is too small for x{scale}")
-            continue
-        write_png(out / "hr" / f"{p.stem}.png", hr)
-        write_png(out / "lr" / f"{p.stem}.png", bicubic_down(hr, scale))
-        pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name})
-    if not pairs:
-        raise SrpipeError(f"no usable image in {hr_dir} for bicubic pairs: " + "; ".join(skipped[:5]))
-    m = {"pairs": pairs, "scale": scale, "mode": "bicubic", "cleanup_factor": cleanup_factor, "skipped": skipped}
-    write_json(out / "pairs.json", m)
-    return m
-
-
-def run_bicubic_pairs(hr_input: str, scale: int, cleanup_factor: int):
-    def fn(ctx: Context) -> dict:
-        m = make_bicubic_pairs(ctx.inputs[hr_input], ctx.out, scale, cleanup_factor)
-        return {"pairs": len(m["pairs"]), "mode": "bicubic"}
-
-    return fn
-
-
 def run_interpolate(alphas: tuple[float, ...]):
     def fn(ctx: Context) -> dict:
         from srpipe.upscale.interpolate import interpolate_files
@@ -163,9 +150,10 @@ def models_of(inputs: dict[str, Path]) -> dict[str, Path]:
     if "interpolate" in inputs:
         for f in sorted(inputs["interpolate"].glob("alpha_*.safetensors")):
             models[f.stem] = f
-    if "baseline" in inputs:
-        models["baseline_psnr"] = inputs["baseline"] / "psnr.safetensors"
-        models["baseline_gan"] = inputs["baseline"] / "gan.safetensors"
+    for stage in sorted(k for k in inputs if k.startswith(BASELINE)):
+        psnr, gan = baseline_models(stage[len(BASELINE) :])
+        models[psnr] = inputs[stage] / "psnr.safetensors"
+        models[gan] = inputs[stage] / "gan.safetensors"
     return models
 
 
@@ -200,7 +188,7 @@ def run_upscale(tile: int, scale: int):
         if "test_pairs" in ctx.inputs:  # made by srpipe's generator: fit to the learned degradation
             run_set(ctx.inputs["test_pairs"] / "lr", ctx.out, list(models))
             sets.append("test_pairs")
-        real_models = [m for m in REAL_SET_MODELS if m in models]
+        real_models = real_set_models(models)
         held = held_out_real(ctx.inputs)
         if held:
             lr_dir = ctx.out / REAL / HELD_OUT / "lr"
@@ -297,9 +285,11 @@ def degrade_weights(d) -> tuple[str, ...]:
     """Pretrained files degrade-train uses: LPIPS's backbone for the perceptual loss, Inception for
     the KID/FID rows of degradation.json (only with held-out real LR)."""
     out = []
-    if d.loss.perceptual != "none" and d.loss.w_perceptual > 0:
-        out.append({"lpips-alex": "alexnet", "lpips-vgg": "vgg16"}[d.loss.perceptual])
-    if d.data.val_fraction > 0 and not d.data.same_domain:
+    loss = getattr(d, "loss", None)
+    perceptual = getattr(loss, "perceptual", "none")
+    if perceptual in ("lpips-alex", "lpips-vgg") and getattr(loss, "w_perceptual", 0) > 0:
+        out.append({"lpips-alex": "alexnet", "lpips-vgg": "vgg16"}[perceptual])
+    if degrade_setting(d, "val_fraction", 0) > 0 and not degrade_setting(d, "same_domain", False):
         out.append("inception")
     return tuple(out)
 
@@ -320,18 +310,19 @@ def sr_weights(cfg, phase: str) -> tuple[str, ...]:
 def build_stages(p: Pipeline) -> list[Stage]:
     """The stages `p` enables, in run order."""
     d = p.degrade
+    same_domain = degrade_setting(d, "same_domain", False)
     raw = {"hr": p.inputs["hr"]}
-    if not d.data.same_domain:
+    if not same_domain:
         raw["real_lr"] = p.inputs["real_lr"]
     stages = [
         Stage(
             "degrade",
             1,
-            {"config": to_dict(d)},
+            {"method": p.method, "config": to_dict(d)},
             raw,
             (),
-            run_degrade(d),
-            ", ".join(d.loss.active()),
+            run_degrade(d, p.method),
+            ", ".join([p.method, *_active_losses(d)]),
             weights=degrade_weights(d),
         ),
         Stage(
@@ -381,36 +372,14 @@ def build_stages(p: Pipeline) -> list[Stage]:
         stages.append(
             Stage("interpolate", 1, {"alphas": list(p.alphas)}, {}, ("sr_psnr", "sr_gan"), run_interpolate(p.alphas))
         )
-    if p.baseline:
-        stages.append(
-            Stage(
-                "bicubic_pairs",
-                1,
-                {"scale": scale, "cleanup_factor": p.cleanup_factor},
-                {"pairs_hr": p.inputs["pairs_hr"]},
-                (),
-                run_bicubic_pairs("pairs_hr", scale, p.cleanup_factor),
-            )
-        )
-        stages.append(
-            Stage(
-                "baseline",
-                1,
-                {"config": full},
-                {},
-                ("bicubic_pairs",),
-                run_sr(p.sr, "both", "bicubic_pairs"),
-                "the sr recipe on bicubic pairs: L1, then " + _gan_losses(p.sr),
-                weights=sr_weights(p.sr, "gan"),
-            )
-        )
+    stages += baseline_stages(p, full)
     real_pairs = {}
     if "test_pairs" in p.inputs:
         real_pairs = {"real_pairs_lr": p.inputs["test_pairs"] / "lr", "real_pairs_hr": p.inputs["test_pairs"] / "hr"}
-    held_out = "real_lr" in p.inputs and not d.data.same_domain and d.data.val_fraction > 0
+    held_out = "real_lr" in p.inputs and not same_domain and degrade_setting(d, "val_fraction", 0) > 0
     if has_test or real_pairs or held_out:
         ups = (("test_pairs",) if has_test else ()) + ("sr_psnr", "sr_gan") + (("interpolate",) if p.alphas else ())
-        ups += (("baseline",) if p.baseline else ()) + (("degrade",) if held_out else ())
+        ups += tuple(BASELINE + k for k in p.baselines) + (("degrade",) if held_out else ())
         up_raw = {
             **({"real_lr": p.inputs["real_lr"]} if held_out else {}),
             **({"real_pairs_lr": real_pairs["real_pairs_lr"]} if real_pairs else {}),
@@ -418,7 +387,7 @@ def build_stages(p: Pipeline) -> list[Stage]:
         stages.append(
             Stage(
                 "upscale",
-                2,
+                3,
                 {"tile": p.tile, "scale": scale, "max_held_out": MAX_HELD_OUT},
                 up_raw,
                 ups,
@@ -443,6 +412,39 @@ def build_stages(p: Pipeline) -> list[Stage]:
                 )
             )
     return stages
+
+
+def baseline_stages(p: Pipeline, sr_config: dict) -> list[Stage]:
+    """Per `[baseline] kinds` entry: its pairs of the training HR, then the SR recipe (both phases) on them.
+
+    The pairs stage's key holds only what changes those pairs (bicubic: scale and cleanup; blind: also
+    the draws and the seed), so editing the blind seed retrains the blind baseline alone, and editing
+    the SR recipe retrains every baseline without remaking their pairs.
+    """
+    scale = p.sr.data.scale
+    out = []
+    for kind in p.baselines:
+        params = {"scale": scale, "cleanup_factor": p.cleanup_factor}
+        if kind == "blind":
+            params |= {"draws": p.blind_draws, "seed": p.blind_seed}
+            fn = run_blind_pairs("pairs_hr", scale, p.cleanup_factor, p.blind_draws, p.blind_seed)
+        else:
+            fn = run_bicubic_pairs("pairs_hr", scale, p.cleanup_factor)
+        what = {"bicubic": "bicubic pairs", "blind": "blind-degradation pairs (Real-ESRGAN)"}[kind]
+        out.append(Stage(f"{kind}_pairs", 1, params, {"pairs_hr": p.inputs["pairs_hr"]}, (), fn, what))
+        out.append(
+            Stage(
+                BASELINE + kind,
+                1,
+                {"config": sr_config},
+                {},
+                (f"{kind}_pairs",),
+                run_sr(p.sr, "both", f"{kind}_pairs"),
+                f"the sr recipe on {what}: L1, then " + _gan_losses(p.sr),
+                weights=sr_weights(p.sr, "gan"),
+            )
+        )
+    return out
 
 
 def _gan_losses(cfg) -> str:

@@ -1,0 +1,87 @@
+"""The baseline stages' pairs: what a user could train on without learning a degradation.
+
+`bicubic_pairs` writes bicubic LR of the training HR (make-pairs' HR: same cleanup and mod-crop, same
+layout, pairs.json last); `blind_pairs` writes Real-ESRGAN's blind-degradation LR of the same HR
+(`srpipe.degrade.blind.make_blind_pairs`), `draws` LR images per HR.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from srpipe.pipeline.stages import Context
+
+
+def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int) -> dict:
+    """Bicubic LR/HR pairs with make-pairs' HR (same cleanup and mod-crop) and layout, pairs.json last."""
+    from srpipe.errors import SrpipeError
+    from srpipe.io.imageio import ImageReadError, list_images, read_image, write_png
+    from srpipe.io.resize import bicubic_down, mod_crop
+    from srpipe.engine.runlog import write_json
+
+    (out / "pairs.json").unlink(missing_ok=True)
+    pairs, skipped = [], []
+    for p in list_images(hr_dir):
+        try:
+            hr, _ = read_image(p)
+        except ImageReadError as e:
+            skipped.append(str(e))
+            continue
+        if cleanup_factor > 1:
+            hr = bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor)
+        hr = mod_crop(hr, scale)
+        if min(hr.shape[-2:]) < scale:
+            skipped.append(f"{p} is too small for x{scale}")
+            continue
+        write_png(out / "hr" / f"{p.stem}.png", hr)
+        write_png(out / "lr" / f"{p.stem}.png", bicubic_down(hr, scale))
+        pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name})
+    if not pairs:
+        raise SrpipeError(f"no usable image in {hr_dir} for bicubic pairs: " + "; ".join(skipped[:5]))
+    m = {
+        "pairs": pairs,
+        "scale": scale,
+        "mode": "bicubic",
+        "method": "bicubic",
+        "cleanup_factor": cleanup_factor,
+        "skipped": skipped,
+    }
+    write_json(out / "pairs.json", m)
+    return m
+
+
+def run_bicubic_pairs(hr_input: str, scale: int, cleanup_factor: int):
+    def fn(ctx: Context) -> dict:
+        m = make_bicubic_pairs(ctx.inputs[hr_input], ctx.out, scale, cleanup_factor)
+        return {"pairs": len(m["pairs"]), "mode": "bicubic"}
+
+    return fn
+
+
+def run_blind_pairs(hr_input: str, scale: int, cleanup_factor: int, draws: int, seed: int):
+    def fn(ctx: Context) -> dict:
+        from srpipe.degrade.blind import make_blind_pairs
+
+        hr_dir = ctx.inputs[hr_input]
+        if cleanup_factor > 1:  # the HR of the other pairs (TDSR): cleaned first, then degraded blindly
+            hr_dir = ctx.out / "cleaned_hr"
+            _write_cleaned_hr(ctx.inputs[hr_input], hr_dir, cleanup_factor)
+        m = make_blind_pairs(hr_dir=hr_dir, out_dir=ctx.out, scale=scale, draws=draws, seed=seed)
+        return {"pairs": len(m["pairs"]), "mode": "blind", "draws": draws}
+
+    return fn
+
+
+def _write_cleaned_hr(src: Path, dest: Path, cleanup_factor: int) -> None:
+    """make-pairs' TDSR cleanup (bicubic_down by the factor after a mod-crop) of every readable image."""
+    from srpipe.io.imageio import ImageReadError, list_images, read_image, write_png
+    from srpipe.io.resize import bicubic_down, mod_crop
+
+    for p in list_images(src):
+        try:
+            hr, _ = read_image(p)
+        except ImageReadError:
+            continue  # the blind pairs skip what they cannot read, as make-pairs does
+        write_png(dest / f"{p.stem}.png", bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor))
