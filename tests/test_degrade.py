@@ -46,6 +46,40 @@ def test_generator_and_discriminator_shapes_and_ranges():
     assert sum(isinstance(m, torch.nn.PReLU) for m in G.modules()) == 1 + 2
 
 
+def test_spectral_norm_discriminator_bounds_every_conv_and_drops_batch_norm():
+    D = DSGANDiscriminator(features=8, spectral_norm=True)
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(torch.nn.utils.parametrize.is_parametrized(c, "weight") for c in convs)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    x = torch.rand(2, 3, 16, 16)
+    for _ in range(20):  # power iterations converge in training mode
+        D(x)
+    D.eval()
+    for c in convs:  # largest singular value of the reshaped weight: 1 (power iteration, loose)
+        w = c.weight.flatten(1)
+        assert float(torch.linalg.matrix_norm(w.detach(), ord=2)) == pytest.approx(1.0, abs=0.05)
+    plain = DSGANDiscriminator(features=8)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 2
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in plain.modules())
+
+
+def test_d_lr_scale_sets_the_discriminators_lr_only(tiny_hr, tiny_lr, tmp_path, monkeypatch):
+    from srpipe.engine import accel
+
+    opts = []
+    real_adam = accel.adam
+    monkeypatch.setattr(accel, "adam", lambda *a, **k: opts.append(real_adam(*a, **k)) or opts[-1])
+    c = cfg(**{"optim.d_lr_scale": 0.25, "model.d_spectral_norm": "true", "optim.iters": 2})
+    train(c, hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "run", run=run_opts())
+    opt_g, opt_d = opts  # built in this order by train()
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(0.25e-3)
+    with pytest.raises(ValueError, match="d_lr_scale"):
+        OptimConfig(d_lr_scale=0)
+    paper = build_config(DegradeConfig, preset=PRESETS["paper"])
+    assert paper.optim.d_lr_scale == 1.0 and paper.model.d_spectral_norm is False
+
+
 def test_generator_receptive_radius_is_exact():
     G = DSGANGenerator(features=4, res_blocks=2).eval()
     r = G.receptive_radius

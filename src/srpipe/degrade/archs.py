@@ -74,23 +74,30 @@ class DSGANDiscriminator(nn.Module):
 
     Args:
         features: width of the first layer (paper: 64).
+        spectral_norm: spectral norm on every convolution and no batch norm (Miyato et al. 2018)
+            (paper: False).
     Shapes:
         x: (B, 3, H, W), a high-pass image around 0.5 -> (B, 1, H, W) logits (sigmoid = P(real)).
     """
 
-    def __init__(self, *, features: int = 64):
+    def __init__(self, *, features: int = 64, spectral_norm: bool = False):
         super().__init__()
         f = features
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+
+        def norm(c: int) -> nn.Module:  # batch norm would rescale what spectral norm bounds
+            return nn.Identity() if spectral_norm else nn.BatchNorm2d(c)
+
         self.net = nn.Sequential(
-            nn.Conv2d(3, f, 5, padding=2),
+            sn(nn.Conv2d(3, f, 5, padding=2)),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(f, 2 * f, 5, padding=2),
-            nn.BatchNorm2d(2 * f),
+            sn(nn.Conv2d(f, 2 * f, 5, padding=2)),
+            norm(2 * f),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * f, 4 * f, 5, padding=2),
-            nn.BatchNorm2d(4 * f),
+            sn(nn.Conv2d(2 * f, 4 * f, 5, padding=2)),
+            norm(4 * f),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(4 * f, 1, 1),
+            sn(nn.Conv2d(4 * f, 1, 1)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,9 @@ class ModelConfig:
     d_features: int = 64  # discriminator first-layer width; then x2, x4 (paper: 64, 128, 256)
     noise_channels: int = 0  # standard-normal input maps of the generator (paper: 0; see DSGANGenerator)
     residual: bool = False  # generator outputs x + correction instead of sigmoid(...) (paper: False)
+    # Spectral norm on D's convolutions and no batch norm (Miyato et al. 2018, SN-GAN) (paper: False):
+    # bounds D's Lipschitz constant, so it cannot sharpen its decision on a handful of real images.
+    d_spectral_norm: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,13 @@ class OptimConfig:
     batch: int = 16  # official --batch_size 16
     iters: int = 80_000  # official: 300 epochs of ~one crop per image; 80k steps at batch 16 (design notes)
     decay_start: float = 0.5  # fraction of iters after which lr decays linearly to 0 (official: last 150 of 300 epochs)
+    d_lr_scale: float = 1.0  # D's lr = d_lr_scale * lr, same schedule (official: 1; TTUR, Heusel et al. 2017)
 
     def __post_init__(self):
         if self.iters < 1 or self.batch < 1:
             raise ValueError("optim.iters and optim.batch must be >= 1")
+        if self.d_lr_scale <= 0:
+            raise ValueError(f"optim.d_lr_scale must be > 0, got {self.d_lr_scale}")
         if not 0 <= self.decay_start <= 1:
             raise ValueError(f"optim.decay_start must be in [0, 1], got {self.decay_start}")
 

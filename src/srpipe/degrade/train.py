@@ -201,7 +201,7 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
         "noise_channels": M.noise_channels,
         "residual": M.residual,
     }
-    d_args = {"features": cfg.model.d_features}
+    d_args = {"features": cfg.model.d_features, "spectral_norm": cfg.model.d_spectral_norm}
     G = DSGANGenerator(**g_args)
     D = DSGANDiscriminator(**d_args)
     if world.size > 1:
@@ -251,9 +251,9 @@ def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: 
 
     def train_step(step: int, guard: StepGuard) -> tuple[float, dict[str, torch.Tensor]]:
         lr = lr_at(step - 1, optim)
-        for opt in (opt_g, opt_d):
+        for opt, scale in ((opt_g, 1.0), (opt_d, optim.d_lr_scale)):
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * scale
         # Every rank draws the global batch (same stream) and gathers its own rows on the device.
         d_hr = augment.draw(
             gen, hr_bank.sizes, optim.batch, D_.hr_crop, multiple=D_.scale, flips=D_.flips, rotations=D_.rotations
