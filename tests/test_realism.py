@@ -104,7 +104,7 @@ def test_report_ranks_matching_degradation_closer_than_bicubic():
     real, synthetic, hr = _sets()
     rep = realism.degradation_report(real, synthetic, hr, 2, cfg=realism.RealismConfig(inception=False))
     rows = {r["metric"]: r for r in rep["rows"]}
-    assert set(rows) == {"noise", "hf_spectrum", "color", "blockiness"}
+    assert set(rows) == {"noise", "hf_spectrum", "band_level", "color", "blockiness"}
     assert rep["counts"] == {"real": 5, "synthetic": 5, "bicubic": 5}
     for m in ("noise", "hf_spectrum", "blockiness"):
         assert rows[m]["closer"] == "synthetic", rows[m]
@@ -137,7 +137,7 @@ def test_report_kid_fid_rows_with_inception(torch_home):
 def test_report_without_inception_weights_says_so(empty_torch_home):
     real, synthetic, hr = _sets(2)
     rep = realism.degradation_report(real, synthetic, hr, 2, cfg=realism.RealismConfig(patches=1, patch_size=32))
-    assert {r["metric"] for r in rep["rows"]} == {"noise", "hf_spectrum", "color", "blockiness"}
+    assert {r["metric"] for r in rep["rows"]} == {"noise", "hf_spectrum", "band_level", "color", "blockiness"}
     assert any("KID/FID skipped" in n and "pt_inception" in n for n in rep["notes"])
 
 
