@@ -160,3 +160,46 @@ def test_folder_report_infers_scale(tmp_path):
     (other / "im_00.png").rename(other / "unrelated.png")
     with pytest.raises(realism.SrpipeError, match="cannot infer the scale"):
         realism.folder_report(r, s, other, cfg=realism.RealismConfig(inception=False))
+
+
+def test_advice_suggests_only_what_the_pairs_did_not_do():
+    """A blocky real LR: JPEG is suggested only when the synthetic LR's pairs.json shows no JPEG stage."""
+    real, synthetic, hr = _sets(3)
+    dsgan_jpeg = {"generator": {}, "jpeg": {"spec": {"mode": "auto"}, "qualities": {"a": 48, "b": 52, "c": None}}}
+    rep = realism.degradation_report(
+        real, synthetic, hr, 2, cfg=realism.RealismConfig(inception=False), pairs=dsgan_jpeg
+    )
+    [note] = [n for n in rep["notes"] if "8x8 blocking" in n]
+    assert "make-pairs JPEG-compressed 2 synthetic LR image(s), quality 48-52" in note
+    assert "JPEG-compress" not in note.replace("JPEG-compressed", "") and "--jpeg" not in note
+    b = {"real": 1.4}
+
+    def one(pairs) -> str:
+        [n] = realism.advice(b, pairs)
+        return n
+
+    assert "already" in one({"method": "blind"}) and "--jpeg" not in one({"method": "blind"})
+    off = one({"method": "dsgan", "jpeg": {"spec": {"mode": "off"}, "qualities": {"a": None}}})
+    assert "cannot make blocks" in off and "ran with --jpeg off: use --jpeg auto" in off
+    pdm = one({"method": "pdm", "jpeg": {"spec": {"mode": "auto"}, "qualities": {"a": None}}})
+    assert "cannot make blocks" not in pdm and "pass --jpeg Q or QMIN:QMAX" in pdm  # pdm has its own grid
+    assert "bicubic pairs have no JPEG stage" in one({"method": "bicubic"})
+    assert "make-pairs --jpeg auto (its default)" in one(None)  # unknown provenance: the general advice
+    assert realism.advice({"real": 1.0}, None) == []  # no blocking, nothing to say
+
+
+def test_folder_report_reads_the_pairs_json_beside_lr(tmp_path):
+    from srpipe.io.imageio import write_png
+
+    real, synthetic, hr = _sets(2)
+    for name, imgs in (("real", real), ("pairs/lr", synthetic), ("pairs/hr", hr)):
+        for i, im in enumerate(imgs):
+            write_png(tmp_path / name / f"im{i}.png", im)
+    (tmp_path / "pairs" / "pairs.json").write_text('{"method": "blind"}')
+    rep = realism.folder_report(
+        tmp_path / "real",
+        tmp_path / "pairs" / "lr",
+        tmp_path / "pairs" / "hr",
+        cfg=realism.RealismConfig(inception=False),
+    )
+    assert any("the blind recipe JPEG-compresses every synthetic LR image" in n for n in rep["notes"])

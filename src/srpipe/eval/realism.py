@@ -321,8 +321,13 @@ def degradation_report(
     cfg: RealismConfig = RealismConfig(),
     weights_dir=None,
     device="cpu",
+    pairs: dict | None = None,
 ) -> dict:
-    """Distances of synthetic LR and of bicubic LR (of `hr`) to real LR; see the module docstring."""
+    """Distances of synthetic LR and of bicubic LR (of `hr`) to real LR; see the module docstring.
+
+    `pairs`: the pairs.json of the folder the synthetic LR comes from (make-pairs'), so the advice in
+    the notes only suggests what was not done (`advice`); None when unknown.
+    """
     from srpipe.io.resize import bicubic_down, mod_crop
 
     if scale < 1:
@@ -405,12 +410,7 @@ def degradation_report(
         )
     )
     jpeg_stage = {k: _jpeg_estimate(v) for k, v in (("real", real), ("synthetic", synthetic))}
-    if b["real"] > BLOCKY:
-        notes.append(
-            f"the real LR shows JPEG 8x8 blocking (blockiness {b['real']:.2f}): a degradation generator without a "
-            "grid (DSGAN's stride-1 convolutions are translation-equivariant) cannot make blocks on a fixed "
-            "8-pixel grid, so this gap stays; JPEG-compress the synthetic LR if the SR model must learn to remove them"
-        )
+    notes += advice(b, pairs)
     return {
         "scale": scale,
         "counts": {k: len(v) for k, v in sets.items()},
@@ -419,6 +419,46 @@ def degradation_report(
         "jpeg": {k: v.to_json() for k, v in jpeg_stage.items()},
         "config": asdict(cfg),
     }
+
+
+def advice(blockiness: dict, pairs: dict | None) -> list[str]:
+    """What to do about a JPEG-blocked real LR, given what made the synthetic LR (`pairs`: its pairs.json).
+
+    Nothing is suggested that the pairs already had: a JPEG stage applied by make-pairs (its
+    `jpeg.qualities`) or the blind recipe's own JPEG. DSGAN's grid limitation is said for DSGAN (or
+    unknown) pairs only: pdm's forward ends in the JPEG stage itself.
+    """
+    from srpipe.io.jpeg import summarize
+
+    b = blockiness["real"]
+    if not b > BLOCKY:
+        return []
+    seen = f"the real LR shows JPEG 8x8 blocking (blockiness {b:.2f})"
+    method = (pairs or {}).get("method") or ("dsgan" if pairs and "generator" in pairs else None)
+    jpeg = (pairs or {}).get("jpeg") or {}
+    used = [q for q in (jpeg.get("qualities") or {}).values() if q is not None]
+    if method == "blind":
+        return [f"{seen}; the blind recipe JPEG-compresses every synthetic LR image (quality 30-95) already"]
+    if used:
+        return [f"{seen}; make-pairs JPEG-compressed {len(used)} synthetic LR image(s), quality {summarize(used)}"]
+    grid = (
+        ": a generator without a grid (DSGAN's stride-1 convolutions are translation-equivariant) cannot make "
+        "blocks on a fixed 8-pixel grid, so this gap stays until the LR is JPEG-compressed"
+        if method in (None, "dsgan")
+        else ""
+    )
+    if pairs is None:
+        how = (
+            "make-pairs --jpeg auto (its default) compresses the synthetic LR at the qualities estimated from the "
+            "real LR; if these LR images are make-pairs output, pass their folder's pairs.json to see what it applied"
+        )
+    elif (jpeg.get("spec") or {}).get("mode") == "off":
+        how = 'make-pairs ran with --jpeg off: use --jpeg auto (pipeline: [pairs] jpeg = "auto") so SR learns to remove them'
+    elif method == "bicubic":
+        how = "bicubic pairs have no JPEG stage: SR trained on them never sees blocks"
+    else:
+        how = "make-pairs applied no JPEG stage (its model stored no JPEG estimate): pass --jpeg Q or QMIN:QMAX"
+    return [f"{seen}{grid}; {how}"]
 
 
 def _jpeg_estimate(items: Sequence):
@@ -545,9 +585,23 @@ def folder_report(
                 f"cannot infer the scale: no same-named images in {synthetic_dir} and {hr_dir} with an integer size "
                 "ratio; pass --scale"
             )
-    report = degradation_report(real, synthetic, hr, scale, cfg=cfg, weights_dir=weights_dir, device=device)
+    report = degradation_report(
+        real, synthetic, hr, scale, cfg=cfg, weights_dir=weights_dir, device=device, pairs=pairs_manifest(synthetic_dir)
+    )
     report["folders"] = {"real": str(real_dir), "synthetic": str(synthetic_dir), "hr": str(hr_dir)}
     return report
+
+
+def pairs_manifest(lr_dir) -> dict | None:
+    """The pairs.json of a make-pairs output whose lr/ folder is `lr_dir` (None if there is none)."""
+    import json
+
+    p = Path(lr_dir).parent / "pairs.json"
+    try:
+        m = json.loads(p.read_text()) if Path(lr_dir).name == "lr" else None
+    except (OSError, json.JSONDecodeError):
+        return None
+    return m if isinstance(m, dict) else None
 
 
 def _num(v) -> str:

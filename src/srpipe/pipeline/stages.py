@@ -262,7 +262,7 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
     pairs'; the bicubic LR is bicubic_down of the same HR, i.e. what the baseline was trained on.
     """
     from srpipe.io.imageio import list_images
-    from srpipe.eval.realism import RealismConfig, degradation_report
+    from srpipe.eval.realism import RealismConfig, degradation_report, pairs_manifest
 
     real = held_out_real(ctx.inputs, limit=None)
     if not real:
@@ -277,6 +277,7 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
         cfg=RealismConfig(inception=fid),
         weights_dir=ctx.run.weights_dir or None,
         device=resolve_device(ctx.run.device),
+        pairs=pairs_manifest(pairs / "lr"),  # what make-pairs applied: the advice suggests only the rest
     )
     return {**report, "synthetic_from": source}
 
@@ -403,7 +404,7 @@ def build_stages(p: Pipeline) -> list[Stage]:
             stages.append(
                 Stage(
                     "eval",
-                    2,
+                    3,  # 3: the realism advice reads the pairs.json
                     {"scale": scale, "fid": p.fid},
                     eval_raw,
                     deps,
