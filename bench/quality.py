@@ -1,67 +1,79 @@
-"""Does SR trained on srpipe's pairs beat SR trained on bicubic pairs on the target domain's real images?
+"""Does SR trained on srpipe's pairs beat SR trained on the pairs a user would otherwise make?
 
-Ground-truth comparisons with the same SR recipe and budget on three pair sets:
+Ground-truth comparisons with the same SR recipe and budget on pair sets of the same HR photos A:
 
-- ``bicubic``: HR set A with its bicubic x4 downscale (what most SR models are trained on);
-- ``srpipe``: A degraded by srpipe's learned model (DSGAN + the estimated JPEG stage), which only
-  ever saw set C's degraded copies, unpaired with A;
-- ``true``: A degraded by the true degradation (the upper bound for this SR recipe).
+- ``bicubic``: A with its bicubic x4 downscale (what most SR models are trained on);
+- ``blind``: A through Real-ESRGAN's blind second-order degradation (`srpipe.degrade.blind`, the
+  published recipe), BLIND_DRAWS LR draws per HR photo (same SR steps);
+- ``dsgan``: A through srpipe's DSGAN learner + the estimated JPEG stage (`degrade-train --method
+  dsgan`), which only ever saw set C's degraded copies, unpaired with A;
+- ``pdm``: A through srpipe's PDM learner (an explicit kernel, noise and JPEG; `--method pdm`), same data;
+- ``true``: A degraded by the true degradation (the upper bound for this SR recipe; none on realsr).
 
-Each SR model upscales the degraded LR of the test set T; PSNR-Y / SSIM-Y (BasicSR convention, border
-of 4 cropped) and LPIPS (when the AlexNet weights resolve) are computed against T's HR.
-Gap closure = (srpipe - bicubic) / (true - bicubic) in PSNR-Y. The realism columns are the
-`eval-degradation` statistics of each training LR set against the held-out real LR (T's degraded LR):
-noise sigma in flat regions and the JPEG 8x8 grid strength, as absolute distances to real.
-
-Degradations (each applied to the HR photo, giving an LR photo of 1/4 its size):
-
-- ``noise``: FSSR's DF2K "sensor noise" corruption (AIM 2019 RWSR track 1): bicubic x4 downscale,
-  then white Gaussian noise of sigma 8 levels per pixel and channel *on the LR*, then 8-bit rounding.
-  Stored as PNG.
-- ``jpeg``: FSSR's DF2K "compression" corruption: bicubic x4 downscale, 8-bit rounding, then JPEG
-  quality 30 (libjpeg through Pillow, 4:2:0 chroma) *on the LR*. Stored as the JPEG file itself.
-- ``camera``: a camera of our own design. Optics: Gaussian lens PSF (sigma 1.2-1.8 HR px) in linear
-  light. Sensor: x4 pixel integration (box), RGGB Bayer mosaic, Poisson-Gaussian noise (variance
-  a*x + b with a = 4e-3, b = 1e-5 in linear [0, 1]). Processing: bilinear demosaic, sRGB gamma,
-  unsharp mask (amount 0.6). Compression: JPEG quality 70-90 per photo. Stored as the JPEG file.
-- ``realsr``: a real one: RealSR (NTIRE 2019) camera pairs, whose LR is registered at the HR's pixel
-  size; the LR side is bicubic-downscaled x4 as its SOURCES.md says. Half of the pairs' LR is the
-  real LR the learner sees, the other half is the test set; HR for training is A. No true arm.
+Each SR model upscales the degraded LR of the test set T; see quality_eval.py for the scores, the LR
+statistics (noise, JPEG grid, mid/low band level) against the held-out real LR (T's degraded LR), gap
+closure = (arm - bicubic) / (true - bicubic) in PSNR-Y, and the kernel errors (each learner's mean
+kernel against the degradation's known kernel, next to bicubic's). The degradations are documented
+in quality_degradations.py (noise, jpeg, camera, blur: one known kernel); ``realsr``: RealSR (NTIRE
+2019) camera pairs, whose LR is registered at the HR's pixel size; the LR side is bicubic-downscaled
+x4 as its SOURCES.md says. Half of the pairs' LR is the real LR the learner sees, the other half is
+the test set; HR for training is A. No true arm.
 
 Sets: `hr/train` (92 photos) is shuffled with a fixed seed and split into disjoint A, C and T.
 
-    python bench/quality.py                      # CPU mode (about 40 minutes on 2 cores)
+    python bench/quality.py --jobs 2             # CPU mode: 2 worker processes, 1 torch thread each
     python bench/quality.py --mode gpu           # paper-size networks and budgets
     python bench/quality.py --only noise,camera  # a subset; results of earlier runs are reused
+    python bench/quality.py --arms bicubic,true  # a subset of the arms
     python bench/quality.py --ablation           # also: DSGAN without JPEG / JPEG after G / in the loop
 
-Every trained model is cached under --work by a hash of what it depends on, so a rerun with one
-setting changed retrains only what that setting changes.
+Every set, pair folder, learned model, SR model and evaluation is cached under --work by a hash of
+what it depends on (quality_tasks.py), so a rerun with one setting changed rebuilds only what that
+setting changes, SR models on the same pairs are trained once (bicubic and blind serve every
+degradation), and a run killed midway keeps what finished.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
+import inspect
 import json
-import random
+import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import quality_eval as qe
+from quality_degradations import (  # noqa: F401  (re-exported: tests and notebooks use quality.*)
+    DEGRADATIONS,
+    TARGETED_KERNELS,
+    TRUE_KERNELS,
+    blur_kernel,
+    blur_lr,
+    degrade_blur,
+    degrade_camera,
+    degrade_jpeg,
+    degrade_noise,
+    build_realsr_sets,
+    build_true_sets,
+    realsr_split,
+    split_photos,
+    write_degraded,
+    write_pairs,
+    _link_folder,
+)
+from quality_tasks import Task, clear_failed, done_seconds, run_tasks, spawn_workers, stderr_log
 from srpipe.config import RunOptions, build_config, to_dict
-from srpipe.io.imageio import encode_png, list_images, read_image, to_uint, write_png
-from srpipe.eval.metrics import psnr, ssim
-from srpipe.eval.realism import RealismConfig, blockiness, noise_sigma
-from srpipe.io.resize import bicubic_down, mod_crop
 
 SCALE = 4
 ROOT = Path(__file__).resolve().parent.parent
+BLIND_DRAWS = 3  # blind LR draws per HR photo (the recipe draws a new degradation every time it sees a photo)
+KINDS = ("noise", "jpeg", "camera", "blur", "realsr")
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,8 @@ class Mode:
     sr_preset: str
     sr_sets: tuple[str, ...]  # --set overrides of the ESRGAN preset (PSNR phase only is compared)
     device: str
+    pdm_preset: str = "tiny"
+    pdm_sets: tuple[str, ...] = ()  # --set overrides of the PDM preset
 
 
 MODES = {
@@ -103,6 +117,7 @@ MODES = {
         sr_preset="paper",
         sr_sets=("psnr.iters=50000", "psnr.milestones=[30000]", "data.hr_patch=128"),
         device="cuda",
+        pdm_preset="paper",
     ),
     # Seconds: checks that every step runs (numbers mean nothing).
     "smoke": Mode(
@@ -114,455 +129,354 @@ MODES = {
         sr_preset="tiny",
         sr_sets=("psnr.iters=10", "psnr.milestones=[]"),
         device="cpu",
+        pdm_sets=("optim.iters=10",),
     ),
 }
 
 
-# ------------------------------------------------------------------------------------------ degradations
+@dataclass(frozen=True)
+class Arm:
+    """Where one arm's training pairs come from."""
+
+    name: str
+    source: str  # bicubic | blind | true | learned
+    method: str | None = None  # learned: dsgan | pdm
+    jpeg: str = "auto"  # make-pairs --jpeg of a learned arm
+    learner_sets: tuple[str, ...] = ()  # extra --set overrides of the learner
 
 
-def _jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=2)  # 4:2:0, libjpeg's default
-    return buf.getvalue()
-
-
-def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0, 1)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
-
-
-def degrade_noise(hr: torch.Tensor, rng: np.random.Generator) -> tuple[bytes, str]:
-    lq = bicubic_down(hr[None], SCALE)[0].numpy()
-    lq = lq + rng.normal(0, 8 / 255, lq.shape)
-    return encode_png(to_uint(torch.from_numpy(lq).float())), "png"
+ARMS = {
+    a.name: a
+    for a in (
+        Arm("bicubic", "bicubic"),
+        Arm("blind", "blind"),
+        Arm("dsgan", "learned", "dsgan"),
+        Arm("pdm", "learned", "pdm"),
+        Arm("true", "true"),
+    )
+}
+# The JPEG ablation of DSGAN: no JPEG stage / JPEG after G only / JPEG in the loop (the tiny preset's).
+ABLATION = {
+    a.name: a
+    for a in (
+        Arm("dsgan-no-jpeg", "learned", "dsgan", jpeg="off", learner_sets=("jpeg.in_loop=false",)),
+        Arm("dsgan-jpeg-after-G", "learned", "dsgan", learner_sets=("jpeg.in_loop=false",)),
+        Arm("dsgan-jpeg-in-loop", "learned", "dsgan", learner_sets=("jpeg.in_loop=true",)),
+    )
+}
 
 
-def degrade_jpeg(hr: torch.Tensor, rng: np.random.Generator) -> tuple[bytes, str]:
-    return _jpeg_bytes(to_uint(bicubic_down(hr[None], SCALE)[0]), 30), "jpg"
-
-
-def degrade_camera(hr: torch.Tensor, rng: np.random.Generator) -> tuple[bytes, str]:
-    import cv2
-
-    lin = _srgb_to_linear(hr.permute(1, 2, 0).double().numpy())
-    sigma = rng.uniform(1.2, 1.8)
-    lin = cv2.GaussianBlur(lin, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    h, w = lin.shape[0] // SCALE, lin.shape[1] // SCALE
-    lin = lin[: h * SCALE, : w * SCALE].reshape(h, SCALE, w, SCALE, 3).mean(axis=(1, 3))  # pixel integration
-    mosaic = np.empty((h, w))
-    mosaic[0::2, 0::2] = lin[0::2, 0::2, 0]  # RGGB
-    mosaic[0::2, 1::2] = lin[0::2, 1::2, 1]
-    mosaic[1::2, 0::2] = lin[1::2, 0::2, 1]
-    mosaic[1::2, 1::2] = lin[1::2, 1::2, 2]
-    mosaic = mosaic + rng.normal(0, 1, mosaic.shape) * np.sqrt(4e-3 * np.clip(mosaic, 0, 1) + 1e-5)
-    raw = np.clip(mosaic * 65535, 0, 65535).astype(np.uint16)
-    rgb = cv2.cvtColor(raw, cv2.COLOR_BayerRG2RGB).astype(np.float64) / 65535  # OpenCV's Bayer naming is shifted
-    srgb = _linear_to_srgb(rgb)
-    blur = cv2.GaussianBlur(srgb, (0, 0), 1.0)
-    srgb = srgb + 0.6 * (srgb - blur)
-    rgb8 = (np.clip(srgb, 0, 1) * 255).round().astype(np.uint8)
-    return _jpeg_bytes(rgb8, int(rng.integers(70, 91))), "jpg"
-
-
-DEGRADATIONS = {"noise": degrade_noise, "jpeg": degrade_jpeg, "camera": degrade_camera}
-
-
-def _seed_of(name: str, salt: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{salt}/{name}".encode()).digest()[:8], "little")
-
-
-def write_degraded(kind: str, hr_paths: list[Path], out: Path) -> None:
-    """OUT/NAME.{png,jpg}: the true degradation of each HR photo (seeded by its name)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for p in hr_paths:
-        hr, _ = read_image(p)
-        hr = mod_crop(hr, SCALE)
-        data, ext = DEGRADATIONS[kind](hr, np.random.default_rng(_seed_of(p.stem, kind)))
-        (out / f"{p.stem}.{ext}").write_bytes(data)
-
-
-def write_pairs(hr_paths: list[Path], lq_dir: Path | None, out: Path) -> Path:
-    """A pairs folder (hr/, lr/ as sr-train reads it): LR from `lq_dir` by stem, or bicubic when None."""
-    lq_by_stem = {q.stem: q for q in lq_dir.iterdir()} if lq_dir is not None else {}
-    for p in hr_paths:
-        hr, _ = read_image(p)
-        hr = mod_crop(hr, SCALE)
-        write_png(out / "hr" / f"{p.stem}.png", hr)
-        if lq_dir is None:
-            write_png(out / "lr" / f"{p.stem}.png", bicubic_down(hr[None], SCALE)[0])
-        else:
-            write_png(out / "lr" / f"{p.stem}.png", read_image(lq_by_stem[p.stem])[0])
-    return out
-
-
-# ------------------------------------------------------------------------------------------ cached steps
+# ------------------------------------------------------------------------------------------ builds
 
 
 def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _folder_digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(folder)).encode())
-            h.update(hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()[:16]
+def _source(fn) -> str:
+    """A function's source: a key part, so editing a degradation rebuilds what it made."""
+    return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
 
 
-def cached(work: Path, what: str, key: str, build) -> Path:
-    """Run `build(tmp_dir)` once per (what, key); the folder counts only once its DONE marker exists."""
-    out = work / what / key
-    if (out / "DONE").exists():
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    build(out)
-    (out / "DONE").write_text(f"{time.perf_counter() - t0:.1f}\n")
-    return out
+def learner_config(mode: Mode, arm: Arm):
+    if arm.method == "dsgan":
+        from srpipe.degrade.config import PRESETS, DegradeConfig
+
+        return build_config(
+            DegradeConfig, preset=PRESETS[mode.degrade_preset], sets=[*mode.degrade_sets, *arm.learner_sets]
+        )
+    from srpipe.degrade.config import PDM_PRESETS, PDMConfig
+
+    return build_config(PDMConfig, preset=PDM_PRESETS[mode.pdm_preset], sets=[*mode.pdm_sets, *arm.learner_sets])
 
 
-def seconds(folder: Path) -> float:
-    return float((folder / "DONE").read_text())
+def build_learner(mode: Mode, arm: Arm, a_dir: Path, real_lr: Path, out: Path) -> None:
+    run = RunOptions(device=mode.device)
+    cfg = learner_config(mode, arm)
+    if arm.method == "dsgan":
+        from srpipe.degrade import train as dsgan
+
+        dsgan.train(cfg, hr_dir=a_dir, lr_dir=real_lr, out_dir=out, run=run)
+    else:
+        from srpipe.degrade import pdm_train
+
+        pdm_train.train(cfg, hr_dir=a_dir, lr_dir=real_lr, out_dir=out, run=run)
 
 
-def train_sr(work: Path, mode: Mode, pairs: Path) -> Path:
+def build_sr(mode: Mode, pairs: Path, out: Path) -> None:
     from srpipe.upscale import train as esrgan
+
+    esrgan.train(sr_config(mode), pairs=pairs, out_dir=out, run=RunOptions(device=mode.device), phase="psnr")
+
+
+def sr_config(mode: Mode):
     from srpipe.upscale.config import PRESETS, UpscaleConfig
 
-    cfg = build_config(UpscaleConfig, preset=PRESETS[mode.sr_preset], sets=list(mode.sr_sets))
-    key = _digest("sr", to_dict(cfg), _folder_digest(pairs))  # the resolved config: a preset edit retrains
-    run = RunOptions(device=mode.device)
-    return cached(work, "sr", key, lambda out: esrgan.train(cfg, pairs=pairs, out_dir=out, run=run, phase="psnr"))
+    return build_config(UpscaleConfig, preset=PRESETS[mode.sr_preset], sets=list(mode.sr_sets))
+
+
+_LPIPS: dict = {}
+
+
+def build_eval(mode: Mode, kind: str, arm: Arm, dirs: dict[str, Path], lr_only: bool, out: Path) -> None:
+    """OUT/scores.json: the arm's SR scores on `kind`'s test set and its training LR statistics."""
+    sets = dirs["sets"]
+    test_lq, test_gt = sorted((sets / "test_lr").iterdir()), sorted((sets / "test_hr").iterdir())
+    if lr_only:
+        sc = qe.Scores(float("nan"), float("nan"), None)
+    else:
+        if mode.device not in _LPIPS:
+            _LPIPS[mode.device] = qe.lpips_or_none(mode.device)
+        sc = qe.evaluate_sr(dirs["sr"], test_lq, test_gt, mode.device, _LPIPS[mode.device])
+    st = qe.lr_stats(sorted((dirs["pairs"] / "lr").iterdir()))
+    res = {**sc.__dict__, **st}
+    k_true = TRUE_KERNELS.get(kind)
+    if k_true is not None and (arm.source == "bicubic" or arm.method == "pdm"):
+        res["kernel_error"] = kernel_error_of(arm, dirs.get("learner"), k_true())
+    (out / "scores.json").write_text(json.dumps(res, indent=1))
+
+
+def kernel_error_of(arm: Arm, learner: Path | None, k_true: torch.Tensor) -> float:
+    from srpipe.io.kernels import bicubic_kernel, kernel_error
+
+    if arm.source == "bicubic":
+        k = bicubic_kernel(SCALE, k_true.shape[-1])
+    else:
+        k = torch.from_numpy(np.load(learner / "kernel_mean.npy"))
+    return kernel_error(k.double(), k_true.double())
+
+
+# ------------------------------------------------------------------------------------------ plan
 
 
 @dataclass(frozen=True)
-class Variant:
-    """How srpipe learns and applies the degradation (the JPEG ablation varies `jpeg` and `in_loop`)."""
+class Plan:
+    """What one run builds: the tasks, and per (kind, arm) the names of its sets, pairs, SR, eval and learner tasks."""
 
-    name: str
-    jpeg: str = "auto"  # make-pairs --jpeg
-    degrade_sets: tuple[str, ...] = ()  # extra --set overrides of DSGAN
-
-
-VARIANTS = {
-    "srpipe": Variant("srpipe"),
-    "no-jpeg": Variant("no-jpeg", jpeg="off", degrade_sets=("jpeg.in_loop=false",)),
-    "jpeg-after-G": Variant("jpeg-after-G", jpeg="auto", degrade_sets=("jpeg.in_loop=false",)),
-    "jpeg-in-loop": Variant("jpeg-in-loop", jpeg="auto", degrade_sets=("jpeg.in_loop=true",)),
-}
+    tasks: list[Task]
+    arms: dict[tuple[str, str], dict[str, str]]
 
 
-def srpipe_pairs(work: Path, mode: Mode, variant: Variant, a_dir: Path, real_lr: Path) -> tuple[Path, Path]:
-    """(degrade-train run folder, pairs folder) for one variant."""
-    from srpipe.degrade import train as dsgan
-    from srpipe.degrade.config import PRESETS, DegradeConfig
-    from srpipe.degrade.pairs import make_pairs
+def _pairs_tasks(kind: str, arm: Arm, mode: Mode, a: list[Path], a_dir: Path) -> tuple[list[Task], str, str | None]:
+    """(tasks, name of the pairs task, name of the learner task or None) of one arm on one kind."""
+    names = [p.name for p in a]
+    if arm.source == "bicubic":
+        return (
+            [
+                Task(
+                    "pairs:bicubic",
+                    "pairs",
+                    (),
+                    lambda k: _digest("bicubic", names),
+                    lambda o, d: write_pairs(a, None, o),
+                )
+            ],
+            "pairs:bicubic",
+            None,
+        )
+    if arm.source == "blind":
+        from srpipe.degrade.blind import BlindConfig, make_blind_pairs
 
-    sets = [*mode.degrade_sets, *variant.degrade_sets]
-    cfg = build_config(DegradeConfig, preset=PRESETS[mode.degrade_preset], sets=sets)
-    run = RunOptions(device=mode.device)
-    key = _digest("dsgan", to_dict(cfg), _folder_digest(a_dir), _folder_digest(real_lr))
-    model = cached(work, "dsgan", key, lambda out: dsgan.train(cfg, hr_dir=a_dir, lr_dir=real_lr, out_dir=out, run=run))
-    pkey = _digest("pairs", key, variant.jpeg)
-    pairs = cached(
-        work,
-        "pairs",
-        pkey,
-        lambda out: make_pairs(model=model, hr_dir=a_dir, out_dir=out, device=mode.device, jpeg=variant.jpeg),
+        def blind(o: Path, d) -> None:
+            make_blind_pairs(hr_dir=a_dir, out_dir=o, scale=SCALE, draws=BLIND_DRAWS, seed=0)
+
+        key = _digest("blind", names, BLIND_DRAWS, to_dict(BlindConfig()))
+        return [Task("pairs:blind", "pairs", (), lambda k: key, blind)], "pairs:blind", None
+    sets = f"sets:{kind}"
+    if arm.source == "true":
+        t = Task(
+            f"pairs:true:{kind}",
+            "pairs",
+            (sets,),
+            lambda k: _digest("true", k[sets]),
+            lambda o, d: write_pairs(a, d[sets] / "train_lr", o),
+        )
+        return [t], t.name, None
+    cfg = to_dict(learner_config(mode, arm))
+    learn = Task(
+        f"learn:{arm.name}:{kind}",
+        arm.method,
+        (sets,),
+        lambda k: _digest(arm.method, cfg, k[sets], names),
+        lambda o, d: build_learner(mode, arm, a_dir, d[sets] / "real_lr", o),
     )
-    return model, pairs
+
+    def pairs(o: Path, d) -> None:
+        from srpipe.degrade.pairs import make_pairs
+
+        make_pairs(model=d[learn.name], hr_dir=a_dir, out_dir=o, device=mode.device, jpeg=arm.jpeg)
+
+    t = Task(
+        f"pairs:{arm.name}:{kind}", "pairs", (learn.name,), lambda k: _digest("pairs", k[learn.name], arm.jpeg), pairs
+    )
+    return [learn, t], t.name, learn.name
 
 
-# ------------------------------------------------------------------------------------------ evaluation
+def _sets_task(kind: str, data: Path, a, c, t) -> Task:
+    if kind == "realsr":
+        split = realsr_split(data, n_test=8)
+        return Task(
+            "sets:realsr",
+            "sets-realsr",
+            (),
+            lambda k: _digest("realsr", split),
+            lambda o, d: build_realsr_sets(data, 8, o),
+        )
+    key = _digest(kind, [p.name for p in a + c + t], _source(DEGRADATIONS[kind]))
+    return Task(f"sets:{kind}", f"sets-{kind}", (), lambda k: key, lambda o, d: build_true_sets(kind, a, c, t, o))
 
 
-@dataclass
-class Scores:
-    psnr_y: float
-    ssim_y: float
-    lpips: float | None
-    seconds: float
-
-
-def evaluate_sr(model_dir: Path, test_lq: list[Path], test_gt: list[Path], device: str, lpips) -> Scores:
-    from srpipe.upscale import interop
-    from srpipe.upscale.infer import upscale_tensor
-
-    net, _, _ = interop.load_generator(model_dir / "psnr.safetensors")
-    net = net.eval().to(device)
-    p, s, lp = [], [], []
-    for lq_path, gt_path in zip(test_lq, test_gt, strict=True):
-        lq, _ = read_image(lq_path)
-        gt, _ = read_image(gt_path)
-        with torch.no_grad():
-            sr = upscale_tensor(net, lq, tile=0, device=device).clamp(0, 1)
-        sr = (sr * 255).round() / 255  # what a user gets: an 8-bit file
-        gt = gt[:, : sr.shape[1], : sr.shape[2]]
-        p.append(float(psnr(sr, gt, crop_border=SCALE)))
-        s.append(float(ssim(sr, gt, crop_border=SCALE)))
-        if lpips is not None:
-            lp.append(float(lpips(sr.to(device), gt.to(device))))
-    return Scores(float(np.mean(p)), float(np.mean(s)), float(np.mean(lp)) if lp else None, seconds(model_dir))
-
-
-def lr_stats(paths: list[Path]) -> dict:
-    """An LR set's noise sigma in flat regions (per channel, median over images, 8-bit levels) and
-    JPEG 8x8 grid strength (median over images), as `eval-degradation` computes them."""
-    cfg = RealismConfig()
-    noise, grid = [], []
-    for p in paths:
-        img, _ = read_image(p)
-        noise.append(noise_sigma(img, cfg).numpy() * 255)
-        grid.append(float(blockiness(img)))
-    rgb = np.median(np.stack(noise), axis=0)
-    return {
-        "noise_rgb": [round(float(v), 3) for v in rgb],
-        "noise": float(rgb.mean()),
-        "grid": float(np.nanmedian(grid)),
-    }
-
-
-def lr_distances(st: dict, real: dict) -> dict:
-    """Distances to the real LR: mean absolute difference over R, G, B (noise), absolute (grid)."""
-    return {
-        "noise_distance": float(np.abs(np.array(st["noise_rgb"]) - np.array(real["noise_rgb"])).mean()),
-        "grid_distance": abs(st["grid"] - real["grid"]),
-    }
-
-
-def _lpips_or_none(device: str):
-    from srpipe.eval.metrics import LPIPS
-    from srpipe.engine.weights import MissingWeightsError
-
-    try:
-        return LPIPS().to(device)
-    except MissingWeightsError as e:
-        print(f"note: LPIPS not reported ({str(e).splitlines()[0]})", file=sys.stderr)
-        return None
-
-
-# ------------------------------------------------------------------------------------------ main
-
-
-@dataclass
-class Result:
-    degradation: str
-    arms: dict[str, dict] = field(default_factory=dict)  # arm -> scores and LR stats
-    real_lr: dict = field(default_factory=dict)
-    jpeg_estimate: dict | None = None
-    closure: float | None = None
-
-
-def split_photos(data: Path, mode: Mode, seed: int = 0) -> tuple[list[Path], list[Path], list[Path]]:
-    photos = list_images(data / "hr" / "train")
-    if len(photos) < mode.n_a + mode.n_c + mode.n_t:
-        raise SystemExit(f"{data}/hr/train has {len(photos)} photos; mode needs {mode.n_a + mode.n_c + mode.n_t}")
-    random.Random(seed).shuffle(photos)
-    a = photos[: mode.n_a]
-    c = photos[mode.n_a : mode.n_a + mode.n_c]
-    t = photos[mode.n_a + mode.n_c : mode.n_a + mode.n_c + mode.n_t]
-    return a, c, t
-
-
-def _link_folder(paths: list[Path], out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    for p in paths:
-        q = out / p.name
-        if not q.exists():
-            q.symlink_to(p.resolve())
-    return out
-
-
-def realsr_sets(data: Path, work: Path, n_test: int) -> tuple[Path, list[Path], list[Path]]:
-    """(real-LR folder for the learner, test LR paths, test HR paths) from RealSR_NTIRE19."""
-    root = data / "real_pairs" / "RealSR_NTIRE19"
-    names = sorted(p.stem for p in list_images(root / "lr"))
-    random.Random(1).shuffle(names)
-    learn, test = names[: len(names) - n_test], names[len(names) - n_test :]
-    out = work / "realsr"
-
-    def build(d: Path) -> None:
-        for sub, chosen in (("real_lr", learn), ("test_lr", test)):
-            for n in chosen:
-                lq, _ = read_image(root / "lr" / f"{n}.png")
-                write_png(d / sub / f"{n}.png", bicubic_down(mod_crop(lq, SCALE)[None], SCALE)[0])
-        for n in test:
-            gt, _ = read_image(root / "hr" / f"{n}.png")
-            write_png(d / "test_hr" / f"{n}.png", mod_crop(gt, SCALE))
-
-    d = cached(out, "sets", _digest("realsr", learn, test), build)
-    return d / "real_lr", sorted((d / "test_lr").iterdir()), sorted((d / "test_hr").iterdir())
-
-
-def run_degradation(
-    kind: str,
-    mode: Mode,
-    data: Path,
-    work: Path,
-    variants: list[str],
-    lpips,
-    lr_only: bool = False,
-    arms_wanted: tuple[str, ...] = ("bicubic", "srpipe", "true"),
-) -> Result:
+def make_plan(kinds: list[str], arms: list[Arm], mode: Mode, data: Path, work: Path, lr_only: bool) -> Plan:
+    """Every task of the run, ordered so that the long ones (learners, SR) start first."""
     a, c, t = split_photos(data, mode)
     a_dir = _link_folder(a, work / "A")
-    res = Result(kind)
-    if kind == "realsr":
-        real_lr, test_lq, test_gt = realsr_sets(data, work, n_test=8)
-        true_pairs = None
-    else:
-        sets = cached(
-            work,
-            f"true-{kind}",
-            _digest(kind, [p.name for p in a + c + t]),
-            lambda d: (
-                write_degraded(kind, c, d / "real_lr"),
-                write_degraded(kind, t, d / "test_lr"),
-                write_degraded(kind, a, d / "train_lr"),
-                [write_png(d / "test_hr" / f"{p.stem}.png", mod_crop(read_image(p)[0], SCALE)) for p in t],
-            ),
-        )
-        real_lr = sets / "real_lr"
-        test_lq, test_gt = sorted((sets / "test_lr").iterdir()), sorted((sets / "test_hr").iterdir())
-        true_pairs = cached(
-            work,
-            "pairs",
-            _digest("true", kind, _folder_digest(sets / "train_lr"), len(a)),
-            lambda d: write_pairs(a, sets / "train_lr", d),
-        )
-    bic_pairs = cached(work, "pairs", _digest("bicubic", [p.name for p in a]), lambda d: write_pairs(a, None, d))
-
-    res.real_lr = lr_stats(test_lq)
-    arms: dict[str, Path] = {"bicubic": bic_pairs}
-    from srpipe.io.jpeg import estimate_folder
-
-    if estimate_folder(list_images(real_lr)).kind == "none":  # no JPEG stage: the ablation arms equal srpipe's
-        variants = [v for v in variants if v == "srpipe"]
-    for v in variants if "srpipe" in arms_wanted else []:
-        model, pairs = srpipe_pairs(work, mode, VARIANTS[v], a_dir, real_lr)
-        arms[v] = pairs
-        if v == "srpipe" and (model / "jpeg.json").exists():
-            res.jpeg_estimate = json.loads((model / "jpeg.json").read_text())
-    if true_pairs is not None:
-        arms["true"] = true_pairs
-    for arm, pairs in arms.items():
-        if arm not in arms_wanted and not (arm in VARIANTS and "srpipe" in arms_wanted):
-            continue
-        if lr_only:
-            sc = Scores(float("nan"), float("nan"), None, 0.0)
-        else:
-            sr_dir = train_sr(work, mode, pairs)
-            sc = evaluate_sr(sr_dir, test_lq, test_gt, mode.device, lpips)
-        st = lr_stats(sorted((pairs / "lr").iterdir()))
-        res.arms[arm] = {**sc.__dict__, **st, **lr_distances(st, res.real_lr)}
-        print(
-            f"  {kind:7s} {arm:13s} PSNR-Y {sc.psnr_y:6.2f}  SSIM-Y {sc.ssim_y:.4f}  "
-            f"noise {st['noise']:.2f}  grid {st['grid']:.3f}",
-            file=sys.stderr,
-        )
-    if {"true", "srpipe", "bicubic"} <= res.arms.keys():
-        gap = res.arms["true"]["psnr_y"] - res.arms["bicubic"]["psnr_y"]
-        res.closure = (res.arms["srpipe"]["psnr_y"] - res.arms["bicubic"]["psnr_y"]) / gap if gap > 0 else None
-    return res
-
-
-def table(results: list[Result]) -> str:
-    lines = [
-        "| degradation | pairs | PSNR-Y (dB) | SSIM-Y | LPIPS | gap closure | LR noise (real) | noise dist. "
-        "| LR grid (real) | grid dist. |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        for arm, a in r.arms.items():
-            closure = f"{r.closure:.2f}" if arm == "srpipe" and r.closure is not None else ""
-            lp = f"{a['lpips']:.4f}" if a["lpips"] is not None else "n/a"
-            lines.append(
-                f"| {r.degradation} | {arm} | {a['psnr_y']:.2f} | {a['ssim_y']:.4f} | {lp} | {closure} "
-                f"| {a['noise']:.2f} ({r.real_lr['noise']:.2f}) | {a['noise_distance']:.2f} "
-                f"| {a['grid']:.3f} ({r.real_lr['grid']:.3f}) | {a['grid_distance']:.3f} |"
+    sr_key = to_dict(sr_config(mode))
+    eval_src = [_source(f) for f in (build_eval, qe.evaluate_sr, qe.lr_stats, kernel_error_of)]
+    tasks: dict[str, Task] = {}
+    names: dict[tuple[str, str], dict[str, str]] = {}
+    for kind in kinds:
+        sets = _sets_task(kind, data, a, c, t)
+        tasks[sets.name] = sets
+        for arm in arms:
+            if arm.source == "true" and kind == "realsr":
+                continue
+            new, pairs, learn = _pairs_tasks(kind, arm, mode, a, a_dir)
+            sr = f"sr:{pairs}"
+            new.append(
+                Task(
+                    sr,
+                    "sr",
+                    (pairs,),
+                    lambda k, p=pairs: _digest("sr", sr_key, k[p]),
+                    lambda o, d, p=pairs: build_sr(mode, d[p], o),
+                )
             )
-    return "\n".join(lines)
+            role = {"sets": sets.name, "pairs": pairs, "learner": learn, "sr": None if lr_only else sr}
+            deps = tuple(v for v in role.values() if v)
+            new.append(
+                Task(
+                    f"eval:{arm.name}:{kind}",
+                    "eval",
+                    deps,
+                    lambda k, deps=deps, kind=kind: _digest("eval", [k[x] for x in deps], lr_only, kind, eval_src),
+                    lambda o, d, role=role, arm=arm, kind=kind: build_eval(
+                        mode, kind, arm, {r: d[n] for r, n in role.items() if n}, lr_only, o
+                    ),
+                )
+            )
+            for task in new:
+                if not (lr_only and task.what == "sr"):
+                    tasks.setdefault(task.name, task)
+            names[(kind, arm.name)] = role | {"eval": new[-1].name}
+    rank = {"sets": 0, "dsgan": 1, "pdm": 1, "pairs": 2, "sr": 3, "eval": 4}
+    ordered = sorted(tasks.values(), key=lambda x: rank.get(x.what.split("-")[0], 5))
+    return Plan(ordered, names)
 
 
-def main(argv=None) -> int:
+# ------------------------------------------------------------------------------------------ results
+
+
+def _timing(done: dict[str, Path], role: dict[str, str | None]) -> dict:
+    return {r: done_seconds(done[role[r]]) for r in ("learner", "pairs", "sr") if role.get(r) and role[r] in done}
+
+
+def collect(kinds: list[str], plan: Plan, done: dict[str, Path]) -> list[dict]:
+    """Per degradation: real-LR statistics, every finished arm's scores, distances, ratios, closures, kernels."""
+    results = []
+    for kind in kinds:
+        sets = done.get(f"sets:{kind}")
+        if sets is None:
+            continue
+        real = qe.lr_stats(sorted((sets / "test_lr").iterdir()))
+        arms: dict[str, dict] = {}
+        for (k, arm), role in plan.arms.items():
+            if k != kind or role["eval"] not in done:
+                continue
+            a = json.loads((done[role["eval"]] / "scores.json").read_text())
+            arms[arm] = {**a, **qe.lr_distances(a, real), "timing": _timing(done, role)}
+        res = {"degradation": kind, "real_lr": real, "arms": arms, "closure": qe.add_comparisons(arms)}
+        if kind in TRUE_KERNELS:
+            res["kernel"] = {
+                "true": "bicubic" if kind in ("noise", "jpeg") else kind,
+                "targeted": kind in TARGETED_KERNELS,
+            }
+        results.append(res)
+    return results
+
+
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=sorted(MODES), default="cpu")
     ap.add_argument(
-        "--data",
-        type=Path,
-        default=ROOT.parent / "shared" / "data",
-        help="the photo collection (hr/train, real_pairs/RealSR_NTIRE19)",
+        "--data", type=Path, default=ROOT.parent / "shared" / "data", help="hr/train, real_pairs/RealSR_NTIRE19"
     )
-    ap.add_argument(
-        "--work",
-        type=Path,
-        default=ROOT / "bench" / "out" / "quality",
-        help="cache of degraded sets, pairs and trained models",
-    )
-    ap.add_argument("--only", default="noise,jpeg,camera,realsr", help="comma-separated degradations")
-    ap.add_argument("--ablation", action="store_true", help="also the JPEG ablation variants")
-    ap.add_argument(
-        "--lr-only",
-        action="store_true",
-        help="only the LR statistics (no SR training): for tuning the degradation model",
-    )
-    ap.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        help="extra DSGAN override for this run, e.g. --set loss.w_adv=0.01 (repeatable)",
-    )
-    ap.add_argument("--arms", default="bicubic,srpipe,true", help="comma-separated arms to train and report")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "quality", help="the cache")
+    ap.add_argument("--only", default=",".join(KINDS), help="comma-separated degradations")
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms of {', '.join(ARMS)}")
+    ap.add_argument("--ablation", action="store_true", help="also the DSGAN JPEG ablation arms")
+    ap.add_argument("--lr-only", action="store_true", help="only the LR statistics (no SR training)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="extra DSGAN override (repeatable)")
+    ap.add_argument("--pdm-set", dest="pdm_sets", action="append", default=[], help="extra PDM override (repeatable)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (1 torch thread each when > 1)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 with --jobs > 1)")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="write the results here (default: WORK/MODE/results.json)")
     args = ap.parse_args(argv)
-    mode = MODES[args.mode]
-    if args.sets:
-        mode = replace(mode, degrade_sets=(*mode.degrade_sets, *args.sets))
+    bad = [k for k in args.only.split(",") if k not in KINDS] + [a for a in args.arms.split(",") if a not in ARMS]
+    if bad:
+        ap.error(f"unknown degradation or arm: {', '.join(bad)}")
+    return args
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    mode = replace(MODES[args.mode], degrade_sets=(*MODES[args.mode].degrade_sets, *args.sets))
+    mode = replace(mode, pdm_sets=(*mode.pdm_sets, *args.pdm_sets))
     if mode.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--mode gpu needs CUDA")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or (1 if args.jobs > 1 else 0)
+    if threads:
+        torch.set_num_threads(threads)
     work = args.work / args.mode
-    lpips = _lpips_or_none(mode.device)
+    kinds = args.only.split(",")
+    arms = [ARMS[a] for a in args.arms.split(",")] + (list(ABLATION.values()) if args.ablation else [])
+    plan = make_plan(kinds, arms, mode, args.data, work, args.lr_only)
+    label = f"worker {os.getpid()}: " if args.worker else ""
+    if args.worker:
+        run_tasks(plan.tasks, work, label=label, log=stderr_log)
+        return 0
     t0 = time.perf_counter()
-    device = torch.cuda.get_device_name() if mode.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    clear_failed(work)
+    if args.jobs > 1:
+        spawn_workers(args.jobs, __file__, argv)
+    done = run_tasks(plan.tasks, work, label=label, log=stderr_log)
+    results = collect(kinds, plan, done)
+    elapsed = time.perf_counter() - t0
+    device = (
+        torch.cuda.get_device_name()
+        if mode.device == "cuda"
+        else f"CPU, {args.jobs} job(s), {threads or torch.get_num_threads()} thread(s) each"
+    )
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "mode": args.mode,
+        "device": device,
+        "torch": torch.__version__,
+        "seconds": round(elapsed, 1),
+        "mode_settings": mode.__dict__,
+        "blind_draws": BLIND_DRAWS,
+        "failed": sorted(t.name for t in plan.tasks if t.name not in done),
+    }
     out = args.json or work / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    arms = tuple(args.arms.split(","))
-    # The main arms of every degradation first, then the ablation arms (the main ones come from the
-    # cache): a run cut short still has the headline table. Results are written after each step.
-    passes = [["srpipe"]] + ([["srpipe", "no-jpeg", "jpeg-after-G", "jpeg-in-loop"]] if args.ablation else [])
-    results: dict[str, Result] = {}
-    for variants in passes:
-        for kind in args.only.split(","):
-            print(f"[{time.perf_counter() - t0:6.0f} s] {kind} ({', '.join(variants)})", file=sys.stderr)
-            results[kind] = run_degradation(kind, mode, args.data, work, variants, lpips, args.lr_only, arms)
-            elapsed = time.perf_counter() - t0
-            meta = {
-                "date": time.strftime("%Y-%m-%d"),
-                "mode": args.mode,
-                "device": device,
-                "torch": torch.__version__,
-                "seconds": round(elapsed, 1),
-                "mode_settings": mode.__dict__,
-            }
-            out.write_text(
-                json.dumps({"meta": meta, "results": [r.__dict__ for r in results.values()]}, indent=1, default=str)
-            )
-    results = list(results.values())
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))
     print(f"quality benchmark, {args.mode} mode, {device}, {meta['date']}, {elapsed / 60:.1f} min")
-    print(table(results))
+    print(qe.table(results))
+    print()
+    print(qe.timing_table(results))
+    if meta["failed"]:
+        print(f"\nnot finished: {', '.join(meta['failed'])}")
     return 0
 
 
