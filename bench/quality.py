@@ -231,8 +231,14 @@ def build_eval(mode: Mode, kind: str, arm: Arm, dirs: dict[str, Path], lr_only: 
     st = qe.lr_stats(sorted((dirs["pairs"] / "lr").iterdir()))
     res = {**sc.__dict__, **st}
     k_true = TRUE_KERNELS.get(kind)
-    if k_true is not None and (arm.source == "bicubic" or arm.method == "pdm"):
-        res["kernel_error"] = kernel_error_of(arm, dirs.get("learner"), k_true())
+    if k_true is not None:
+        from srpipe.io.kernels import kernel_error, kernel_stats
+
+        if arm.source == "bicubic" or arm.method == "pdm":
+            res["kernel_error"] = kernel_error_of(arm, dirs.get("learner"), k_true())
+        k_ls = qe.effective_kernel(dirs["pairs"])
+        res["kernel_error_ls"] = kernel_error(k_ls, k_true())
+        res["kernel_ls"] = kernel_stats(k_ls)
     (out / "scores.json").write_text(json.dumps(res, indent=1))
 
 
