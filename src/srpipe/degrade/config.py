@@ -169,7 +169,8 @@ class KernelConfig:
     # "softmax": non-negative taps (PDM), optics only; "signed": Gaussian-initialised taps plus a
     # zero-sum learned correction, free to go negative, so one kernel can also express the unsharp
     # masking camera pipelines apply after the optics.
-    form: Literal["softmax", "signed"] = "softmax"
+    # "gaussian": an anisotropic Gaussian (sigma_x, sigma_y, angle from z): few degrees of freedom.
+    form: Literal["softmax", "signed", "gaussian"] = "softmax"
     # Starting sigma in HR pixels; 0: 0.4 * scale, the Gaussian closest to the bicubic kernel (L2,
     # srpipe.io.kernels). PDM's zero-initialised softmax starts as a near-uniform box instead.
     init_sigma: float = 0.0
@@ -199,6 +200,15 @@ class PDMLossConfig:
     d_features: int = 64  # patch D width (PDM: 64)
     d_layers: int = 3  # stride-2 stages of D; receptive field about 4 * 2**layers LR pixels
     spectral_norm: bool = True  # spectral norm on D's convolutions (Miyato et al. 2018); PDM: instance norm
+    # Gain of the high-pass (x - box5(x)) D sees instead of the LR itself; 0: the LR itself (PDM).
+    # Blur and noise live in the high band; the low band carries the scenes' colours, which differ
+    # between two unpaired photo sets and give D an easier, irrelevant cue.
+    d_highpass: float = 0.0
+    # Weight of the log power-spectrum match between synthetic and real LR crops (batch means of the
+    # 2-D spectrum of the luma, Hann-windowed); 0: off (PDM has none). Two sets of natural photos
+    # share an average spectrum, so the LR's spectrum is the kernel's response: a direct, stable
+    # signal for the blur that a small D trained briefly does not give reliably.
+    w_spectrum: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ Pure modules: no I/O, no losses. Keyword-only arguments, recorded in weights fil
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -28,23 +30,29 @@ class KernelNet(nn.Module):
     Args:
         size: kernel side in HR pixels (`srpipe.io.kernels.kernel_size`).
         z_dim: code length; hidden: MLP width; init_sigma: starting Gaussian sigma (HR pixels).
-        form: "softmax" (non-negative taps) or "signed" (taps may go negative: sharpening).
+        form: "softmax" (non-negative taps, PDM), "signed" (taps may go negative: sharpening) or
+            "gaussian" (an anisotropic Gaussian: three numbers per code, so a weak or noisy
+            discriminator signal cannot random-walk hundreds of taps into a wide, flat kernel).
     Shapes:
         z: (B, z_dim) -> (B, size, size), each summing to 1.
     """
 
     def __init__(self, *, size: int, z_dim: int = 8, hidden: int = 64, init_sigma: float = 1.6, form: str = "softmax"):
         super().__init__()
-        if form not in ("softmax", "signed"):
-            raise ValueError(f"kernel form must be softmax or signed, got {form!r}")
+        if form not in ("softmax", "signed", "gaussian"):
+            raise ValueError(f"kernel form must be softmax, signed or gaussian, got {form!r}")
         self.size, self.z_dim, self.form = size, z_dim, form
         self.mlp = nn.Sequential(
             nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)
         )
-        self.head = nn.Linear(hidden, size * size)
+        self.head = nn.Linear(hidden, 3 if form == "gaussian" else size * size)
         nn.init.zeros_(self.head.weight)
         g = gaussian_kernel(size, init_sigma).reshape(-1)
-        if form == "softmax":
+        if form == "gaussian":  # log sigma_x, log sigma_y, angle
+            self.head.bias.data.copy_(torch.tensor([math.log(init_sigma), math.log(init_sigma), 0.0]))
+            r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+            self.register_buffer("base", torch.stack(torch.meshgrid(r, r, indexing="ij")), persistent=False)
+        elif form == "softmax":
             self.head.bias.data.copy_(g.clamp(min=1e-12).log())
             self.register_buffer("base", torch.zeros(size * size), persistent=False)
         else:
@@ -53,12 +61,26 @@ class KernelNet(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.head(self.mlp(z))
+        if self.form == "gaussian":
+            return self._gaussian(out)
         if self.form == "softmax":
             k = torch.softmax(out, dim=-1)
         else:
             k = self.base + out - out.mean(-1, keepdim=True)  # sums to one whatever the MLP says
         k = k.view(-1, self.size, self.size)
         return 0.5 * (k + k.flip(-1, -2))
+
+    def _gaussian(self, params: torch.Tensor) -> torch.Tensor:
+        """Anisotropic Gaussians from (log sigma_x, log sigma_y, angle) per row: point-symmetric by construction."""
+        # sigmas kept where the sampled Gaussian is defined: below 0.25 px it is one tap (and its
+        # gradient vanishes), beyond a third of the window it is cut off
+        sig = params[:, :2].clamp(math.log(0.25), math.log(self.size / 3)).exp()
+        sx, sy = sig[:, 0, None, None], sig[:, 1, None, None]
+        c, s = params[:, 2].cos()[:, None, None], params[:, 2].sin()[:, None, None]
+        y, x = self.base[0], self.base[1]
+        u, v = c * x + s * y, -s * x + c * y
+        k = torch.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
+        return k / k.sum((-1, -2), keepdim=True)
 
 
 class NoiseNet(nn.Module):

@@ -27,6 +27,7 @@ from srpipe.config import RunOptions, to_dict
 from srpipe.degrade.config import PDMConfig
 from srpipe.degrade.data import ImageSet, load_folder, random_crops
 from srpipe.degrade.diffjpeg import diff_jpeg
+from srpipe.degrade.losses import d_input
 from srpipe.degrade.pdm import PatchDiscriminator, PDMDegrader, hr_crop_for, lr_margin, round8
 from srpipe.degrade.train import estimate_jpeg, jpeg_quality_pool, lr_at, realism_check
 from srpipe.engine import accel, augment, ckpt, distributed
@@ -38,7 +39,7 @@ from srpipe.engine.runlog import RunLog, open_run, write_json
 from srpipe.io.kernels import kernel_picture, kernel_stats
 from srpipe.log import info, warn
 
-LOG_FIELDS = ["lr", "d_real", "d_fake", "adv", "energy", "noise_sigma", "k_width", "g_total", "skipped"]
+LOG_FIELDS = ["lr", "d_real", "d_fake", "adv", "energy", "spectrum", "noise_sigma", "k_width", "g_total", "skipped"]
 
 
 def synthesize(G, hr, cfg: PDMConfig, *, jpeg_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,11 +59,17 @@ def gan_loss(logits: torch.Tensor, target_real: bool, kind: str, other: torch.Te
     return (logits - (1.0 if target_real else 0.0)).pow(2).mean()
 
 
+def judge(D, x: torch.Tensor, cfg: PDMConfig, *, speed: Speed) -> torch.Tensor:
+    """D's logits for LR crops: of the crops themselves, or of their high-pass (`loss.d_highpass`)."""
+    gain = cfg.loss.d_highpass
+    return speed.run(D, d_input(x, kernel=5, kind="box", gain=gain) - 0.5 if gain else x)
+
+
 def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGuard, jpeg_q=None) -> dict:
     """One discriminator update: real-LR crops -> real, synthetic LR crops -> fake."""
     with torch.no_grad():
         fake, _ = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
-    logits_real, logits_fake = speed.run(D, real), speed.run(D, fake)
+    logits_real, logits_fake = judge(D, real, cfg, speed=speed), judge(D, fake, cfg, speed=speed)
     kind = cfg.loss.gan
     loss_real = gan_loss(logits_real, True, kind, logits_fake.detach())
     loss_fake = gan_loss(logits_fake, False, kind, logits_real.detach())
@@ -73,18 +80,21 @@ def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGu
 
 
 def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGuard, jpeg_q=None) -> dict:
-    """One update of kernel and noise nets: adversarial + noise energy. No loss ties the LR to any
-    fixed downscale (no colour loss): the kernel is free to become as blurry or sharp as the real LR."""
+    """One update of kernel and noise nets: adversarial + noise energy (+ spectrum match). No loss ties
+    the LR to any fixed downscale (no colour loss): the kernel is free to become as blurry or sharp as
+    the real LR."""
     for p in D.parameters():
         p.requires_grad_(False)
     fake, noise = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
-    logits_fake = speed.run(D, fake)
-    other = speed.run(D, real).detach() if cfg.loss.gan == "ragan" else None
+    logits_fake = judge(D, fake, cfg, speed=speed)
+    other = judge(D, real, cfg, speed=speed).detach() if cfg.loss.gan == "ragan" else None
     adv = gan_loss(logits_fake, True, cfg.loss.gan, other)
     if cfg.loss.gan == "ragan":
         adv = 0.5 * (adv + gan_loss(other, False, "ragan", logits_fake))
     energy = noise.pow(2).mean()
     total = cfg.loss.w_adv * adv + cfg.noise.w_energy * energy
+    spectrum = spectrum_loss(fake, real) if cfg.loss.w_spectrum > 0 else torch.zeros((), device=fake.device)
+    total = total + cfg.loss.w_spectrum * spectrum
     opt_g.zero_grad(set_to_none=True)
     guard.backward(total)
     if cfg.optim.grad_clip > 0:
@@ -93,8 +103,25 @@ def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGu
     for p in D.parameters():
         p.requires_grad_(True)
     sigma = noise.detach().float().std() * 255
-    out = {"adv": adv.detach(), "energy": energy.detach(), "noise_sigma": sigma, "g_total": total.detach()}
+    out = {"adv": adv.detach(), "energy": energy.detach(), "spectrum": spectrum.detach(), "noise_sigma": sigma}
+    out["g_total"] = total.detach()
     return out | {"k_width": kernel_width(unwrap(G).kernel(unwrap(G).draw_z(4)).detach().mean(0))}
+
+
+def log_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """Batch-mean log power spectrum (h, w) of the luma of (B, 3, h, w) crops, Hann-windowed, DC removed."""
+    y = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    y = y - y.mean((-1, -2), keepdim=True)
+    h, w = y.shape[-2:]
+    win = torch.outer(torch.hann_window(h, device=x.device), torch.hann_window(w, device=x.device))
+    power = torch.fft.fft2(y * win).abs().pow(2).mean(0)
+    return torch.log(power + 1e-6)
+
+
+def spectrum_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the two batches' log power spectra (the DC bin excluded)."""
+    diff = (log_spectrum(fake.float()) - log_spectrum(real.float())).pow(2)
+    return (diff.sum() - diff[0, 0]) / (diff.numel() - 1)
 
 
 def kernel_width(k: torch.Tensor) -> torch.Tensor:
