@@ -135,9 +135,6 @@ MAX_CLOSURE_NAMES = 5  # outer names a nested function (or lambda) captures
 # fails on entries that no longer offend); never add one for new code.
 ALLOWED = {
     "degrade/pairs.py:_make_pairs": "issue 17, to split (one folder mapper for make-pairs, bicubic pairs, upscale)",
-    "degrade/pdm_train.py:_train": "issue 17, to port onto engine.training",
-    "degrade/pdm_train.py:_train.batch": "issue 17, to port onto engine.training",
-    "degrade/pdm_train.py:_train.train_step": "issue 17, to port onto engine.training",
     "degrade/train.py:_train": "issue 17, to port onto engine.training",
     "degrade/train.py:_train.write_samples": "issue 17, to port onto engine.training",
     "degrade/train.py:_train.train_step": "issue 17, to port onto engine.training",

@@ -70,6 +70,10 @@ class KernelNet(nn.Module):
         k = k.view(-1, self.size, self.size)
         return 0.5 * (k + k.flip(-1, -2))
 
+    def centre_kernel(self) -> torch.Tensor:
+        """The kernel of the all-zero code (the distribution's centre, no random draw): (size, size)."""
+        return self(torch.zeros(1, self.z_dim, device=self.head.weight.device))[0]
+
     def _gaussian(self, params: torch.Tensor) -> torch.Tensor:
         """Anisotropic Gaussians from (log sigma_x, log sigma_y, angle) per row: point-symmetric by construction."""
         # sigmas kept where the sampled Gaussian is defined: below 0.25 px it is one tap (and its

@@ -18,9 +18,10 @@ and degradation.json (realism on the held-out real LR).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from srpipe.config import RunOptions, to_dict
@@ -30,15 +31,17 @@ from srpipe.degrade.diffjpeg import diff_jpeg
 from srpipe.degrade.losses import d_input
 from srpipe.degrade.pdm import PatchDiscriminator, PDMDegrader, hr_crop_for, lr_margin, round8
 from srpipe.degrade.train import estimate_jpeg, jpeg_quality_pool, lr_at, realism_check
-from srpipe.engine import accel, augment, ckpt, distributed
-from srpipe.engine.accel import Speed, StepGuard
+from srpipe.engine import augment, ckpt
+from srpipe.engine.accel import ComputeSettings, StepGuard
 from srpipe.engine.augment import ImageBank, split
-from srpipe.engine.ckpt import unwrap
-from srpipe.engine.loop import Checkpoint, PhaseInfo, resume, run_steps
-from srpipe.engine.runlog import RunLog, open_run, write_json
+from srpipe.engine.loop import PhaseInfo, resume
+from srpipe.engine.training import StepNets, TrainingRun, set_lr, training_run
+from srpipe.errors import SrpipeError
+from srpipe.io.files import write_json, write_npy
 from srpipe.io.kernels import kernel_picture, kernel_stats
 from srpipe.log import info, warn
 
+RUN_FILES = ("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json", "kernel.json")
 LOG_FIELDS = ["lr", "d_real", "d_fake", "adv", "energy", "spectrum", "noise_sigma", "k_width", "g_total", "skipped"]
 
 
@@ -59,13 +62,13 @@ def gan_loss(logits: torch.Tensor, target_real: bool, kind: str, other: torch.Te
     return (logits - (1.0 if target_real else 0.0)).pow(2).mean()
 
 
-def judge(D, x: torch.Tensor, cfg: PDMConfig, *, speed: Speed) -> torch.Tensor:
+def judge(D, x: torch.Tensor, cfg: PDMConfig, *, speed: ComputeSettings) -> torch.Tensor:
     """D's logits for LR crops: of the crops themselves, or of their high-pass (`loss.d_highpass`)."""
     gain = cfg.loss.d_highpass
     return speed.run(D, d_input(x, kernel=5, kind="box", gain=gain) - 0.5 if gain else x)
 
 
-def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGuard, jpeg_q=None) -> dict:
+def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
     """One discriminator update: real-LR crops -> real, synthetic LR crops -> fake."""
     with torch.no_grad():
         fake, _ = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
@@ -79,7 +82,7 @@ def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGu
     return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
 
-def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGuard, jpeg_q=None) -> dict:
+def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, speed: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
     """One update of kernel and noise nets: adversarial + noise energy (+ spectrum match). No loss ties
     the LR to any fixed downscale (no colour loss): the kernel is free to become as blurry or sharp as
     the real LR."""
@@ -105,7 +108,7 @@ def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, speed: Speed, guard: StepGu
     sigma = noise.detach().float().std() * 255
     out = {"adv": adv.detach(), "energy": energy.detach(), "spectrum": spectrum.detach(), "noise_sigma": sigma}
     out["g_total"] = total.detach()
-    return out | {"k_width": kernel_width(unwrap(G).kernel(unwrap(G).draw_z(4)).detach().mean(0))}
+    return out | {"k_width": kernel_width(ckpt.unwrap(G).kernel.centre_kernel().detach())}
 
 
 def log_spectrum(x: torch.Tensor) -> torch.Tensor:
@@ -149,27 +152,76 @@ def model_args(cfg: PDMConfig) -> tuple[dict, dict]:
     return g_args, d_args
 
 
-def optimizers(G: PDMDegrader, D, cfg: PDMConfig, device) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+def optimizers(G: PDMDegrader, D, cfg: PDMConfig, tr: TrainingRun) -> tuple[torch.optim.Optimizer, ...]:
     """Adam for the degrader (the kernel MLP as its own group: `optim.lr_kernel`) and for D."""
     o = cfg.optim
     betas = (o.beta1, o.beta2)
-    opt_g = accel.adam(
-        [{"params": G.kernel.parameters(), "lr": o.lr_kernel or o.lr}, {"params": G.noise.parameters(), "lr": o.lr}],
-        lr=o.lr,
-        betas=betas,
-        device=device,
-    )
-    return opt_g, accel.adam(D.parameters(), lr=o.lr_d or o.lr, betas=betas, device=device)
+    groups = [
+        {"params": G.kernel.parameters(), "lr": o.lr_kernel or o.lr},
+        {"params": G.noise.parameters(), "lr": o.lr},
+    ]
+    return tr.adam(groups, lr=o.lr, betas=betas), tr.adam(D.parameters(), lr=o.lr_d or o.lr, betas=betas)
 
 
-def set_lr(step: int, cfg: PDMConfig, opt_g, opt_d) -> float:
-    """The schedule of `degrade.train.lr_at` on every group, keeping the kernel group's ratio."""
+def set_lrs(step: int, cfg: PDMConfig, opt_g, opt_d) -> float:
+    """The schedule of `degrade.train.lr_at` on every group, keeping each group's ratio to `optim.lr`."""
     o = cfg.optim
     factor = lr_at(step - 1, o) / o.lr
     opt_g.param_groups[0]["lr"] = (o.lr_kernel or o.lr) * factor
     opt_g.param_groups[1]["lr"] = o.lr * factor
-    opt_d.param_groups[0]["lr"] = (o.lr_d or o.lr) * factor
+    set_lr(opt_d, (o.lr_d or o.lr) * factor)
     return o.lr * factor
+
+
+@dataclass
+class CropStream:
+    """Each step's batch: HR crops with the margin, real-LR crops, JPEG qualities (this rank's rows).
+
+    Every rank draws the global batch from one generator (`gen`, saved in checkpoints) and keeps its
+    rows; the JPEG qualities are seeded per step, so a resumed run draws the same ones.
+    """
+
+    hr_bank: ImageBank
+    real_bank: ImageBank
+    gen: torch.Generator
+    rows: slice
+    cfg: PDMConfig
+    hr_crop: int
+    jpeg_pool: torch.Tensor | None
+
+    def next(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        data, batch = self.cfg.data, self.cfg.optim.batch
+        flips, rotations = data.flips, data.rotations
+        d_hr = augment.draw(self.gen, self.hr_bank.sizes, batch, self.hr_crop, flips=flips, rotations=rotations)
+        d_real = augment.draw(self.gen, self.real_bank.sizes, batch, data.lr_crop, flips=flips, rotations=rotations)
+        hr = augment.to_float(self.hr_bank.crops(d_hr.slice(self.rows.start, self.rows.stop), self.hr_crop))
+        real = augment.to_float(self.real_bank.crops(d_real.slice(self.rows.start, self.rows.stop), data.lr_crop))
+        if self.jpeg_pool is None:
+            return hr, real, None
+        q_gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
+        picks = torch.randint(len(self.jpeg_pool), (batch,), generator=q_gen)[self.rows.start : self.rows.stop]
+        return hr, real, self.jpeg_pool[picks].to(hr.device)
+
+
+def train_step(step: int, guard: StepGuard, *, g: StepNets, d: StepNets, opts, stream: CropStream, cfg, compute):
+    """One training step for `run_steps`: the learning rates, a batch, D's update, then G's."""
+    opt_g, opt_d = opts
+    lr = set_lrs(step, cfg, opt_g, opt_d)
+    hr, real, jpeg_q = stream.next(step)
+    d_losses = d_step(g.train, d.train, opt_d, hr, real, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
+    g_losses = g_step(g.train, d.frozen, opt_g, hr, real, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
+    return lr, {**d_losses, **g_losses}
+
+
+def load_sets(cfg: PDMConfig, hr_dir: Path, lr_dir: Path, hr_crop: int):
+    """(HR set, real-LR training set, held-out real LR in [0, 1], split.json content)."""
+    hr_set = load_folder(hr_dir, min_size=hr_crop, what="HR", warn=warn)
+    real_all = load_folder(lr_dir, min_size=cfg.data.lr_crop, what="real-LR", warn=warn)
+    train_idx, val_idx = split(len(real_all.images), cfg.data.val_fraction, cfg.seed)
+    real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
+    held_out = [real_all.images[i].float().div(255) for i in val_idx]
+    listing = {"train": [p.name for p in real_set.paths], "held_out": [real_all.paths[i].name for i in val_idx]}
+    return hr_set, real_set, held_out, listing
 
 
 def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
@@ -178,129 +230,64 @@ def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptio
     Under torchrun (WORLD_SIZE > 1) every process runs this with DDP; rank 0 writes the files.
     """
     if lr_dir is None:
-        from srpipe.errors import SrpipeError
-
         raise SrpipeError("degrade-train --method pdm needs a real-LR folder (--lr)")
-    world, device = distributed.init(run.device)
-    try:
-        return _train(cfg, Path(hr_dir), Path(lr_dir), Path(out_dir), run, world, device)
-    finally:
-        world.close()
-
-
-def _train(cfg: PDMConfig, hr_dir: Path, lr_dir: Path, out_dir: Path, run: RunOptions, world, device) -> Path:
-    data, optim = cfg.data, cfg.optim
-    speed = Speed.resolve(run, device)
-    rows = world.shard(optim.batch, "batch (optim.batch)")
-    record = {
-        "stage": "degrade-train",
-        "method": "pdm",
-        "config": to_dict(cfg),
-        "inputs": {"hr": str(hr_dir.resolve()), "lr": str(lr_dir.resolve())},
-    }
+    hr_dir, lr_dir, data, optim = Path(hr_dir), Path(lr_dir), cfg.data, cfg.optim
+    record = {"stage": "degrade-train", "method": "pdm", "config": to_dict(cfg)}
+    record["inputs"] = {"hr": str(hr_dir.resolve()), "lr": str(lr_dir.resolve())}
     hr_crop = hr_crop_for(data.lr_crop, data.scale, cfg.kernel_size, cfg.noise.layers)
-    info(
-        f"pdm x{data.scale}: {cfg.kernel_size}x{cfg.kernel_size} {cfg.kernel.form} kernel from a {cfg.kernel.z_dim}-value "
-        f"code, noise net, JPEG in the loop: {cfg.jpeg.in_loop}; {cfg.loss.gan} D on {data.lr_crop}-px LR crops"
-    )
-    hr_set = load_folder(hr_dir, min_size=hr_crop, what="HR", warn=warn)
-    real_all = load_folder(lr_dir, min_size=data.lr_crop, what="real-LR", warn=warn)
-    train_idx, val_idx = split(len(real_all.images), data.val_fraction, cfg.seed)
-    real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
-    jpeg_est = estimate_jpeg(lr_dir)
-    jpeg_pool = jpeg_quality_pool(cfg, jpeg_est)
-
-    out = out_dir
-    if world.main:
-        out = open_run(
-            out_dir,
-            record,
-            restart=run.restart,
-            identity=run.resume_identity or None,
-            clear=(
-                "ckpt",
-                "log.csv",
-                "samples",
-                "generator.safetensors",
-                "degradation.json",
-                "jpeg.json",
-                "kernel.json",
-            ),
+    with training_run(run, batch=optim.batch, batch_what="batch (optim.batch)") as tr:
+        info(
+            f"pdm x{data.scale}: {cfg.kernel_size}x{cfg.kernel_size} {cfg.kernel.form} kernel from a "
+            f"{cfg.kernel.z_dim}-value code, noise net, JPEG in the loop: {cfg.jpeg.in_loop}; "
+            f"{cfg.loss.gan} D on {data.lr_crop}-px LR crops"
         )
-        write_json(
-            out / "split.json",
-            {"train": [p.name for p in real_set.paths], "held_out": [real_all.paths[i].name for i in val_idx]},
+        hr_set, real_set, held_out, listing = load_sets(cfg, hr_dir, lr_dir, hr_crop)
+        jpeg_est = estimate_jpeg(lr_dir)
+        out = tr.open(out_dir, record, clear=RUN_FILES, split=listing)
+
+        torch.manual_seed(cfg.seed)
+        g_args, d_args = model_args(cfg)
+        G, D = tr.place(PDMDegrader(**g_args)), tr.place(PatchDiscriminator(**d_args))
+        opt_g, opt_d = optimizers(G, D, cfg, tr)
+        gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
+        nets = {"generator": (G, "PDMDegrader", g_args), "discriminator": (D, "PatchDiscriminator", d_args)}
+        state = tr.checkpoint(out / "ckpt", nets, {"opt_g": opt_g, "opt_d": opt_d}, gen)
+        start = resume(state, str(out), optim.iters)
+
+        banks = [
+            ImageBank([im.permute(1, 2, 0) for im in s.images], device=tr.device, placement=run.data_placement)
+            for s in (hr_set, real_set)
+        ]
+        stream = CropStream(*banks, gen, tr.rows, cfg, hr_crop, jpeg_quality_pool(cfg, jpeg_est))
+        tr.announce(f"images in {banks[0].placement} memory")
+        step = partial(
+            train_step,
+            g=tr.for_steps(G),
+            d=tr.for_steps(D),
+            opts=(opt_g, opt_d),
+            stream=stream,
+            cfg=cfg,
+            compute=tr.compute,
         )
-    world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
-
-    torch.manual_seed(cfg.seed)
-    g_args, d_args = model_args(cfg)
-    G, D = speed.prepare(PDMDegrader(**g_args)), speed.prepare(PatchDiscriminator(**d_args))
-    opt_g, opt_d = optimizers(G, D, cfg, device)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
-    state = Checkpoint(
-        out / "ckpt",
-        {"generator": (G, "PDMDegrader", g_args), "discriminator": (D, "PatchDiscriminator", d_args)},
-        {"opt_g": opt_g, "opt_d": opt_d},
-        gen,
-        keep=run.keep_ckpts,
-    )
-    start = resume(state, str(out), optim.iters)
-
-    hr_bank = ImageBank([im.permute(1, 2, 0) for im in hr_set.images], device=device, placement=run.data_placement)
-    real_bank = ImageBank([im.permute(1, 2, 0) for im in real_set.images], device=device, placement=run.data_placement)
-    G_train, D_train = speed.compiled(world.wrap(G)), speed.compiled(world.wrap(D))
-    D_frozen = D_train if world.size == 1 else speed.compiled(D)
-    info(f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}")
-
-    def batch(step: int):
-        d_hr = augment.draw(gen, hr_bank.sizes, optim.batch, hr_crop, flips=data.flips, rotations=data.rotations)
-        d_real = augment.draw(
-            gen, real_bank.sizes, optim.batch, data.lr_crop, flips=data.flips, rotations=data.rotations
+        log = tr.log(out, "log.csv", LOG_FIELDS, start=start, config=record)
+        shown = {"d_real": "d_real", "d_fake": "d_fake", "k_width": "kernel", "noise_sigma": "noise"}
+        t0 = time.time()
+        tr.steps(
+            step,
+            phase=PhaseInfo("degrade-train", shown=shown),
+            iters=optim.iters,
+            start=start,
+            state=state,
+            log=log,
+            guarded=[D],
         )
-        hr = augment.to_float(hr_bank.crops(d_hr.slice(rows.start, rows.stop), hr_crop))
-        real = augment.to_float(real_bank.crops(d_real.slice(rows.start, rows.stop), data.lr_crop))
-        return hr, real, jpeg_draw(jpeg_pool, cfg.seed, step, optim.batch, rows, device)
-
-    def train_step(step: int, guard: StepGuard):
-        lr = set_lr(step, cfg, opt_g, opt_d)
-        hr, real, jpeg_q = batch(step)
-        d_losses = d_step(G_train, D_train, opt_d, hr, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
-        g_losses = g_step(G_train, D_frozen, opt_g, hr, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
-        return lr, {**d_losses, **g_losses}
-
-    log = RunLog(out, "log.csv", LOG_FIELDS, resume_step=start, mode=run.log, config=record) if world.main else None
-    shown = {"d_real": "d_real", "d_fake": "d_fake", "k_width": "kernel", "noise_sigma": "noise"}
-    t0 = time.time()
-    run_steps(
-        train_step,
-        phase=PhaseInfo("degrade-train", shown=shown),
-        iters=optim.iters,
-        start=start,
-        state=state,
-        world=world,
-        device=device,
-        run=run,
-        log=log,
-        guarded=[D],
-    )
-    G.eval()
-    if world.main:
-        finish(G, cfg, hr_set, jpeg_est, out, device)
-        info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
-        if val_idx:
-            held_out = [real_all.images[i].float().div(255) for i in val_idx]
-            realism_check(G, hr_set, held_out, data.scale, out, run, device)
+        G.eval()
+        if tr.main:
+            finish(G, cfg, hr_set, jpeg_est, out, tr.device)
+            info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
+            if held_out:
+                realism_check(G, hr_set, held_out, data.scale, out, run, tr.device)
     return out / "generator.safetensors"
-
-
-def jpeg_draw(pool: torch.Tensor | None, seed: int, step: int, batch: int, rows, device) -> torch.Tensor | None:
-    """This step's JPEG qualities (this rank's rows): seeded per step, the same after a resume."""
-    if pool is None:
-        return None
-    q_gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    picks = torch.randint(len(pool), (batch,), generator=q_gen)[rows.start : rows.stop]
-    return pool[picks].to(device)
 
 
 @torch.no_grad()
@@ -319,8 +306,8 @@ def finish(G: PDMDegrader, cfg: PDMConfig, hr_set, jpeg_est, out: Path, device) 
 
     mean, draws = G.mean_kernel(draws=256, seed=cfg.seed)
     shown = draws[:4]
-    np_save(out / "kernel_mean.npy", mean.numpy())
-    np_save(out / "kernel_draws.npy", shown.numpy())
+    write_npy(out / "kernel_mean.npy", mean.numpy())
+    write_npy(out / "kernel_draws.npy", shown.numpy())
     write_png(out / "kernel.png", kernel_picture([mean, *shown], zoom=8))
     stats = kernel_stats(mean)
     spread = float(torch.stack([torch.tensor(kernel_stats(k)["width"]) for k in draws[:32]]).std())
@@ -354,14 +341,3 @@ def describe(summary: dict) -> str:
         f"anisotropy {st['anisotropy']:.2f} at {st['angle_deg']:.0f} deg{sharpen}); noise {summary['noise_sigma']:.2f} "
         f"levels; JPEG: {summary['jpeg'].get('kind', 'none')}"
     )
-
-
-def np_save(path: Path, array: np.ndarray) -> None:
-    """`np.save` through a temporary file and a rename: never a truncated file."""
-    import io
-
-    from srpipe.io.imageio import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
