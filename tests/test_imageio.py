@@ -499,3 +499,20 @@ def test_atomic_writes_get_umask_permissions_not_mkstemps_0600(tmp_path):
 
     atomic_write_bytes(tmp_path / "x.bin", b"data")
     assert stat.S_IMODE((tmp_path / "x.bin").stat().st_mode) == 0o666 & ~_UMASK
+
+
+def test_list_sources_refuses_empty_folders_and_clashing_stems(tmp_path):
+    from srpipe.errors import SrpipeError
+    from srpipe.io.imageio import list_sources
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SrpipeError, match="HR folder .* contains no images"):
+        list_sources(tmp_path / "empty", "HR")
+    folder = tmp_path / "clash"
+    folder.mkdir()
+    for name in ("a.png", "a.jpg", "b.png"):
+        (folder / name).write_bytes(b"")
+    with pytest.raises(SrpipeError, match="a.png and a.jpg .* would both be written as a.png; rename one"):
+        list_sources(folder, "HR")
+    (folder / "a.jpg").unlink()
+    assert [p.name for p in list_sources(folder)] == ["a.png", "b.png"]

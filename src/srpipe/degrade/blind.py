@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from srpipe.degrade import blind_kernels as bk
 from srpipe.errors import SrpipeError, UsageError
+from srpipe.io.imageio import list_sources
 
 PI = math.pi
 RESIZE_MODES = ("area", "bilinear", "bicubic")  # drawn uniformly before every resize (feed_data)
@@ -320,23 +321,6 @@ def blind_degrade(hr: torch.Tensor, scale: int, rng, cfg: BlindConfig = BlindCon
 # ----------------------------------------------------------------------------- the pairs writer
 
 
-def _hr_files(hr_dir) -> list[Path]:
-    """The HR folder's images; an empty folder or two files with one stem are errors (as make-pairs)."""
-    from srpipe.io.imageio import list_images
-
-    paths = list_images(hr_dir)
-    if not paths:
-        raise SrpipeError(f"HR folder {hr_dir} contains no images (png, jpg, webp, tif, bmp)")
-    stems: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in stems:
-            raise SrpipeError(
-                f"{p.name} and {stems[p.stem].name} in {hr_dir} would both be written as {p.stem}.png; rename one"
-            )
-        stems[p.stem] = p
-    return paths
-
-
 def _write(path: Path, data: bytes) -> None:
     from srpipe.errors import write_failed
     from srpipe.io.imageio import atomic_write_bytes
@@ -395,7 +379,7 @@ def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: i
         raise UsageError(f"--scale must be 2, 3 or 4, got {scale}")
     if draws < 1:
         raise UsageError(f"--draws must be >= 1, got {draws}")
-    paths = _hr_files(hr_dir)
+    paths = list_sources(hr_dir, "HR")
     out = Path(out_dir)
     (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
     info(f"make-pairs blind x{scale}: {len(paths)} image(s), {draws} LR draw(s) each, seed {seed}")

@@ -33,7 +33,7 @@ from srpipe.io import jpeg as jpg
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.degrade.pdm import PDMDegrader
 from srpipe.errors import SrpipeError, first_line
-from srpipe.io.imageio import ImageReadError, file_sha256, list_images, read_image, write_png
+from srpipe.io.imageio import ImageReadError, file_sha256, list_sources, read_image, write_png
 from srpipe.log import info, track, warn
 from srpipe.io.resize import bicubic_down, mod_crop
 from srpipe.engine.runlog import write_json
@@ -261,16 +261,7 @@ def _make_pairs(
             f"{gpath}: its header gives scale {header.get('scale')!r}, not 2, 3 or 4; "
             "the file is damaged or was not written by degrade-train"
         )
-    paths = list_images(hr_dir)
-    if not paths:
-        raise SrpipeError(f"HR folder {hr_dir} contains no images (png, jpg, webp, tif, bmp)")
-    stems: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in stems:
-            raise SrpipeError(
-                f"{p.name} and {stems[p.stem].name} in {hr_dir} would both be written as {p.stem}.png; rename one"
-            )
-        stems[p.stem] = p
+    paths = list_sources(hr_dir, "HR")
 
     out = Path(out_dir)
     (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output

@@ -83,6 +83,22 @@ def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     return out
 
 
+def list_sources(folder: str | Path, what: str = "HR") -> list[Path]:
+    """`list_images` of a folder whose images become OUT/<stem>.png: an empty folder, or two files
+    that would be written under one name, stop with a message saying what to do."""
+    paths = list_images(folder)
+    if not paths:
+        raise SrpipeError(f"{what} folder {folder} contains no images (png, jpg, webp, tif, bmp)")
+    stems: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in stems:
+            raise SrpipeError(
+                f"{p.name} and {stems[p.stem].name} in {folder} would both be written as {p.stem}.png; rename one"
+            )
+        stems[p.stem] = p
+    return paths
+
+
 def _sniff(head: bytes) -> str:
     """Container format from the magic bytes (a JPEG saved as .png is common on the web)."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):

@@ -17,13 +17,13 @@ if TYPE_CHECKING:
 def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int) -> dict:
     """Bicubic LR/HR pairs with make-pairs' HR (same cleanup and mod-crop) and layout, pairs.json last."""
     from srpipe.errors import SrpipeError
-    from srpipe.io.imageio import ImageReadError, list_images, read_image, write_png
+    from srpipe.io.imageio import ImageReadError, list_sources, read_image, write_png
     from srpipe.io.resize import bicubic_down, mod_crop
     from srpipe.engine.runlog import write_json
 
     (out / "pairs.json").unlink(missing_ok=True)
     pairs, skipped = [], []
-    for p in list_images(hr_dir):
+    for p in list_sources(hr_dir, "HR"):
         try:
             hr, _ = read_image(p)
         except ImageReadError as e:
@@ -76,10 +76,10 @@ def run_blind_pairs(hr_input: str, scale: int, cleanup_factor: int, draws: int, 
 
 def _write_cleaned_hr(src: Path, dest: Path, cleanup_factor: int) -> None:
     """make-pairs' TDSR cleanup (bicubic_down by the factor after a mod-crop) of every readable image."""
-    from srpipe.io.imageio import ImageReadError, list_images, read_image, write_png
+    from srpipe.io.imageio import ImageReadError, list_sources, read_image, write_png
     from srpipe.io.resize import bicubic_down, mod_crop
 
-    for p in list_images(src):
+    for p in list_sources(src, "HR"):
         try:
             hr, _ = read_image(p)
         except ImageReadError:
