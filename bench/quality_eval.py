@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from srpipe.eval.metrics import psnr, ssim
-from srpipe.eval.realism import RealismConfig, band_level, blockiness, noise_sigma
+from srpipe.eval.realism.measures import RealismConfig, band_level, blockiness, noise_sigma
 from srpipe.io.imageio import read_image
 
 SCALE = 4

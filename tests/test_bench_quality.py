@@ -19,7 +19,7 @@ import quality_eval  # noqa: E402
 import quality_tasks  # noqa: E402
 
 from srpipe.io.jpeg import quality_from_qtables  # noqa: E402
-from srpipe.eval.realism import noise_sigma  # noqa: E402
+from srpipe.eval.realism.measures import noise_sigma  # noqa: E402
 
 
 def _flat_photo(h=128, w=160) -> torch.Tensor:
@@ -130,7 +130,7 @@ def test_camera_effective_kernel_is_lens_and_box():
 
 
 def test_band_level_of_white_noise_is_near_zero_and_blur_lowers_it():
-    from srpipe.eval.realism import band_level
+    from srpipe.eval.realism.measures import band_level
     from srpipe.io.kernels import gaussian_kernel
 
     g = torch.Generator().manual_seed(0)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from srpipe.errors import SrpipeError
 from srpipe.eval import realism
+from srpipe.eval.realism import measures, text
 from srpipe.io.resize import bicubic_down
 
 
@@ -53,13 +55,13 @@ def test_noise_estimator_recovers_known_sigma():
     yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
     flat_ish = torch.stack([0.3 + 0.3 * xx, 0.4 + 0.2 * yy, 0.5 + 0.1 * torch.sin(3 * xx + 2 * yy)])
     for sigma in (3.0, 8.0):
-        est = realism.noise_sigma(_noisy(flat_ish, sigma, 1)) * 255
+        est = measures.noise_sigma(_noisy(flat_ish, sigma, 1)) * 255
         assert est.shape == (3,)
         assert torch.allclose(est, torch.full((3,), sigma, dtype=est.dtype), rtol=0.15), est
-    assert (realism.noise_sigma(flat_ish) * 255).max() < 0.5
+    assert (measures.noise_sigma(flat_ish) * 255).max() < 0.5
     # on a textured image the flat blocks are found: the estimate is not the texture's spread
     tex = _t(_texture(128, 128, 0))
-    est = realism.noise_sigma(_noisy(tex, 5.0, 2)) * 255
+    est = measures.noise_sigma(_noisy(tex, 5.0, 2)) * 255
     assert torch.allclose(est, torch.full((3,), 5.0, dtype=est.dtype), rtol=0.2), est
     assert (tex * 255).std() > 20  # a global std would be far off
 
@@ -68,27 +70,29 @@ def test_noise_is_per_channel():
     x = torch.full((3, 64, 64), 0.5)
     g = torch.Generator().manual_seed(0)
     x[1] += torch.randn(64, 64, generator=g) * 10 / 255
-    est = realism.noise_sigma(x) * 255
+    est = measures.noise_sigma(x) * 255
     assert est[0] < 0.5 and est[2] < 0.5 and 8.5 < est[1] < 11.5
 
 
 def test_blockiness_higher_for_jpeg_than_png():
     x = _t(_texture(128, 128, 3))
-    png = realism.blockiness(x)
-    q10 = realism.blockiness(_jpeg(x, 10))
-    q90 = realism.blockiness(_jpeg(x, 90))
-    assert png < realism.BLOCKY < q10 and q90 < q10
+    png = measures.blockiness(x)
+    q10 = measures.blockiness(_jpeg(x, 10))
+    q90 = measures.blockiness(_jpeg(x, 90))
+    assert png < measures.BLOCKY < q10 and q90 < q10
     # the grid is found at any offset (a cropped JPEG)
-    assert realism.blockiness(_jpeg(x, 10)[:, 3:, 5:]) > realism.BLOCKY
+    assert measures.blockiness(_jpeg(x, 10)[:, 3:, 5:]) > measures.BLOCKY
 
 
 def test_spectrum_sees_noise_and_blur():
     x = _t(_texture(96, 96, 4))
     bins = 16
     band = slice(8, 16)
-    base = realism.radial_spectrum(x, bins)[band].log10().mean()
-    noisy = realism.radial_spectrum(_noisy(x, 15, 0), bins)[band].log10().mean()
-    blurred = realism.radial_spectrum(_t(cv2.GaussianBlur(_texture(96, 96, 4), (0, 0), 1.5)), bins)[band].log10().mean()
+    base = measures.radial_spectrum(x, bins)[band].log10().mean()
+    noisy = measures.radial_spectrum(_noisy(x, 15, 0), bins)[band].log10().mean()
+    blurred = (
+        measures.radial_spectrum(_t(cv2.GaussianBlur(_texture(96, 96, 4), (0, 0), 1.5)), bins)[band].log10().mean()
+    )
     assert noisy > base + 0.5 and blurred < base - 0.5  # more than a factor 3 in power either way
 
 
@@ -109,9 +113,9 @@ def test_report_ranks_matching_degradation_closer_than_bicubic():
     for m in ("noise", "hf_spectrum", "blockiness"):
         assert rows[m]["closer"] == "synthetic", rows[m]
         assert rows[m]["synthetic_distance"] < rows[m]["bicubic_distance"]
-    assert len(rows["noise"]["real"]) == 3 and rows["blockiness"]["real"] > realism.BLOCKY
+    assert len(rows["noise"]["real"]) == 3 and rows["blockiness"]["real"] > measures.BLOCKY
     assert any("cannot make blocks" in n for n in rep["notes"])  # real LR is blocky: say what DSGAN can't do
-    md = realism.report_markdown(rep)
+    md = text.report_markdown(rep)
     assert "| metric | synthetic | bicubic |" in md and "noise sigma" in md
 
 
@@ -158,7 +162,7 @@ def test_folder_report_infers_scale(tmp_path):
     assert rep["scale"] == 2 and rep["folders"]["real"] == str(r)
     other = _write(tmp_path / "other", hr[:1])
     (other / "im_00.png").rename(other / "unrelated.png")
-    with pytest.raises(realism.SrpipeError, match="cannot infer the scale"):
+    with pytest.raises(SrpipeError, match="cannot infer the scale"):
         realism.folder_report(r, s, other, cfg=realism.RealismConfig(inception=False))
 
 
@@ -175,7 +179,7 @@ def test_advice_suggests_only_what_the_pairs_did_not_do():
     b = {"real": 1.4}
 
     def one(pairs) -> str:
-        [n] = realism.advice(b, pairs)
+        [n] = text.advice(b, pairs)
         return n
 
     assert "already" in one({"method": "blind"}) and "--jpeg" not in one({"method": "blind"})
@@ -185,7 +189,7 @@ def test_advice_suggests_only_what_the_pairs_did_not_do():
     assert "cannot make blocks" not in pdm and "pass --jpeg Q or QMIN:QMAX" in pdm  # pdm has its own grid
     assert "bicubic pairs have no JPEG stage" in one({"method": "bicubic"})
     assert "make-pairs --jpeg auto (its default)" in one(None)  # unknown provenance: the general advice
-    assert realism.advice({"real": 1.0}, None) == []  # no blocking, nothing to say
+    assert text.advice({"real": 1.0}, None) == []  # no blocking, nothing to say
 
 
 def test_folder_report_reads_the_pairs_json_beside_lr(tmp_path):

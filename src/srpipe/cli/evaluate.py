@@ -371,6 +371,6 @@ def eval_degradation(
     for r in report["rows"]:
         t.add_row(r["label"], _fmt(r["synthetic_distance"]), _fmt(r["bicubic_distance"]), r["closer"] or "-", r["unit"])
     console.out.print(t)
-    from srpipe.eval.realism import jpeg_line
+    from srpipe.eval.realism.text import jpeg_line
 
     console.out.print(jpeg_line(report), markup=False)
