@@ -24,7 +24,9 @@ from PIL import Image
 from conftest import make_folder
 from srpipe.config import RunOptions
 from srpipe.errors import SrpipeError
-from srpipe.pipeline.report import detail_window, model_label, model_order, write_report
+from srpipe.pipeline.report import write_report
+from srpipe.pipeline.report.images import detail_window
+from srpipe.pipeline.report.models import model_label, model_order
 from srpipe.pipeline.run import run_pipeline
 from srpipe.pipeline.spec import load_pipeline
 
