@@ -20,7 +20,7 @@ from srpipe.degrade.archs import DSGANGenerator
 from srpipe.degrade.pairs import make_pairs
 from srpipe.errors import UsageError
 from srpipe.io.imageio import read_image
-from srpipe.eval.realism import blockiness
+from srpipe.eval.realism.measures import blockiness
 from srpipe.io.resize import bicubic_down
 
 DEMO_HR = Path(__file__).resolve().parents[1] / "data" / "demo" / "hr"

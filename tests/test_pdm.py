@@ -196,3 +196,48 @@ def test_cli_method_choice_and_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "model (pdm)" in out and "learned kernel: width" in out
     assert ckpt.read_header(tmp_path / "run" / "generator.safetensors")["arch"] == "PDMDegrader"
+
+
+def _power_law_photos(folder, n: int, side: int, seed: int, kernel=None) -> None:
+    """`n` random-phase colour images with a 1/f amplitude spectrum (the average spectrum of natural
+    photos, Field 1987), written as PNGs; blurred and downscaled x4 by `kernel` when one is given."""
+    from srpipe.io.imageio import write_png
+    from srpipe.io.kernels import blur_down
+
+    rng = np.random.default_rng(seed)
+    f = np.sqrt(np.fft.fftfreq(side)[:, None] ** 2 + np.fft.fftfreq(side)[None] ** 2)
+    amplitude = 1 / np.maximum(f, 1 / side)
+    for i in range(n):
+        phases = [np.exp(2j * np.pi * rng.random((side, side))) for _ in range(4)]
+        fields = [np.real(np.fft.ifft2(amplitude * p)) for p in phases]
+        img = np.stack([fields[0] + 0.3 * c for c in fields[1:]])  # colour-correlated, like photos
+        img = torch.from_numpy((img - img.mean()) / (4 * img.std()) + 0.5).float().clamp(0, 1)
+        write_png(folder / f"{i}.png", img if kernel is None else blur_down(img[None], kernel, 4)[0].clamp(0, 1))
+
+
+def test_a_known_gaussian_kernel_is_recovered(tmp_path):
+    """Real LR made with a known kernel from other photos of the same statistics: the tiny preset's
+    losses, on small nets, find its width within 15% (from a start 33% too narrow). Measured over four
+    pairs of photo sets: -4% to +6%; with 8 photos a set, up to +13%."""
+    from srpipe.degrade.pdm_train import train
+    from srpipe.io.kernels import kernel_error
+
+    true = gaussian_kernel(20, 2.4)
+    _power_law_photos(tmp_path / "hr", 16, 96, seed=1)
+    _power_law_photos(tmp_path / "lr", 16, 96, seed=2, kernel=true)
+    tiny = PDM_PRESETS["tiny"]  # its kernel form and losses; smaller nets and crops, a higher lr
+    small = {
+        "data": {"hr_crop": 64, "val_fraction": 0.0},
+        "kernel": {**tiny["kernel"], "hidden": 8, "z_dim": 2},
+        "noise": {"features": 4, "layers": 1},
+        "loss": {**tiny["loss"], "d_features": 8, "d_layers": 2},
+        "optim": {"batch": 8, "iters": 150, "lr": 1e-2},
+        "jpeg": {"in_loop": False},
+    }
+    config = build_config(PDMConfig, preset=small)
+    train(
+        config, hr_dir=tmp_path / "hr", lr_dir=tmp_path / "lr", out_dir=tmp_path / "run", run=RunOptions(device="cpu")
+    )
+    learned = torch.from_numpy(np.load(tmp_path / "run" / "kernel_mean.npy"))
+    assert kernel_stats(learned)["width"] == pytest.approx(kernel_stats(true)["width"], rel=0.15)
+    assert kernel_error(learned, true) < 0.5 * kernel_error(gaussian_kernel(20, 1.6), true)

@@ -266,12 +266,15 @@ PDM_PRESETS: dict[str, dict] = {
     # HR px at 30 deg, the real LR made from disjoint photos, 600 steps; kernel error, bicubic's 0.084):
     # PDM's softmax taps overshoot to sigma 4.8-5.8 (error 0.23-0.34: a weak D's noisy gradients,
     # normalised by Adam, random-walk hundreds of logits into a flat kernel); a Gaussian kernel 0.093;
-    # a Gaussian kernel with D on the high-pass 0.036 (sigma 3.9 x 1.4 at 33 deg, still too wide).
+    # a Gaussian kernel with D on the high-pass 0.036 (sigma 3.9 x 1.4 at 33 deg, still too wide); plus
+    # the spectrum match at weight 1: 0.029 (2.8 x 1.6 at 34 deg), 0.030 with noise of sigma 3 in the
+    # real LR. The spectrum match alone: 0.089 (4.0 x 2.4; two photo sets' spectra differ in slope),
+    # at weight 10: 0.083. Each holds the other's bias in check.
     "tiny": {
         "data": {"hr_crop": 128},
         "kernel": {"form": "gaussian"},
         "noise": {"features": 16},
-        "loss": {"d_features": 32, "d_highpass": 4.0},
+        "loss": {"d_features": 32, "d_highpass": 4.0, "w_spectrum": 1.0},
         "optim": {"lr": 1e-3, "batch": 16, "iters": 600, "decay_start": 0.6},
     },
 }
