@@ -222,6 +222,25 @@ class PairWriter:
         }
         return entry, q
 
+    def manifest(self, records: list, *, method: str, generator: dict) -> dict:
+        """pairs.json of the records `__call__` returned (every rank's, in the files' order)."""
+        return {
+            "pairs": [entry for entry, _ in records],
+            "scale": self.scale,
+            "mode": "TDSR" if self.cleanup_factor > 1 else "SDSR",
+            "cleanup_factor": self.cleanup_factor,
+            "method": method,
+            "seed": self.seed,
+            "generator": generator,
+            "jpeg": {
+                "spec": self.jpeg.to_json(),
+                "seed": self.jpeg_seed,
+                "estimate": self.estimate.to_json() if self.estimate is not None else None,
+                "qualities": {entry["name"]: q for entry, q in records},
+            },
+            "srpipe": __version__,
+        }
+
 
 @torch.no_grad()
 def make_pairs(
@@ -271,31 +290,28 @@ def make_pairs(
         if estimate is not None:
             info(f"JPEG stage (auto) from the real LR: {estimate.describe()}")
         writer = PairWriter(
-            run_g, out, scale, cleanup_factor, tile, dev, autocast, batch, seed, spec, estimate, jpeg_seed
+            G=run_g,
+            out=out,
+            scale=scale,
+            cleanup_factor=cleanup_factor,
+            tile=tile,
+            device=dev,
+            autocast=autocast,
+            batch=batch,
+            seed=seed,
+            jpeg=spec,
+            estimate=estimate,
+            jpeg_seed=jpeg_seed,
         )
         done = folders.map_folder(paths, writer, where=hr_dir, share=share, progress="make-pairs")
-        qualities = {entry["name"]: q for entry, q in done.results}
-        used = [q for q in qualities.values() if q is not None]
+        generator = {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")}
+        manifest = writer.manifest(done.results, method=method_of(G), generator=generator)
         if spec.mode != "off":
+            qualities = manifest["jpeg"]["qualities"]
+            used = [q for q in qualities.values() if q is not None]
             info(
                 f"JPEG stage ({spec}): {len(used)}/{len(qualities)} LR image(s) compressed, quality {jpg.summarize(used)}"
             )
-        manifest = {
-            "pairs": [entry for entry, _ in done.results],
-            "scale": scale,
-            "mode": mode,
-            "cleanup_factor": cleanup_factor,
-            "method": method_of(G),
-            "seed": seed,
-            "generator": {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")},
-            "jpeg": {
-                "spec": spec.to_json(),
-                "seed": jpeg_seed,
-                "estimate": estimate.to_json() if estimate is not None else None,
-                "qualities": qualities,
-            },
-            "srpipe": __version__,
-        }
         if share.main:
             write_json(out / "pairs.json", manifest)
         return manifest
