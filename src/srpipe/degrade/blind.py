@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from srpipe.degrade import blind_kernels as bk
+from srpipe.engine.folders import Skip, map_folder
 from srpipe.errors import SrpipeError, UsageError
 from srpipe.io.imageio import list_sources
 
@@ -358,6 +360,20 @@ def _pairs_of_image(p: Path, hr: torch.Tensor, out: Path, *, scale: int, draws: 
     return entries
 
 
+def _pairs_of_file(p: Path, *, out: Path, scale: int, draws: int, seed: int, cfg) -> list[dict]:
+    """Read one HR file, mod-crop it and write its `draws` pairs (`_pairs_of_image`)."""
+    from srpipe.io.imageio import read_image
+    from srpipe.io.resize import mod_crop
+
+    img, _ = read_image(p)
+    hr = mod_crop(img, scale)
+    if min(hr.shape[-2:]) < scale:
+        raise Skip(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
+    if cfg.gt_usm:
+        hr = _round8(usm_sharpen(hr))  # the written HR is 8-bit; degrade exactly what is written
+    return _pairs_of_image(p, hr, out, scale=scale, draws=draws, seed=seed, cfg=cfg)
+
+
 def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: int = 0, cfg=None) -> dict:
     """Write OUT/hr/NAME.png, OUT/lr/NAME.png and OUT/pairs.json (last); returns the pairs.json content.
 
@@ -370,9 +386,7 @@ def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: i
     from srpipe import __version__
     from srpipe.config import to_dict
     from srpipe.engine.runlog import write_json
-    from srpipe.io.imageio import ImageReadError, read_image
-    from srpipe.io.resize import mod_crop
-    from srpipe.log import info, track, warn
+    from srpipe.log import info
 
     cfg = cfg or BlindConfig()
     if scale not in (2, 3, 4):
@@ -383,30 +397,10 @@ def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: i
     out = Path(out_dir)
     (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
     info(f"make-pairs blind x{scale}: {len(paths)} image(s), {draws} LR draw(s) each, seed {seed}")
-    pairs, skipped = [], []
-    for p in track(paths, "make-pairs blind"):
-        try:
-            img, _ = read_image(p)
-        except ImageReadError as e:
-            skipped.append(str(e))
-            continue
-        hr = mod_crop(img, scale)
-        if min(hr.shape[-2:]) < scale:
-            skipped.append(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
-            continue
-        if cfg.gt_usm:
-            hr = _round8(usm_sharpen(hr))  # the written HR is 8-bit; degrade exactly what is written
-        pairs += _pairs_of_image(p, hr, out, scale=scale, draws=draws, seed=seed, cfg=cfg)
-    if not pairs:  # one line that says why each file was left out, instead of a warning and an error
-        raise SrpipeError(
-            f"no usable image in {hr_dir}, nothing written: "
-            + "; ".join(skipped[:5])
-            + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        )
-    if skipped:
-        warn(f"skipped {len(skipped)} file(s): " + "; ".join(skipped))
+    one = partial(_pairs_of_file, out=out, scale=scale, draws=draws, seed=seed, cfg=cfg)
+    done = map_folder(paths, one, where=hr_dir, progress="make-pairs blind")
     manifest = {
-        "pairs": pairs,
+        "pairs": [entry for entries in done.results for entry in entries],
         "scale": scale,
         "method": "blind",
         "mode": "SDSR",

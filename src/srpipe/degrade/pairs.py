@@ -15,26 +15,27 @@ through real libjpeg after G, at a quality drawn per image from a generator seed
 (results independent of order); auto draws from the JPEG estimate degrade-train stored with the model
 (its header, else jpeg.json next to it). The LR file stays PNG: a lossless store of the decoded JPEG.
 `pairs.json` is written last: a folder without it is not a finished output. Under torchrun each
-rank degrades its share of the files (`srpipe.engine.distributed.Share`); rank 0 writes `pairs.json` once
-every rank has finished.
+rank degrades its share of the files (`srpipe.engine.folders.map_folder`); rank 0 writes `pairs.json`
+once every rank has finished.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from srpipe import __version__
-from srpipe.engine import distributed
-from srpipe.engine import inference
+from srpipe.engine import folders, inference
+from srpipe.engine.folders import Skip
 from srpipe.io import jpeg as jpg
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.degrade.pdm import PDMDegrader
 from srpipe.errors import SrpipeError, first_line
-from srpipe.io.imageio import ImageReadError, file_sha256, list_sources, read_image, write_png
-from srpipe.log import info, track, warn
+from srpipe.io.imageio import file_sha256, list_sources, read_image, write_png
+from srpipe.log import info, warn
 from srpipe.io.resize import bicubic_down, mod_crop
 from srpipe.engine.runlog import write_json
 from srpipe.io.tiling import auto_batch, tiled_apply
@@ -171,6 +172,76 @@ def model_jpeg_estimate(header: dict, gpath: Path) -> jpg.JpegEstimate | None:
     return None
 
 
+@dataclass(frozen=True)
+class PairWriter:
+    """What make-pairs does with one HR file: the TDSR cleanup, the mod-crop, the degradation and the
+    JPEG stage, then both PNGs. Returns the file's pairs.json entry and its JPEG quality (None: none)."""
+
+    G: torch.nn.Module  # the degradation model as it runs (compiled, channels-last)
+    out: Path
+    scale: int
+    cleanup_factor: int
+    tile: int
+    device: torch.device
+    autocast: torch.dtype | None
+    batch: int
+    seed: int  # the model's random draws, per image from its name and this seed
+    jpeg: jpg.JpegSpec
+    estimate: jpg.JpegEstimate | None  # what --jpeg auto draws from
+    jpeg_seed: int
+
+    def __call__(self, p: Path) -> tuple[dict, int | None]:
+        img, _ = read_image(p)
+        hr = img
+        if self.cleanup_factor > 1:
+            hr = bicubic_down(mod_crop(hr, self.cleanup_factor), self.cleanup_factor)
+        hr = mod_crop(hr, self.scale)
+        if min(hr.shape[-2:]) < self.scale:
+            raise Skip(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{self.scale}")
+        lr = degrade_image(
+            self.G,
+            hr,
+            self.scale,
+            tile=self.tile,
+            device=self.device,
+            autocast=self.autocast,
+            batch=self.batch,
+            noise_seed=noise_seed(p.stem, self.seed),
+        )
+        q = jpg.draw_quality(self.jpeg, self.estimate, jpg.image_rng(p.stem, self.jpeg_seed))
+        if q is not None:
+            lr = jpg.jpeg_compress(lr, q)
+        write_png(self.out / "hr" / f"{p.stem}.png", hr)
+        write_png(self.out / "lr" / f"{p.stem}.png", lr)
+        entry = {
+            "name": p.stem,
+            "hr": f"hr/{p.stem}.png",
+            "lr": f"lr/{p.stem}.png",
+            "source": p.name,
+            "hr_size": [hr.shape[2], hr.shape[1]],
+        }
+        return entry, q
+
+    def manifest(self, records: list, *, method: str, generator: dict) -> dict:
+        """pairs.json of the records `__call__` returned (every rank's, in the files' order)."""
+        return {
+            "pairs": [entry for entry, _ in records],
+            "scale": self.scale,
+            "mode": "TDSR" if self.cleanup_factor > 1 else "SDSR",
+            "cleanup_factor": self.cleanup_factor,
+            "method": method,
+            "seed": self.seed,
+            "generator": generator,
+            "jpeg": {
+                "spec": self.jpeg.to_json(),
+                "seed": self.jpeg_seed,
+                "estimate": self.estimate.to_json() if self.estimate is not None else None,
+                "qualities": {entry["name"]: q for entry, q in records},
+            },
+            "srpipe": __version__,
+        }
+
+
 @torch.no_grad()
 def make_pairs(
     *,
@@ -198,60 +269,69 @@ def make_pairs(
     `compile`: torch.compile the generator. These change speed, and the LR only by rounding.
     Several GPUs or machines: torchrun --nproc-per-node N -m srpipe make-pairs ... (a share of the files each).
     """
-    world, dev = distributed.init(device)
-    try:
-        with distributed.Share(world) as share:
-            return _make_pairs(
-                share,
-                dev,
-                model=model,
-                hr_dir=hr_dir,
-                out_dir=out_dir,
-                cleanup_factor=cleanup_factor,
-                tile=tile,
-                precision=precision,
-                batch=batch,
-                compile=compile,
-                jpeg=jpeg,
-                jpeg_seed=jpeg_seed,
-                seed=seed,
+    with folders.session(device) as (share, dev):
+        autocast = inference.autocast_dtype(precision, dev)
+        if cleanup_factor < 1:
+            raise SrpipeError(f"--cleanup-factor must be >= 1, got {cleanup_factor}")
+        if tile < 8:
+            raise SrpipeError(f"--tile must be >= 8, got {tile}")
+        spec = jpeg if isinstance(jpeg, jpg.JpegSpec) else jpg.parse_jpeg(jpeg)
+        G, header, gpath = load_generator(model, dev)
+        estimate = _auto_jpeg_estimate(spec, header, gpath)
+        if dev.type == "cuda":
+            G = G.to(memory_format=torch.channels_last)
+        run_g = torch.compile(G) if compile and not isinstance(G, PDMDegrader) else G
+        scale = _scale_of(header, gpath)
+        paths = list_sources(hr_dir, "HR")
+        out = Path(out_dir)
+        (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
+        mode = "TDSR" if cleanup_factor > 1 else "SDSR"
+        info(f"make-pairs {mode} x{scale} with the {method_of(G)} model {gpath} on {dev}: {len(paths)} image(s)")
+        if estimate is not None:
+            info(f"JPEG stage (auto) from the real LR: {estimate.describe()}")
+        writer = PairWriter(
+            G=run_g,
+            out=out,
+            scale=scale,
+            cleanup_factor=cleanup_factor,
+            tile=tile,
+            device=dev,
+            autocast=autocast,
+            batch=batch,
+            seed=seed,
+            jpeg=spec,
+            estimate=estimate,
+            jpeg_seed=jpeg_seed,
+        )
+        done = folders.map_folder(paths, writer, where=hr_dir, share=share, progress="make-pairs")
+        generator = {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")}
+        manifest = writer.manifest(done.results, method=method_of(G), generator=generator)
+        if spec.mode != "off":
+            qualities = manifest["jpeg"]["qualities"]
+            used = [q for q in qualities.values() if q is not None]
+            info(
+                f"JPEG stage ({spec}): {len(used)}/{len(qualities)} LR image(s) compressed, quality {jpg.summarize(used)}"
             )
-    finally:
-        world.close()
+        if share.main:
+            write_json(out / "pairs.json", manifest)
+        return manifest
 
 
-def _make_pairs(
-    share: distributed.Share,
-    dev: torch.device,
-    *,
-    model,
-    hr_dir,
-    out_dir,
-    cleanup_factor: int,
-    tile: int,
-    precision: str,
-    batch: int,
-    compile: bool,
-    jpeg,
-    jpeg_seed: int,
-    seed: int,
-) -> dict:
-    autocast = inference.autocast_dtype(precision, dev)
-    if cleanup_factor < 1:
-        raise SrpipeError(f"--cleanup-factor must be >= 1, got {cleanup_factor}")
-    if tile < 8:
-        raise SrpipeError(f"--tile must be >= 8, got {tile}")
-    spec = jpeg if isinstance(jpeg, jpg.JpegSpec) else jpg.parse_jpeg(jpeg)
-    G, header, gpath = load_generator(model, dev)
-    estimate = model_jpeg_estimate(header, gpath) if spec.mode == "auto" else None
-    if spec.mode == "auto" and estimate is None:
+def _auto_jpeg_estimate(spec: jpg.JpegSpec, header: dict, gpath: Path) -> jpg.JpegEstimate | None:
+    """The estimate --jpeg auto draws from (None for any other --jpeg, and for a model without one)."""
+    if spec.mode != "auto":
+        return None
+    estimate = model_jpeg_estimate(header, gpath)
+    if estimate is None:
         warn(
             f"--jpeg auto: {gpath} has no JPEG estimate (a model from before degrade-train stored one): "
             "no JPEG stage; pass --jpeg Q or QMIN:QMAX to add one"
         )
-    if dev.type == "cuda":
-        G = G.to(memory_format=torch.channels_last)
-    run_g = torch.compile(G) if compile and not isinstance(G, PDMDegrader) else G
+    return estimate
+
+
+def _scale_of(header: dict, gpath: Path) -> int:
+    """The scale a degradation model's header gives: 2, 3 or 4, else the file is not degrade-train's."""
     try:
         scale = int(header.get("scale", 4))
     except (TypeError, ValueError):
@@ -261,79 +341,4 @@ def _make_pairs(
             f"{gpath}: its header gives scale {header.get('scale')!r}, not 2, 3 or 4; "
             "the file is damaged or was not written by degrade-train"
         )
-    paths = list_sources(hr_dir, "HR")
-
-    out = Path(out_dir)
-    (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
-    mode = "TDSR" if cleanup_factor > 1 else "SDSR"
-    info(f"make-pairs {mode} x{scale} with the {method_of(G)} model {gpath} on {dev}: {len(paths)} image(s)")
-    if spec.mode == "auto" and estimate is not None:
-        info(f"JPEG stage (auto) from the real LR: {estimate.describe()}")
-    pairs, skipped = [], []
-    qualities: dict[str, int | None] = {}
-    for p in track(share.take(paths), "make-pairs"):
-        try:
-            img, _ = read_image(p)
-        except ImageReadError as e:
-            skipped.append(str(e))
-            continue
-        hr = img
-        if cleanup_factor > 1:
-            hr = bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor)
-        hr = mod_crop(hr, scale)
-        if min(hr.shape[-2:]) < scale:
-            skipped.append(f"{p} is too small ({img.shape[2]}x{img.shape[1]}) for x{scale}")
-            continue
-        lr = degrade_image(
-            run_g, hr, scale, tile=tile, device=dev, autocast=autocast, batch=batch, noise_seed=noise_seed(p.stem, seed)
-        )
-        q = jpg.draw_quality(spec, estimate, jpg.image_rng(p.stem, jpeg_seed))
-        qualities[p.stem] = q
-        if q is not None:
-            lr = jpg.jpeg_compress(lr, q)
-        write_png(out / "hr" / f"{p.stem}.png", hr)
-        write_png(out / "lr" / f"{p.stem}.png", lr)
-        pairs.append(
-            {
-                "name": p.stem,
-                "hr": f"hr/{p.stem}.png",
-                "lr": f"lr/{p.stem}.png",
-                "source": p.name,
-                "hr_size": [hr.shape[2], hr.shape[1]],
-            }
-        )
-    # every rank's, once all have finished, in the files' order
-    pairs, skipped, drawn = share.merge(pairs, skipped, list(qualities.items()))
-    order = {p.stem: i for i, p in enumerate(paths)}
-    pairs.sort(key=lambda e: order[e["name"]])
-    qualities = dict(sorted(drawn, key=lambda nq: order[nq[0]]))
-    if not pairs:  # one line that says why each file was left out, instead of a warning and an error
-        raise SrpipeError(
-            f"no usable image in {hr_dir}, nothing written: "
-            + "; ".join(skipped[:5])
-            + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        )
-    used = [q for n, q in qualities.items() if q is not None]
-    if spec.mode != "off":
-        info(f"JPEG stage ({spec}): {len(used)}/{len(qualities)} LR image(s) compressed, quality {jpg.summarize(used)}")
-    if skipped:
-        warn(f"skipped {len(skipped)} file(s): " + "; ".join(skipped))
-    manifest = {
-        "pairs": pairs,
-        "scale": scale,
-        "mode": mode,
-        "cleanup_factor": cleanup_factor,
-        "method": method_of(G),
-        "seed": seed,
-        "generator": {"path": str(gpath), "sha256": file_sha256(gpath), "args": header.get("args")},
-        "jpeg": {
-            "spec": spec.to_json(),
-            "seed": jpeg_seed,
-            "estimate": estimate.to_json() if estimate is not None else None,
-            "qualities": {n: q for n, q in qualities.items() if n in {pp["name"] for pp in pairs}},
-        },
-        "srpipe": __version__,
-    }
-    if share.main:
-        write_json(out / "pairs.json", manifest)
-    return manifest
+    return scale

@@ -83,8 +83,8 @@ def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     return out
 
 
-def list_sources(folder: str | Path, what: str = "HR") -> list[Path]:
-    """`list_images` of a folder whose images become OUT/<stem>.png: an empty folder, or two files
+def list_sources(folder: str | Path, what: str = "HR", *, ext: str = "png") -> list[Path]:
+    """`list_images` of a folder whose images become OUT/<stem>.<ext>: an empty folder, or two files
     that would be written under one name, stop with a message saying what to do."""
     paths = list_images(folder)
     if not paths:
@@ -93,7 +93,7 @@ def list_sources(folder: str | Path, what: str = "HR") -> list[Path]:
     for p in paths:
         if p.stem in stems:
             raise SrpipeError(
-                f"{p.name} and {stems[p.stem].name} in {folder} would both be written as {p.stem}.png; rename one"
+                f"{p.name} and {stems[p.stem].name} in {folder} would both be written as {p.stem}.{ext}; rename one"
             )
         stems[p.stem] = p
     return paths

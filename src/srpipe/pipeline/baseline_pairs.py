@@ -7,6 +7,7 @@ layout, pairs.json last); `blind_pairs` writes Real-ESRGAN's blind-degradation L
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,40 +17,39 @@ if TYPE_CHECKING:
 
 def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int) -> dict:
     """Bicubic LR/HR pairs with make-pairs' HR (same cleanup and mod-crop) and layout, pairs.json last."""
-    from srpipe.errors import SrpipeError
-    from srpipe.io.imageio import ImageReadError, list_sources, read_image, write_png
-    from srpipe.io.resize import bicubic_down, mod_crop
+    from srpipe.engine.folders import map_folder
     from srpipe.engine.runlog import write_json
 
     (out / "pairs.json").unlink(missing_ok=True)
-    pairs, skipped = [], []
-    for p in list_sources(hr_dir, "HR"):
-        try:
-            hr, _ = read_image(p)
-        except ImageReadError as e:
-            skipped.append(str(e))
-            continue
-        if cleanup_factor > 1:
-            hr = bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor)
-        hr = mod_crop(hr, scale)
-        if min(hr.shape[-2:]) < scale:
-            skipped.append(f"{p} is too small for x{scale}")
-            continue
-        write_png(out / "hr" / f"{p.stem}.png", hr)
-        write_png(out / "lr" / f"{p.stem}.png", bicubic_down(hr, scale))
-        pairs.append({"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name})
-    if not pairs:
-        raise SrpipeError(f"no usable image in {hr_dir} for bicubic pairs: " + "; ".join(skipped[:5]))
+    one = partial(_bicubic_pair, out=out, scale=scale, cleanup_factor=cleanup_factor)
+    done = map_folder(hr_dir, one, what="HR")
     m = {
-        "pairs": pairs,
+        "pairs": done.results,
         "scale": scale,
         "mode": "bicubic",
         "method": "bicubic",
         "cleanup_factor": cleanup_factor,
-        "skipped": skipped,
+        "skipped": done.skipped,
     }
     write_json(out / "pairs.json", m)
     return m
+
+
+def _bicubic_pair(p: Path, *, out: Path, scale: int, cleanup_factor: int) -> dict:
+    """Write one HR file's make-pairs HR and its bicubic LR; its pairs.json entry."""
+    from srpipe.engine.folders import Skip
+    from srpipe.io.imageio import read_image, write_png
+    from srpipe.io.resize import bicubic_down, mod_crop
+
+    hr, _ = read_image(p)
+    if cleanup_factor > 1:
+        hr = bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor)
+    hr = mod_crop(hr, scale)
+    if min(hr.shape[-2:]) < scale:
+        raise Skip(f"{p} is too small for x{scale}")
+    write_png(out / "hr" / f"{p.stem}.png", hr)
+    write_png(out / "lr" / f"{p.stem}.png", bicubic_down(hr, scale))
+    return {"name": p.stem, "hr": f"hr/{p.stem}.png", "lr": f"lr/{p.stem}.png", "source": p.name}
 
 
 def run_bicubic_pairs(hr_input: str, scale: int, cleanup_factor: int):
@@ -76,12 +76,14 @@ def run_blind_pairs(hr_input: str, scale: int, cleanup_factor: int, draws: int, 
 
 def _write_cleaned_hr(src: Path, dest: Path, cleanup_factor: int) -> None:
     """make-pairs' TDSR cleanup (bicubic_down by the factor after a mod-crop) of every readable image."""
-    from srpipe.io.imageio import ImageReadError, list_sources, read_image, write_png
+    from srpipe.engine.folders import map_folder
+
+    map_folder(src, partial(_write_cleaned, dest=dest, cleanup_factor=cleanup_factor), what="HR")
+
+
+def _write_cleaned(p: Path, *, dest: Path, cleanup_factor: int) -> None:
+    from srpipe.io.imageio import read_image, write_png
     from srpipe.io.resize import bicubic_down, mod_crop
 
-    for p in list_sources(src, "HR"):
-        try:
-            hr, _ = read_image(p)
-        except ImageReadError:
-            continue  # the blind pairs skip what they cannot read, as make-pairs does
-        write_png(dest / f"{p.stem}.png", bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor))
+    hr, _ = read_image(p)
+    write_png(dest / f"{p.stem}.png", bicubic_down(mod_crop(hr, cleanup_factor), cleanup_factor))

@@ -171,38 +171,47 @@ def run_upscale(tile: int, scale: int):
     def fn(ctx: Context) -> dict:
         import shutil
 
-        from srpipe.io.imageio import list_images, read_image, write_png
-        from srpipe.io.resize import bicubic_up
-        from srpipe.upscale.infer import upscale
-
         models = models_of(ctx.inputs)
-
-        def run_set(lr_dir: Path, dest: Path, names) -> None:
-            for p in list_images(lr_dir):  # the baseline every model has to beat
-                img, info = read_image(p)
-                write_png(dest / "bicubic" / f"{p.stem}.png", bicubic_up(img[None], scale)[0], like=info)
-            for name in names:
-                upscale(models[name], lr_dir, dest / name, tile=tile, device=ctx.run.device)
-
+        real_models = {name: models[name] for name in real_set_models(models)}
+        kw = dict(scale=scale, tile=tile, device=ctx.run.device)
         sets = []
         if "test_pairs" in ctx.inputs:  # made by srpipe's generator: fit to the learned degradation
-            run_set(ctx.inputs["test_pairs"] / "lr", ctx.out, list(models))
+            upscale_set(ctx.inputs["test_pairs"] / "lr", ctx.out, models, **kw)
             sets.append("test_pairs")
-        real_models = real_set_models(models)
         held = held_out_real(ctx.inputs)
         if held:
             lr_dir = ctx.out / REAL / HELD_OUT / "lr"
             lr_dir.mkdir(parents=True, exist_ok=True)
             for f in held:  # the inputs themselves, for the report's side-by-side crops
                 shutil.copyfile(f, lr_dir / f.name)
-            run_set(lr_dir, ctx.out / REAL / HELD_OUT, real_models)
+            upscale_set(lr_dir, ctx.out / REAL / HELD_OUT, real_models, **kw)
             sets.append(HELD_OUT)
         if "real_pairs_lr" in ctx.inputs:
-            run_set(ctx.inputs["real_pairs_lr"], ctx.out / REAL / REAL_PAIRS, real_models)
+            upscale_set(ctx.inputs["real_pairs_lr"], ctx.out / REAL / REAL_PAIRS, real_models, **kw)
             sets.append(REAL_PAIRS)
         return {"models": ["bicubic", *models], "sets": sets}
 
     return fn
+
+
+def upscale_set(lr_dir: Path, dest: Path, models: dict[str, Path], *, scale: int, tile: int, device: str) -> None:
+    """One LR set upscaled into dest/<model>/: bicubic, the baseline every model has to beat, then each model."""
+    from functools import partial
+
+    from srpipe.engine.folders import map_folder
+    from srpipe.upscale.infer import upscale
+
+    map_folder(lr_dir, partial(_bicubic_up, dest=dest / "bicubic", scale=scale), what="LR")
+    for name, model in models.items():
+        upscale(model, lr_dir, dest / name, tile=tile, device=device)
+
+
+def _bicubic_up(p: Path, *, dest: Path, scale: int) -> None:
+    from srpipe.io.imageio import read_image, write_png
+    from srpipe.io.resize import bicubic_up
+
+    img, info = read_image(p)
+    write_png(dest / f"{p.stem}.png", bicubic_up(img[None], scale)[0], like=info)
 
 
 def model_folders(folder: Path) -> list[Path]:

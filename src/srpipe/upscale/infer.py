@@ -36,17 +36,17 @@ a switch: it costs a compile per tile shape and pays off on large folders.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from srpipe.config import InferPrecision
-from srpipe.engine import distributed, inference
+from srpipe.engine import folders, inference
 from srpipe.errors import SrpipeError
-from srpipe.io.imageio import ImageInfo, ImageReadError, list_images, read_image, write_image
+from srpipe.io.imageio import ImageInfo, list_sources, read_image, write_image
 from srpipe.log import info, warn
 from srpipe.io.tiling import auto_batch, tiled_apply
 from srpipe.upscale import interop
@@ -192,119 +192,54 @@ def upscale(
 
     `batch`: tiles per forward pass (0: auto, see `auto_batch`); `compile`: torch.compile the network.
     Several GPUs or machines: torchrun --nproc-per-node N -m srpipe upscale ... (a share of the files
-    each, `srpipe.engine.distributed.Share`; every rank returns all written paths).
+    each, `srpipe.engine.folders.map_folder`; every rank returns all written paths).
     """
-    world, dev = distributed.init(device)
-    try:
-        with distributed.Share(world) as share:
-            return _upscale(
-                share,
-                model,
-                inputs,
-                out_dir,
-                tile=tile,
-                tile_pad=tile_pad,
-                blend=blend,
-                precision=precision,
-                dev=dev,
-                requested=device,
-                outscale=outscale,
-                skip_existing=skip_existing,
-                batch=batch,
-                compile=compile,
-                ext=ext,
-            )
-    finally:
-        world.close()
-
-
-def _upscale(
-    share: distributed.Share,
-    model,
-    inputs,
-    out_dir,
-    *,
-    tile: int,
-    tile_pad: int,
-    blend: bool,
-    precision: Precision,
-    dev: torch.device,
-    requested: str,
-    outscale: float | None,
-    skip_existing: bool,
-    batch: int,
-    compile: bool,
-    ext: str,
-) -> list[Path]:
-    net, dev = load_model(model, dev, precision=precision, compile=compile, requested=requested)
-    src, out = Path(inputs), Path(out_dir)
-    files = _input_files(src, out, ext=ext, outscale=outscale)
-    written, unreadable, existing = [], [], 0
-    autocast = inference.autocast_dtype(precision, dev)
-    warned_fp16 = False
-    for f in share.take(files):
-        target = out / f"{f.stem}.{ext}"
-        if skip_existing and target.is_file():
-            info(f"skip {f.name}: {target} exists")
-            existing += 1
-            continue
-        try:
-            img, meta = read_image(f)
-        except ImageReadError as e:
-            if src.is_file():  # the one image asked for: nothing else to do
-                raise
-            warn(f"skipped: {e}")
-            unreadable.append(str(e))
-            continue
-        ac = None if meta.bit_depth == 16 else autocast  # 16-bit images run in fp32: fp16 keeps ~11 bits
-        if meta.bit_depth == 16 and getattr(net, "dtype", None) is np.float16 and not warned_fp16:
-            warn(
-                f"{Path(model).name} is an fp16 ONNX model: 16-bit images keep only ~11 bits through it; "
-                "export without --fp16 for full 16-bit precision"
-            )
-            warned_fp16 = True
-        kw = dict(tile=tile, pad=tile_pad, blend=blend, device=dev, autocast=ac, batch=batch)
-        sr = _upscale_image(net, img, meta, f, target, kw=kw, outscale=outscale)
-        written.append(target)
-        info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
-    written, unreadable, existing = share.merge(written, unreadable, [existing])  # every rank's
-    order = {f.stem: i for i, f in enumerate(files)}
-    written.sort(key=lambda t: order[t.stem])
-    existing = sum(existing)
-    if (
-        unreadable and not written and not existing
-    ):  # a folder of nothing but broken files is a failure, not "0 written"
-        raise SrpipeError(
-            f"no readable image in {src}, nothing written: "
-            + "; ".join(unreadable[:5])
-            + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+    with folders.session(device) as (share, dev):
+        net, dev = load_model(model, dev, precision=precision, compile=compile, requested=device)
+        src, out = Path(inputs), Path(out_dir)
+        files = _input_files(src, out, ext=ext, outscale=outscale)
+        kw = dict(tile=tile, pad=tile_pad, blend=blend, device=dev, batch=batch)
+        autocast = inference.autocast_dtype(precision, dev)
+        one = partial(
+            _upscale_file, net, out=out, ext=ext, autocast=autocast, kw=kw, outscale=outscale, skip=skip_existing
         )
-    return written
+        done = folders.map_folder(files, one, where=src, share=share)
+    if getattr(net, "dtype", None) is np.float16 and any(depth == 16 for _, depth in done.results):
+        warn(
+            f"{Path(model).name} is an fp16 ONNX model: 16-bit images keep only ~11 bits through it; "
+            "export without --fp16 for full 16-bit precision"
+        )
+    return [target for target, _ in done.results]
 
 
 def _input_files(src: Path, out: Path, *, ext: str, outscale: float | None) -> list[Path]:
     """The images to upscale (`src` a file or a folder), after checking the options against them."""
+    if ext not in ("png", "jpg", "webp"):
+        raise SrpipeError(f"--ext {ext!r}: use png, jpg or webp")
     if src.is_dir():
-        files = list_images(src)
-        if not files:
-            raise SrpipeError(f"{src} contains no images")
+        files = list_sources(src, "input", ext=ext)
     elif src.is_file():
         files = [src]
     else:
         raise SrpipeError(f"--input {src} does not exist")
-    if ext not in ("png", "jpg", "webp"):
-        raise SrpipeError(f"--ext {ext!r}: use png, jpg or webp")
     if outscale is not None and outscale <= 0:
         raise SrpipeError(f"--outscale must be > 0, got {outscale}")
     if out.exists() and not out.is_dir():
         raise SrpipeError(f"--out {out} exists and is not a folder")
-    stems = [f.stem for f in files]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise SrpipeError(
-            f"several inputs share the name {dup[0]} (different extensions); outputs would overwrite each other"
-        )
     return files
+
+
+def _upscale_file(net, f: Path, *, out: Path, ext: str, autocast, kw: dict, outscale, skip: bool):
+    """Upscale one file into `out` (none if `skip` and its output exists); (written path, bit depth)."""
+    target = out / f"{f.stem}.{ext}"
+    if skip and target.is_file():
+        info(f"skip {f.name}: {target} exists")
+        return None
+    img, meta = read_image(f)
+    ac = None if meta.bit_depth == 16 else autocast  # 16-bit images run in fp32: fp16 keeps ~11 bits
+    sr = _upscale_image(net, img, meta, f, target, kw=dict(kw, autocast=ac), outscale=outscale)
+    info(f"{f.name}: {img.shape[-1]}x{img.shape[-2]} -> {sr.shape[-1]}x{sr.shape[-2]} {target}")
+    return target, meta.bit_depth
 
 
 def _upscale_image(net, img: torch.Tensor, meta: ImageInfo, source: Path, target: Path, *, kw: dict, outscale):
