@@ -19,7 +19,7 @@ def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int)
     from srpipe.errors import SrpipeError
     from srpipe.io.imageio import ImageReadError, list_sources, read_image, write_png
     from srpipe.io.resize import bicubic_down, mod_crop
-    from srpipe.engine.runlog import write_json
+    from srpipe.io.files import write_json
 
     (out / "pairs.json").unlink(missing_ok=True)
     pairs, skipped = [], []
