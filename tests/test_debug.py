@@ -183,7 +183,7 @@ def test_interrupts_and_aborts(extra_command, capsys, exc, code, text):
 
 
 def test_training_interrupt_exits_130(extra_command, capsys):
-    from srpipe.engine.runlog import Interrupted
+    from srpipe.engine.signals import Interrupted
 
     @click.command("stopped")
     def stopped():

@@ -17,7 +17,8 @@ from srpipe.degrade.config import PRESETS, DegradeConfig, OptimConfig
 from srpipe.degrade.pairs import make_pairs
 from srpipe.degrade.train import lr_at, train
 from srpipe.errors import SrpipeError
-from srpipe.engine.runlog import ConfigChangedError, Interrupted
+from srpipe.engine.runfolder import ConfigChangedError
+from srpipe.engine.signals import Interrupted
 from srpipe.engine.weights import MissingWeightsError
 
 TINY = {
@@ -312,7 +313,7 @@ def test_cli_degrade_train_and_make_pairs(tiny_hr, tiny_lr, tmp_path, capsys):
                 "degrade-train",
                 "--hr",
                 str(tiny_hr),
-                "--lr",
+                "--real-lr",
                 str(tiny_lr),
                 "--out",
                 str(tmp_path / "run"),
@@ -345,6 +346,53 @@ def test_cli_degrade_train_and_make_pairs(tiny_hr, tiny_lr, tmp_path, capsys):
         )
     assert e.value.code == 0
     assert "6 pairs (x4)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--real-lr", "--lr"])
+def test_cli_real_lr_folder_takes_its_old_spelling_too(tiny_hr, tiny_lr, tmp_path, monkeypatch, capsys, flag):
+    import srpipe.degrade.train as dsgan
+
+    seen = {}
+
+    def fake_train(cfg, *, hr_dir, lr_dir, out_dir, run):
+        seen.update(hr_dir=hr_dir, lr_dir=lr_dir)
+        return Path(out_dir) / "generator.safetensors"
+
+    monkeypatch.setattr(dsgan, "train", fake_train)
+    argv = [
+        "degrade-train",
+        "--method",
+        "dsgan",
+        "--hr",
+        str(tiny_hr),
+        flag,
+        str(tiny_lr),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--preset", "tiny", "--device", "cpu"])
+    assert e.value.code == 0, capsys.readouterr().err
+    assert seen == {"hr_dir": str(tiny_hr), "lr_dir": str(tiny_lr)}
+
+
+def test_cli_help_shows_real_lr_only_and_asks_for_it(tiny_hr, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["degrade-train", "--help"])
+    text = capsys.readouterr().out
+    assert e.value.code == 0 and "--real-lr PATH" in text and "--lr" not in text.replace("--real-lr", "")
+    with pytest.raises(SystemExit) as e:
+        main(["degrade-train", "--method", "dsgan", "--hr", str(tiny_hr), "--out", str(tmp_path / "r")])
+    assert e.value.code == 2 and "--real-lr DIR is required" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_make_pairs_precisions_are_the_inference_ones(capsys):
+    from srpipe.config import INFER_PRECISIONS
+
+    with pytest.raises(SystemExit) as e:
+        main(["make-pairs", "--help"])
+    assert e.value.code == 0 and f"--precision [{'|'.join(INFER_PRECISIONS)}]" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

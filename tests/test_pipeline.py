@@ -21,7 +21,7 @@ from srpipe.pipeline.fingerprint import StatCache, folder_fingerprint
 from srpipe.pipeline.run import gc, plan, run_pipeline
 from srpipe.pipeline.spec import load_pipeline
 from srpipe.pipeline.store import CacheLock, CacheLockedError, Store
-from srpipe.engine.runlog import Interrupted
+from srpipe.engine.signals import Interrupted
 
 PIPELINE = """
 [inputs]

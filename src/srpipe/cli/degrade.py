@@ -5,14 +5,29 @@ from __future__ import annotations
 import click
 
 from srpipe.cli.options import build, config_options, run_options, speed_options
+from srpipe.config import INFER_PRECISIONS
 from srpipe.degrade.config import DEFAULT_METHOD, METHODS, PDM_PRESETS, PRESETS
+
+
+class OldSpellings(click.Option):
+    """An option whose first name is the one --help shows; the others still work (old names that
+    scripts may use, e.g. --lr for --real-lr, from when `lr` also meant low resolution)."""
+
+    def get_help_record(self, ctx: click.Context):
+        names, self.opts = self.opts, self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = names
 
 
 @click.command("degrade-train")
 @click.option("--hr", "hr_dir", required=True, type=click.Path(), help="Folder of clean high-resolution photos.")
 @click.option(
+    "--real-lr",
     "--lr",
-    "lr_dir",
+    "real_lr_dir",
+    cls=OldSpellings,
     type=click.Path(),
     default=None,
     help="Folder of real low-quality photos of the target domain (not needed with --same-domain).",
@@ -43,7 +58,7 @@ from srpipe.degrade.config import DEFAULT_METHOD, METHODS, PDM_PRESETS, PRESETS
 @speed_options
 def degrade_train(
     hr_dir,
-    lr_dir,
+    real_lr_dir,
     out_dir,
     method,
     scale,
@@ -67,14 +82,14 @@ def degrade_train(
     from srpipe.degrade.config import DegradeConfig, PDMConfig
 
     if method == "pdm" and same_domain:
-        raise click.UsageError("--same-domain is a DSGAN mode; --method pdm learns from a real-LR folder (--lr)")
+        raise click.UsageError("--same-domain is a DSGAN mode; --method pdm learns from a real-LR folder (--real-lr)")
     cls, presets = (PDMConfig, PDM_PRESETS) if method == "pdm" else (DegradeConfig, PRESETS)
     overrides = {"data.scale": scale, "optim.iters": iters}
     if method == "dsgan":
         overrides["data.same_domain"] = same_domain
     cfg = build(cls, presets, preset, config_file, sets, overrides)
-    if lr_dir is None and not cfg.data.same_domain:
-        raise click.UsageError("--lr DIR is required (or pass --same-domain to use crops of --hr as real samples)")
+    if real_lr_dir is None and not cfg.data.same_domain:
+        raise click.UsageError("--real-lr DIR is required (or pass --same-domain to use crops of --hr as real samples)")
     run = RunOptions(
         device=device,
         restart=restart,
@@ -89,7 +104,7 @@ def degrade_train(
         from srpipe.degrade.pdm_train import train
     else:
         from srpipe.degrade.train import train
-    result = train(cfg, hr_dir=hr_dir, lr_dir=lr_dir, out_dir=out_dir, run=run)
+    result = train(cfg, hr_dir=hr_dir, lr_dir=real_lr_dir, out_dir=out_dir, run=run)
     out.print(f"model ({method}): {result}")
     learned = result.parent / "kernel.json"
     if method == "pdm" and learned.is_file():
@@ -126,7 +141,7 @@ def degrade_train(
 @click.option("--tile", type=int, default=512, show_default=True, help="Tile size in LR pixels for large images.")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp16", "bf16", "fp32"]),
+    type=click.Choice(INFER_PRECISIONS),
     default="auto",
     show_default=True,
     help="auto: fp16 on GPU (a tile batch with non-finite output reruns in fp32), fp32 on CPU.",

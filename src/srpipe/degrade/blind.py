@@ -385,7 +385,7 @@ def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: i
     """
     from srpipe import __version__
     from srpipe.config import to_dict
-    from srpipe.engine.runlog import write_json
+    from srpipe.io.files import write_json
     from srpipe.log import info
 
     cfg = cfg or BlindConfig()

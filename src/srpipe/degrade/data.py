@@ -1,8 +1,9 @@
-"""Unpaired DSGAN data: HR crops for the generator, real-LR crops for the discriminator.
+"""Unpaired data of the degradation learners (DSGAN, pdm): HR crops for the generator, real-LR
+crops for the discriminator.
 
-Images are decoded once into uint8 tensors in memory (DSGAN folders are small: a few hundred
+Images are decoded once into uint8 tensors in memory (these folders are small: a few hundred
 photos); crops, flips and rotations are drawn from one `torch.Generator` whose state goes into
-checkpoints, so a resumed run continues the same random stream.
+checkpoints, so a resumed run continues the same random stream (`CropStream`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from pathlib import Path
 
 import torch
 
+from srpipe.degrade.config import DegradeConfig, PDMConfig
 from srpipe.engine import augment
+from srpipe.engine.augment import ImageBank, split
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import ImageReadError, list_images, read_uint8
+from srpipe.log import warn
 
 
 @dataclass
@@ -79,3 +83,60 @@ def random_crops(
 def image_sizes(images: list[torch.Tensor]) -> torch.Tensor:
     """(N, 2) heights and widths of (3, H, W) images."""
     return torch.tensor([list(im.shape[-2:]) for im in images], dtype=torch.long)
+
+
+def load_sets(cfg: DegradeConfig | PDMConfig, hr_dir, real_dir, hr_crop: int):
+    """(HR set, real-LR training set, held-out real LR in [0, 1], split.json content).
+
+    `real_dir` None is DSGAN's same-domain mode: the real samples are the HR images themselves, split
+    the same way, and nothing is held out for the realism check.
+    """
+    hr_set = load_folder(hr_dir, min_size=hr_crop, what="HR", warn=warn)
+    real_all = (
+        hr_set if real_dir is None else load_folder(real_dir, min_size=cfg.data.lr_crop, what="real-LR", warn=warn)
+    )
+    train_idx, val_idx = split(len(real_all.images), cfg.data.val_fraction, cfg.seed)
+    real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
+    held_out = [] if real_dir is None else [real_all.images[i].float().div(255) for i in val_idx]
+    listing = {"train": [p.name for p in real_set.paths], "held_out": [real_all.paths[i].name for i in val_idx]}
+    return hr_set, real_set, held_out, listing
+
+
+def image_banks(*sets: ImageSet, device: torch.device, placement: str) -> list[ImageBank]:
+    """The sets as uint8 banks for batched device-side crops, on the GPU when they fit (`placement` auto)."""
+    return [ImageBank([im.permute(1, 2, 0) for im in s.images], device=device, placement=placement) for s in sets]
+
+
+@dataclass
+class CropStream:
+    """Each step's batch: HR crops, real-LR crops, JPEG qualities (this rank's rows).
+
+    Every rank draws the global batch from one generator (`gen`, saved in checkpoints) and keeps its
+    rows; the JPEG qualities are seeded per step, so a resumed run draws the same ones.
+    """
+
+    hr_bank: ImageBank
+    real_bank: ImageBank
+    gen: torch.Generator
+    rows: slice
+    cfg: DegradeConfig | PDMConfig
+    hr_crop: int  # pdm: with the margin its valid blur and noise net trim
+    jpeg_pool: torch.Tensor | None  # qualities the JPEG stage in the loop draws from; None: no JPEG stage
+    multiple: int = 1  # HR crop corners on multiples of this (DSGAN: the scale, so the bicubic grid is aligned)
+    channels_last: bool = False  # crops in the networks' memory format
+
+    def next(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        data, batch, rows = self.cfg.data, self.cfg.optim.batch, self.rows
+        flips, rotations, lr_crop = data.flips, data.rotations, data.lr_crop
+        d_hr = augment.draw(
+            self.gen, self.hr_bank.sizes, batch, self.hr_crop, multiple=self.multiple, flips=flips, rotations=rotations
+        )
+        d_real = augment.draw(self.gen, self.real_bank.sizes, batch, lr_crop, flips=flips, rotations=rotations)
+        hr = self.hr_bank.crops(d_hr.slice(rows.start, rows.stop), self.hr_crop, channels_last=self.channels_last)
+        real = self.real_bank.crops(d_real.slice(rows.start, rows.stop), lr_crop, channels_last=self.channels_last)
+        hr, real = augment.to_float(hr), augment.to_float(real)
+        if self.jpeg_pool is None:
+            return hr, real, None
+        q_gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
+        picks = torch.randint(len(self.jpeg_pool), (batch,), generator=q_gen)[rows.start : rows.stop]
+        return hr, real, self.jpeg_pool[picks].to(hr.device)

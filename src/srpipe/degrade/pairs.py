@@ -37,7 +37,7 @@ from srpipe.errors import SrpipeError, first_line
 from srpipe.io.imageio import file_sha256, list_sources, read_image, write_png
 from srpipe.log import info, warn
 from srpipe.io.resize import bicubic_down, mod_crop
-from srpipe.engine.runlog import write_json
+from srpipe.io.files import write_json
 from srpipe.io.tiling import auto_batch, tiled_apply
 
 

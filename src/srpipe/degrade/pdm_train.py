@@ -18,7 +18,6 @@ and degradation.json (realism on the held-out real LR).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -26,20 +25,19 @@ import torch
 
 from srpipe.config import RunOptions, to_dict
 from srpipe.degrade.config import PDMConfig
-from srpipe.degrade.data import ImageSet, load_folder, random_crops
+from srpipe.degrade.data import CropStream, ImageSet, image_banks, load_sets, random_crops
 from srpipe.degrade.diffjpeg import diff_jpeg
 from srpipe.degrade.losses import d_input
 from srpipe.degrade.pdm import PatchDiscriminator, PDMDegrader, hr_crop_for, lr_margin, round8
 from srpipe.degrade.train import estimate_jpeg, jpeg_quality_pool, lr_at, realism_check
-from srpipe.engine import augment, ckpt
+from srpipe.engine import ckpt
 from srpipe.engine.accel import ComputeSettings, StepGuard
-from srpipe.engine.augment import ImageBank, split
 from srpipe.engine.loop import PhaseInfo, resume
 from srpipe.engine.training import StepNets, TrainingRun, set_lr, training_run
 from srpipe.errors import SrpipeError
 from srpipe.io.files import write_json, write_npy
 from srpipe.io.kernels import kernel_picture, kernel_stats
-from srpipe.log import info, warn
+from srpipe.log import info
 
 RUN_FILES = ("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json", "kernel.json")
 LOG_FIELDS = ["lr", "d_real", "d_fake", "adv", "energy", "spectrum", "noise_sigma", "k_width", "g_total", "skipped"]
@@ -180,36 +178,6 @@ def set_lrs(step: int, cfg: PDMConfig, opt_g, opt_d) -> float:
     return o.lr * factor
 
 
-@dataclass
-class CropStream:
-    """Each step's batch: HR crops with the margin, real-LR crops, JPEG qualities (this rank's rows).
-
-    Every rank draws the global batch from one generator (`gen`, saved in checkpoints) and keeps its
-    rows; the JPEG qualities are seeded per step, so a resumed run draws the same ones.
-    """
-
-    hr_bank: ImageBank
-    real_bank: ImageBank
-    gen: torch.Generator
-    rows: slice
-    cfg: PDMConfig
-    hr_crop: int
-    jpeg_pool: torch.Tensor | None
-
-    def next(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        data, batch = self.cfg.data, self.cfg.optim.batch
-        flips, rotations = data.flips, data.rotations
-        d_hr = augment.draw(self.gen, self.hr_bank.sizes, batch, self.hr_crop, flips=flips, rotations=rotations)
-        d_real = augment.draw(self.gen, self.real_bank.sizes, batch, data.lr_crop, flips=flips, rotations=rotations)
-        hr = augment.to_float(self.hr_bank.crops(d_hr.slice(self.rows.start, self.rows.stop), self.hr_crop))
-        real = augment.to_float(self.real_bank.crops(d_real.slice(self.rows.start, self.rows.stop), data.lr_crop))
-        if self.jpeg_pool is None:
-            return hr, real, None
-        q_gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
-        picks = torch.randint(len(self.jpeg_pool), (batch,), generator=q_gen)[self.rows.start : self.rows.stop]
-        return hr, real, self.jpeg_pool[picks].to(hr.device)
-
-
 def train_step(step: int, guard: StepGuard, *, g: StepNets, d: StepNets, opts, stream: CropStream, cfg, compute):
     """One training step for `run_steps`: the learning rates, a batch, D's update, then G's."""
     opt_g, opt_d = opts
@@ -220,24 +188,13 @@ def train_step(step: int, guard: StepGuard, *, g: StepNets, d: StepNets, opts, s
     return lr, {**d_losses, **g_losses}
 
 
-def load_sets(cfg: PDMConfig, hr_dir: Path, lr_dir: Path, hr_crop: int):
-    """(HR set, real-LR training set, held-out real LR in [0, 1], split.json content)."""
-    hr_set = load_folder(hr_dir, min_size=hr_crop, what="HR", warn=warn)
-    real_all = load_folder(lr_dir, min_size=cfg.data.lr_crop, what="real-LR", warn=warn)
-    train_idx, val_idx = split(len(real_all.images), cfg.data.val_fraction, cfg.seed)
-    real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
-    held_out = [real_all.images[i].float().div(255) for i in val_idx]
-    listing = {"train": [p.name for p in real_set.paths], "held_out": [real_all.paths[i].name for i in val_idx]}
-    return hr_set, real_set, held_out, listing
-
-
 def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
     """Train the pdm degradation model; returns the path of `generator.safetensors`. Resumes a run in `out_dir`.
 
     Under torchrun (WORLD_SIZE > 1) every process runs this with DDP; rank 0 writes the files.
     """
     if lr_dir is None:
-        raise SrpipeError("degrade-train --method pdm needs a real-LR folder (--lr)")
+        raise SrpipeError("degrade-train --method pdm needs a real-LR folder (--real-lr)")
     hr_dir, lr_dir, data, optim = Path(hr_dir), Path(lr_dir), cfg.data, cfg.optim
     record = {"stage": "degrade-train", "method": "pdm", "config": to_dict(cfg)}
     record["inputs"] = {"hr": str(hr_dir.resolve()), "lr": str(lr_dir.resolve())}
@@ -261,10 +218,7 @@ def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptio
         state = tr.checkpoint(out / "ckpt", nets, {"opt_g": opt_g, "opt_d": opt_d}, gen)
         start = resume(state, str(out), optim.iters)
 
-        banks = [
-            ImageBank([im.permute(1, 2, 0) for im in s.images], device=tr.device, placement=run.data_placement)
-            for s in (hr_set, real_set)
-        ]
+        banks = image_banks(hr_set, real_set, device=tr.device, placement=run.data_placement)
         stream = CropStream(*banks, gen, tr.rows, cfg, hr_crop, jpeg_quality_pool(cfg, jpeg_est))
         tr.announce(f"images in {banks[0].placement} memory")
         step = partial(

@@ -1,9 +1,14 @@
-"""`degrade-train`: the DSGAN training loop, all of it in this file.
+"""`degrade-train` (DSGAN): the steps and their set-up, read from top to bottom.
 
 Truly unpaired (the official code drew both domains from one folder, real-world-sr #2/#9/#11):
 the generator input is the bicubic downscale of a random clean-HR crop, the discriminator's real
 samples are random crops of the real-LR folder (or, with `data.same_domain`, native-resolution
 crops of the HR folder as in the official code).
+
+Read in order: the schedule and the forward (`lr_at`, `synthesize`, `judge`), one discriminator
+step, one generator step, `train_step` (both, on one batch), then `train`, which builds everything
+and hands `train_step` to the shared loop (`srpipe.engine.training`); the helpers follow. The data
+(folders, held-out split, the crop stream) is in `srpipe.degrade.data`, shared with pdm.
 
 Run folder: config.json, ckpt/, log.csv, tb/ (TensorBoard events), samples/, generator.safetensors
 (last), split.json, degradation.json (realism table on the held-out real LR, when srpipe.eval.realism is
@@ -13,42 +18,51 @@ available), jpeg.json (the real LR's JPEG stage, also in the generator's header)
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from srpipe.engine import accel, augment, ckpt, distributed
-from srpipe.engine.accel import Speed, StepGuard
-from srpipe.engine.augment import ImageBank, split
 from srpipe.config import RunOptions, to_dict
 from srpipe.degrade import losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
-from srpipe.degrade.config import DegradeConfig, OptimConfig
+from srpipe.degrade.config import DegradeConfig, LossConfig, OptimConfig
+from srpipe.degrade.data import CropStream, ImageSet, image_banks, load_sets, random_crops
 from srpipe.degrade.diffjpeg import diff_jpeg
-from srpipe.io.jpeg import summarize as jpeg_summary
-from srpipe.degrade.data import ImageSet, load_folder, random_crops
+from srpipe.engine import ckpt
+from srpipe.engine.accel import ComputeSettings, StepGuard
+from srpipe.engine.loop import PhaseInfo, resume
+from srpipe.engine.runlog import RunLog
+from srpipe.engine.training import StepNets, every, set_lr, training_run
 from srpipe.errors import SrpipeError
-from srpipe.engine.loop import Checkpoint, PhaseInfo, resume, run_steps
-from srpipe.engine.runlog import RunLog, open_run, write_json
+from srpipe.io.files import write_json
+from srpipe.io.jpeg import summarize as jpeg_summary
 from srpipe.io.resize import bicubic_down
-from srpipe.log import info, warn
+from srpipe.log import info
+
+# what --restart deletes from a run folder
+RUN_FILES = ("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json")
+LOG_FIELDS = ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"]
 
 
-def lr_at(step: int, o: OptimConfig) -> float:
+def lr_at(step: int, optim: OptimConfig) -> float:
     """Constant lr, then linear decay to 0 from `decay_start * iters` (official LambdaLR, per step)."""
-    start = int(o.decay_start * o.iters)
+    start = int(optim.decay_start * optim.iters)
     if step < start:
-        return o.lr
-    return o.lr * max(0.0, (o.iters - step) / max(1, o.iters - start))
+        return optim.lr
+    return optim.lr * max(0.0, (optim.iters - step) / max(1, optim.iters - start))
 
 
-def synthesize(G, x, *, speed: Speed, jpeg_q: torch.Tensor | None) -> torch.Tensor:
-    """G's LR for bicubic LR `x`, JPEG-compressed at qualities `jpeg_q` (B,) when given (as make-pairs writes it)."""
-    fake = speed.run(G, x)
+def synthesize(G, lq, *, speed: ComputeSettings, jpeg_q: torch.Tensor | None) -> torch.Tensor:
+    """G's LR for bicubic LR `lq`, JPEG-compressed at qualities `jpeg_q` (B,) when given (as make-pairs writes it)."""
+    fake = speed.run(G, lq)
     return fake if jpeg_q is None else diff_jpeg(fake.float(), jpeg_q)
 
 
-def judge(D, real, fake, L, *, speed: Speed, need_real: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+def judge(
+    D, real, fake, loss_cfg: LossConfig, *, speed: ComputeSettings, need_real: bool = True
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """D's logits on the high-passes of real and synthetic LR.
 
     `loss.d_batch = "joint"` runs both kinds as one batch, so batch norm normalises them together;
@@ -56,26 +70,34 @@ def judge(D, real, fake, L, *, speed: Speed, need_real: bool = True) -> tuple[to
     """
 
     def hp(t):
-        return losses.d_input(t, kernel=L.kernel, kind=L.filter, gain=L.hp_gain)
+        return losses.d_input(t, kernel=loss_cfg.kernel, kind=loss_cfg.filter, gain=loss_cfg.hp_gain)
 
-    if L.d_batch == "joint":
+    if loss_cfg.d_batch == "joint":
         logits = speed.run(D, torch.cat([hp(real), hp(fake)]))
         return logits[: len(real)], logits[len(real) :]
     return (speed.run(D, hp(real)) if need_real else None), speed.run(D, hp(fake))
 
 
 def d_step(
-    G, D, opt_d, x, real, cfg: DegradeConfig, *, speed: Speed, guard: StepGuard, jpeg_q: torch.Tensor | None = None
+    G,
+    D,
+    opt_d,
+    lq,
+    real,
+    cfg: DegradeConfig,
+    *,
+    speed: ComputeSettings,
+    guard: StepGuard,
+    jpeg_q: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """One discriminator update: real-LR high-passes -> 1, synthetic high-passes -> 0.
 
     Networks run under `speed` (bf16 autocast on CUDA); the losses are fp32. A non-finite loss skips
     the update on the device (`guard`), without a host sync.
     """
-    L = cfg.loss
     with torch.no_grad():
-        fake = synthesize(G, x, speed=speed, jpeg_q=jpeg_q)
-    logits_real, logits_fake = judge(D, real, fake, L, speed=speed)
+        fake = synthesize(G, lq, speed=speed, jpeg_q=jpeg_q)
+    logits_real, logits_fake = judge(D, real, fake, cfg.loss, speed=speed)
     loss_real, loss_fake = losses.bce_real(logits_real), losses.bce_fake(logits_fake)
     loss = loss_real + loss_fake
     opt_d.zero_grad(set_to_none=True)
@@ -88,12 +110,12 @@ def g_step(
     G,
     D,
     opt_g,
-    x,
+    lq,
     real,
     perceptual,
     cfg: DegradeConfig,
     *,
-    speed: Speed,
+    speed: ComputeSettings,
     guard: StepGuard,
     jpeg_q: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
@@ -104,19 +126,19 @@ def g_step(
     GAN training, so G always trains against the current D. `D` here is the plain module (not DDP):
     its weights are frozen for this step, so there are no gradients of D to synchronise.
     """
-    L = cfg.loss
+    loss_cfg = cfg.loss
     for p in D.parameters():
         p.requires_grad_(False)
-    fake = synthesize(G, x, speed=speed, jpeg_q=jpeg_q)
-    out = {"color": losses.color_loss(fake, x, kernel=L.kernel, kind=L.filter)}
-    total = L.w_color * out["color"]
-    if L.w_adv > 0:
-        _, logits_fake = judge(D, real, fake, L, speed=speed, need_real=False)
+    fake = synthesize(G, lq, speed=speed, jpeg_q=jpeg_q)
+    out = {"color": losses.color_loss(fake, lq, kernel=loss_cfg.kernel, kind=loss_cfg.filter)}
+    total = loss_cfg.w_color * out["color"]
+    if loss_cfg.w_adv > 0:
+        _, logits_fake = judge(D, real, fake, loss_cfg, speed=speed, need_real=False)
         out["adv"] = losses.bce_real(logits_fake)
-        total = total + L.w_adv * out["adv"]
-    if perceptual is not None and L.w_perceptual > 0:
-        out["perceptual"] = speed.run(perceptual, fake, x)
-        total = total + L.w_perceptual * out["perceptual"]
+        total = total + loss_cfg.w_adv * out["adv"]
+    if perceptual is not None and loss_cfg.w_perceptual > 0:
+        out["perceptual"] = speed.run(perceptual, fake, lq)
+        total = total + loss_cfg.w_perceptual * out["perceptual"]
     opt_g.zero_grad(set_to_none=True)
     guard.backward(total)
     guard.step(opt_g)
@@ -126,201 +148,152 @@ def g_step(
     return {k: v.detach() for k, v in out.items()}
 
 
-def _sample_grid(G, hr: torch.Tensor, real: torch.Tensor, scale: int) -> torch.Tensor:
-    """Rows of bicubic LR | synthetic LR | real LR crop, as one (3, H, W) image."""
-    from torchvision.utils import make_grid
+def train_step(
+    step: int, guard: StepGuard, *, g: StepNets, d: StepNets, opts, stream: CropStream, perceptual, cfg, compute
+) -> tuple[float, dict[str, torch.Tensor]]:
+    """One training step for `run_steps`: the learning rates, a batch, D's update, then G's.
 
-    with torch.no_grad():
-        x = bicubic_down(hr, scale)
-        fake = G(x)
-    rows = torch.stack([x, fake, real], dim=1).flatten(0, 1).float().cpu()
-    return make_grid(rows, nrow=3, padding=2, pad_value=1.0)
+    D's step runs the plain G (no DDP, no compile): G only makes D's fake samples there, with no gradients.
+    """
+    opt_g, opt_d = opts
+    lr = lr_at(step - 1, cfg.optim)
+    set_lr(opt_g, lr)
+    set_lr(opt_d, lr * cfg.optim.d_lr_scale)
+    hr, real, jpeg_q = stream.next(step)
+    lq = bicubic_down(hr, cfg.data.scale)
+    d_losses = d_step(g.net, d.train, opt_d, lq, real, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
+    g_losses = g_step(g.train, d.frozen, opt_g, lq, real, perceptual, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
+    return lr, {**d_losses, **g_losses}
 
 
 def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
     """Train DSGAN; returns the path of `generator.safetensors`. Resumes a run in `out_dir`.
 
-    Under torchrun (WORLD_SIZE > 1) every process runs this with DDP; rank 0 writes the files.
+    `lr_dir` is the real-LR folder (None with `data.same_domain`). Under torchrun (WORLD_SIZE > 1)
+    every process runs this with DDP; rank 0 writes the files.
     """
-    world, device = distributed.init(run.device)
-    try:
-        return _train(cfg, hr_dir, lr_dir, out_dir, run, world, device)
-    finally:
-        world.close()
-
-
-def _train(cfg: DegradeConfig, hr_dir, lr_dir, out_dir, run: RunOptions, world: distributed.World, device) -> Path:
-    D_ = cfg.data
-    if not D_.same_domain and lr_dir is None:
+    data, optim = cfg.data, cfg.optim
+    if not data.same_domain and lr_dir is None:
         raise SrpipeError("a real-LR folder is required unless data.same_domain is true")
-    speed = Speed.resolve(run, device)
-    rows = world.shard(cfg.optim.batch, "batch (optim.batch)")
-    record = {
-        "stage": "degrade-train",
-        "config": to_dict(cfg),
-        "inputs": {"hr": str(Path(hr_dir).resolve()), "lr": None if D_.same_domain else str(Path(lr_dir).resolve())},
-    }
-    active = cfg.loss.active()
-    info(f"DSGAN x{D_.scale}, {'same-domain' if D_.same_domain else 'unpaired'}; active losses: {', '.join(active)}")
+    real_dir = None if data.same_domain else Path(lr_dir)  # None: D's real samples are crops of the HR photos
+    record = {"stage": "degrade-train", "config": to_dict(cfg)}
+    record["inputs"] = {"hr": str(Path(hr_dir).resolve()), "lr": None if real_dir is None else str(real_dir.resolve())}
+    with training_run(run, batch=optim.batch, batch_what="batch (optim.batch)") as tr:
+        kind = "same-domain" if data.same_domain else "unpaired"
+        info(f"DSGAN x{data.scale}, {kind}; active losses: {', '.join(cfg.loss.active())}")
+        perceptual = perceptual_loss(cfg, run, tr.compute)  # before reading data or touching the run folder
+        hr_set, real_set, held_out, listing = load_sets(cfg, hr_dir, real_dir, data.hr_crop)
+        jpeg_est = estimate_jpeg(hr_dir if real_dir is None else real_dir)
+        jpeg_pool = jpeg_quality_pool(cfg, jpeg_est)
+        out = tr.open(out_dir, record, clear=RUN_FILES, split=listing)
 
-    # Fail early on missing pretrained weights, before reading data or touching the run folder.
-    perceptual = None
-    if cfg.loss.perceptual != "none" and cfg.loss.w_perceptual > 0:
-        perceptual = speed.prepare(losses.Perceptual(cfg.loss.perceptual, run.weights_dir or None))
+        torch.manual_seed(cfg.seed)
+        g_args, d_args = model_args(cfg)
+        G, D = tr.place(DSGANGenerator(**g_args)), tr.place(DSGANDiscriminator(**d_args))
+        betas = (optim.beta1, optim.beta2)
+        opt_g, opt_d = (tr.adam(net.parameters(), lr=optim.lr, betas=betas) for net in (G, D))
+        gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
+        nets = {"generator": (G, "DSGANGenerator", g_args), "discriminator": (D, "DSGANDiscriminator", d_args)}
+        state = tr.checkpoint(out / "ckpt", nets, {"opt_g": opt_g, "opt_d": opt_d}, gen)
+        start = resume(state, str(out), optim.iters)
 
-    hr_set = load_folder(hr_dir, min_size=D_.hr_crop, what="HR", warn=warn)
-    if D_.same_domain:
-        real_all = hr_set
-    else:
-        real_all = load_folder(lr_dir, min_size=D_.lr_crop, what="real-LR", warn=warn)
-    train_idx, val_idx = split(len(real_all.images), D_.val_fraction, cfg.seed)
-    real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
-    jpeg_est = estimate_jpeg(hr_dir if D_.same_domain else lr_dir)
-    jpeg_pool = jpeg_quality_pool(cfg, jpeg_est)
-
-    out = Path(out_dir)
-    if world.main:
-        out = open_run(
-            out_dir,
-            record,
-            restart=run.restart,
-            identity=run.resume_identity or None,
-            clear=("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json"),
+        crops = sample_crops(hr_set, real_set, cfg, tr.device)
+        banks = image_banks(hr_set, real_set, device=tr.device, placement=run.data_placement)
+        # HR corners on multiples of the scale (bicubic grid aligned), crops in the networks' memory format
+        stream = CropStream(*banks, gen, tr.rows, cfg, data.hr_crop, jpeg_pool, data.scale, tr.compute.channels_last)
+        g, d = tr.for_steps(G), tr.for_steps(D)
+        tr.announce(f"images in {banks[0].placement} memory")
+        step = partial(
+            train_step, g=g, d=d, opts=(opt_g, opt_d), stream=stream, perceptual=perceptual, cfg=cfg, compute=tr.compute
         )
-        write_json(
-            out / "split.json",
-            {"train": [p.name for p in real_set.paths], "held_out": [real_all.paths[i].name for i in val_idx]},
+        log = tr.log(out, "log.csv", LOG_FIELDS, start=start, config=record)
+        samples = partial(write_samples, G=G, crops=crops, scale=data.scale, out=out, log=log)
+        shown = {k: k for k in ("d_real", "d_fake", "color", "g_total")}
+        t0 = time.time()
+        tr.steps(
+            step,
+            phase=PhaseInfo("degrade-train", shown=shown),
+            iters=optim.iters,
+            start=start,
+            state=state,
+            log=log,
+            guarded=[D],
+            after_step=every(run.sample_every, samples) if tr.main else None,
         )
-    world.barrier()  # the others read checkpoints only after rank 0 has checked (or cleared) the folder
-
-    torch.manual_seed(cfg.seed)
-    M = cfg.model
-    g_args = {
-        "features": M.features,
-        "res_blocks": M.res_blocks,
-        "noise_channels": M.noise_channels,
-        "residual": M.residual,
-    }
-    d_args = {"features": cfg.model.d_features, "spectral_norm": cfg.model.d_spectral_norm}
-    G = DSGANGenerator(**g_args)
-    D = DSGANDiscriminator(**d_args)
-    if world.size > 1:
-        distributed.convert_sync_batchnorm(D)  # batch statistics of the global batch
-    G, D = speed.prepare(G), speed.prepare(D)
-    optim = cfg.optim
-    opt_g = accel.adam(G.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), device=device)
-    opt_d = accel.adam(D.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), device=device)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
-
-    state = Checkpoint(
-        out / "ckpt",
-        {"generator": (G, "DSGANGenerator", g_args), "discriminator": (D, "DSGANDiscriminator", d_args)},
-        {"opt_g": opt_g, "opt_d": opt_d},
-        gen,
-        keep=run.keep_ckpts,
-    )
-    start = resume(state, str(out), optim.iters)
-
-    # Fixed crops for sample grids, so grids from different steps compare like with like.
-    sample_gen = torch.Generator().manual_seed(12345)
-    n_samples = min(4, optim.batch)
-    sample_hr = random_crops(hr_set.images, n_samples, D_.hr_crop, sample_gen).to(device)
-    sample_real = random_crops(real_set.images, n_samples, D_.lr_crop, sample_gen).to(device)
-
-    def write_samples(step: int) -> None:
-        from srpipe.io.imageio import write_png
-
-        if world.main:
-            G.eval()
-            grid = _sample_grid(G, sample_hr, sample_real, D_.scale)
-            write_png(out / "samples" / f"step_{step:08d}.png", grid)
-            if log is not None:
-                log.image("samples", step, grid)
-            G.train()
-
-    # uint8 images for batched device-side crops (srpipe.engine.augment), on the GPU when they fit.
-    hr_bank = ImageBank([im.permute(1, 2, 0) for im in hr_set.images], device=device, placement=run.data_placement)
-    real_bank = ImageBank([im.permute(1, 2, 0) for im in real_set.images], device=device, placement=run.data_placement)
-    # DDP (several processes) and torch.compile wrap the networks for the steps; saving uses G and D.
-    G_train, D_train = speed.compiled(world.wrap(G)), speed.compiled(world.wrap(D))
-    D_frozen = D_train if world.size == 1 else speed.compiled(D)
-    info(
-        f"on {device}{f' x{world.size} processes' if world.size > 1 else ''}: {speed.describe()}; "
-        f"images in {hr_bank.placement} memory"
-    )
-
-    def train_step(step: int, guard: StepGuard) -> tuple[float, dict[str, torch.Tensor]]:
-        lr = lr_at(step - 1, optim)
-        for opt, scale in ((opt_g, 1.0), (opt_d, optim.d_lr_scale)):
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
-        # Every rank draws the global batch (same stream) and gathers its own rows on the device.
-        d_hr = augment.draw(
-            gen, hr_bank.sizes, optim.batch, D_.hr_crop, multiple=D_.scale, flips=D_.flips, rotations=D_.rotations
-        ).slice(rows.start, rows.stop)
-        d_real = augment.draw(
-            gen, real_bank.sizes, optim.batch, D_.lr_crop, flips=D_.flips, rotations=D_.rotations
-        ).slice(rows.start, rows.stop)
-        hr = augment.to_float(hr_bank.crops(d_hr, D_.hr_crop, channels_last=speed.channels_last))
-        real = augment.to_float(real_bank.crops(d_real, D_.lr_crop, channels_last=speed.channels_last))
-        x = bicubic_down(hr, D_.scale)
-        jpeg_q = None
-        if jpeg_pool is not None:  # per-step seed: the same draws after a resume, no state to save
-            q_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            picks = torch.randint(len(jpeg_pool), (optim.batch,), generator=q_gen)[rows.start : rows.stop]
-            jpeg_q = jpeg_pool[picks].to(device)
-        d_losses = d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
-        g_losses = g_step(G_train, D_frozen, opt_g, x, real, perceptual, cfg, speed=speed, guard=guard, jpeg_q=jpeg_q)
-        return lr, {**d_losses, **g_losses}
-
-    def after_step(step: int) -> None:
-        if run.sample_every and step % run.sample_every == 0:
-            write_samples(step)
-
-    log = (
-        RunLog(
-            out,
-            "log.csv",
-            ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"],
-            resume_step=start,
-            mode=run.log,
-            config=record,
-        )
-        if world.main
-        else None
-    )
-    phase = PhaseInfo("degrade-train", shown={k: k for k in ("d_real", "d_fake", "color", "g_total")})
-    t0 = time.time()
-    run_steps(
-        train_step,
-        phase=phase,
-        iters=optim.iters,
-        start=start,
-        state=state,
-        world=world,
-        device=device,
-        run=run,
-        log=log,
-        guarded=[D],
-        after_step=after_step,
-    )
-    write_samples(optim.iters)
-    G.eval()
-    if world.main:
-        meta = {
-            "stage": "degrade-train",
-            "scale": D_.scale,
-            "config": to_dict(cfg),
-            "active_losses": active,
-            "jpeg": jpeg_est.to_json(),
-        }
-        write_json(out / "jpeg.json", jpeg_est.to_json())
-        ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
-        info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
-        if val_idx and not D_.same_domain:
-            held_out = [real_all.images[i].float().div(255) for i in val_idx]
-            realism_check(G, hr_set, held_out, D_.scale, out, run, device)
+        if tr.main:
+            samples(optim.iters)
+        G.eval()
+        if tr.main:
+            save_generator(G, g_args, cfg, jpeg_est, out)
+            info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
+            if held_out:
+                realism_check(G, hr_set, held_out, data.scale, out, run, tr.device)
     return out / "generator.safetensors"
+
+
+def model_args(cfg: DegradeConfig) -> tuple[dict, dict]:
+    """Constructor arguments of G and D, as the weights headers record them."""
+    model = cfg.model
+    g_args = {
+        "features": model.features,
+        "res_blocks": model.res_blocks,
+        "noise_channels": model.noise_channels,
+        "residual": model.residual,
+    }
+    return g_args, {"features": model.d_features, "spectral_norm": model.d_spectral_norm}
+
+
+def perceptual_loss(cfg: DegradeConfig, run: RunOptions, compute: ComputeSettings) -> nn.Module | None:
+    """The LPIPS network of the perceptual term on the device; None when the term is off.
+
+    Built first, so that missing pretrained weights fail the run before it reads data or writes files.
+    """
+    if cfg.loss.perceptual == "none" or cfg.loss.w_perceptual <= 0:
+        return None
+    return compute.prepare(losses.Perceptual(cfg.loss.perceptual, run.weights_dir or None))
+
+
+def sample_crops(hr_set: ImageSet, real_set: ImageSet, cfg: DegradeConfig, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed HR and real-LR crops for the sample grids (their own seed), so grids from different
+    steps compare like with like."""
+    gen = torch.Generator().manual_seed(12345)
+    n = min(4, cfg.optim.batch)
+    hr = random_crops(hr_set.images, n, cfg.data.hr_crop, gen).to(device)
+    real = random_crops(real_set.images, n, cfg.data.lr_crop, gen).to(device)
+    return hr, real
+
+
+def write_samples(step: int, *, G, crops: tuple[torch.Tensor, torch.Tensor], scale: int, out: Path, log: RunLog | None):
+    """samples/step_XXXXXXXX.png (and the TensorBoard image): rows of bicubic LR | G's LR | real LR crop."""
+    from torchvision.utils import make_grid
+
+    from srpipe.io.imageio import write_png
+
+    hr, real = crops
+    G.eval()
+    with torch.no_grad():
+        lq = bicubic_down(hr, scale)
+        fake = G(lq)
+    rows = torch.stack([lq, fake, real], dim=1).flatten(0, 1).float().cpu()
+    grid = make_grid(rows, nrow=3, padding=2, pad_value=1.0)
+    write_png(out / "samples" / f"step_{step:08d}.png", grid)
+    if log is not None:
+        log.image("samples", step, grid)
+    G.train()
+
+
+def save_generator(G, g_args: dict, cfg: DegradeConfig, jpeg_est, out: Path) -> None:
+    """generator.safetensors, its header holding the config, the active losses and the real LR's JPEG
+    stage (make-pairs --jpeg auto reads it); jpeg.json beside it."""
+    meta = {
+        "stage": "degrade-train",
+        "scale": cfg.data.scale,
+        "config": to_dict(cfg),
+        "active_losses": cfg.loss.active(),
+        "jpeg": jpeg_est.to_json(),
+    }
+    write_json(out / "jpeg.json", jpeg_est.to_json())
+    ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
 
 
 def jpeg_quality_pool(cfg: DegradeConfig, est) -> torch.Tensor | None:

@@ -87,9 +87,6 @@ class ComputeSettings:
         return out.float()
 
 
-Speed = ComputeSettings  # the old name, kept for the importers not moved yet (degrade/)
-
-
 def adam(params, *, lr: float, betas: tuple[float, float], device: torch.device) -> torch.optim.Adam:
     """Adam, fused where the device has the kernel (needed for `StepGuard`'s sync-free skip)."""
     from torch.utils._foreach_utils import _get_fused_kernels_supported_devices

@@ -6,7 +6,7 @@
   scalars, sample grids as images and the resolved config as text.
 
 The run folder (`open_run`) is in `srpipe.engine.runfolder`, the stop signals (`StopFlag`) in
-`srpipe.engine.signals`; they are re-exported here for older importers.
+`srpipe.engine.signals`, `write_json` in `srpipe.io.files`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import get_args
 
 from srpipe.config import LogMode
-from srpipe.engine.runfolder import TB_DIR, ConfigChangedError, open_run  # noqa: F401  (re-exported)
-from srpipe.engine.signals import Interrupted, StopFlag  # noqa: F401  (re-exported)
+from srpipe.engine.runfolder import TB_DIR
 from srpipe.errors import SrpipeError
-from srpipe.io.files import atomic_write_bytes, write_json  # noqa: F401  (write_json re-exported)
+from srpipe.io.files import atomic_write_bytes
 
 
 class CsvLog:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int) -> dict:
     """Bicubic LR/HR pairs with make-pairs' HR (same cleanup and mod-crop) and layout, pairs.json last."""
     from srpipe.engine.folders import map_folder
-    from srpipe.engine.runlog import write_json
+    from srpipe.io.files import write_json
 
     (out / "pairs.json").unlink(missing_ok=True)
     one = partial(_bicubic_pair, out=out, scale=scale, cleanup_factor=cleanup_factor)

@@ -24,7 +24,7 @@ from srpipe.pipeline.fingerprint import folder_fingerprint, stage_key
 from srpipe.pipeline.spec import Pipeline
 from srpipe.pipeline.stages import Context, Stage, build_stages
 from srpipe.pipeline.store import CacheLock, Store, outputs_fingerprint, reset_entry, write_manifest
-from srpipe.engine.runlog import write_json
+from srpipe.io.files import write_json
 
 RUN_RECORD = "run.json"
 

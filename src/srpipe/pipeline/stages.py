@@ -222,7 +222,7 @@ def model_folders(folder: Path) -> list[Path]:
 def run_eval(scale: int, fid: bool):
     def fn(ctx: Context) -> dict:
         from srpipe.eval.metrics import EvalConfig, evaluate_folders
-        from srpipe.engine.runlog import write_json
+        from srpipe.io.files import write_json
 
         def score(up: Path, gt: Path) -> dict:
             return {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from srpipe.errors import SrpipeError
 from srpipe.pipeline.fingerprint import StatCache, canonical_json, file_sha256, sha256_bytes
-from srpipe.engine.runlog import write_json
+from srpipe.io.files import write_json
 
 MANIFEST = "manifest.json"
 SKIP_DIRS = ("ckpt",)  # resume state: not a result, not hashed
