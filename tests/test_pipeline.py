@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,7 @@ def test_version_bump_is_a_staleness_reason(project, monkeypatch):
     real = stages.build_stages
 
     def bumped(p):
-        return [s if s.name != "pairs" else stages.Stage(s.name, 2, s.params, s.raw, s.deps, s.fn) for s in real(p)]
+        return [s if s.name != "pairs" else replace(s, version=2) for s in real(p)]
 
     monkeypatch.setattr("srpipe.pipeline.run.build_stages", bumped)
     assert states(project)["pairs"] == ("stale", "stage version 1 -> 2")
