@@ -138,8 +138,6 @@ ALLOWED = {
     "degrade/train.py:_train": "issue 17, to port onto engine.training",
     "degrade/train.py:_train.write_samples": "issue 17, to port onto engine.training",
     "degrade/train.py:_train.train_step": "issue 17, to port onto engine.training",
-    "pipeline/run.py:run_pipeline": "issue 17, to split (one key function for plan, run, status, gc)",
-    "pipeline/stages.py:build_stages": "issue 17, to split (stages declare their contract)",
     "pipeline/stages.py:run_upscale.fn.run_set": "issue 17, to split (one folder mapper)",
 }
 
