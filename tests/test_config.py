@@ -322,8 +322,8 @@ def test_pipeline_files_are_checked_by_the_config_validator(tmp_path):
     p = load_pipeline(spec)
     assert p.alphas == (0.0, 1.0) and all(type(a) is float for a in p.alphas) and p.tile == 256
     spec.write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n[upscale]\ntile = "big"\n')
-    with pytest.raises(UsageError, match=r"upscale\.tile \(pipeline file\): expected an integer, got 'big'"):
+    with pytest.raises(UsageError, match=r"p\.toml: config upscale\.tile: expected an integer, got 'big'"):
         load_pipeline(spec)
     spec.write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n[eval]\nfid = 1\n')
-    with pytest.raises(UsageError, match=r"eval\.fid \(pipeline file\): expected true or false, got 1"):
+    with pytest.raises(UsageError, match=r"p\.toml: config eval\.fid: expected true or false, got 1"):
         load_pipeline(spec)

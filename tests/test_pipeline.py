@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -152,10 +153,26 @@ def test_version_bump_is_a_staleness_reason(project, monkeypatch):
     real = stages.build_stages
 
     def bumped(p):
-        return [s if s.name != "pairs" else stages.Stage(s.name, 2, s.params, s.raw, s.deps, s.fn) for s in real(p)]
+        return [s if s.name != "pairs" else replace(s, version=2) for s in real(p)]
 
     monkeypatch.setattr("srpipe.pipeline.run.build_stages", bumped)
     assert states(project)["pairs"] == ("stale", "stage version 1 -> 2")
+
+
+def test_stages_are_built_once_per_call(project, monkeypatch):
+    """plan, a dry run and a run each build the stages once, and every key comes from one function."""
+    from srpipe.pipeline import run, stages
+
+    built, keyed = [], []
+    real_build, real_identity = stages.build_stages, run.stage_identity
+    monkeypatch.setattr(run, "build_stages", lambda p: built.append(1) or real_build(p))
+    monkeypatch.setattr(run, "stage_identity", lambda *a: keyed.append(a[0].name) or real_identity(*a))
+    assert go(project, dry_run=True) == {"degrade": "run", "pairs": "run", "test_pairs": "run"}
+    assert len(built) == 1 and keyed == ["degrade", "pairs", "test_pairs"]
+    assert go(project) == {"degrade": "ran", "pairs": "ran", "test_pairs": "ran"}
+    assert len(built) == 2 and keyed[3:] == ["degrade", "pairs", "test_pairs"]
+    plan(load_pipeline(project / "pipe.toml"), Store(project / "cache"), project / "run")
+    assert len(built) == 3 and len(keyed) == 9
 
 
 def test_interrupted_stage_resumes_from_its_checkpoints(project, monkeypatch, caplog):
@@ -258,7 +275,7 @@ def test_stat_cache_avoids_rereading_unchanged_folders(project):
 
 def test_pipeline_file_errors(project):
     (project / "bad.toml").write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n[degrade]\npreset = "tiny"\nfoo = 1\n')
-    with pytest.raises(UsageError, match=r"unknown key\(s\) foo in \[degrade\]"):
+    with pytest.raises(UsageError, match=r"bad.toml: unknown config key degrade\.foo in \[degrade\]"):
         load_pipeline(project / "bad.toml")
     (project / "bad.toml").write_text('[inputs]\nhr = "hr"\nreal_lr = "lr"\n[degrade.config.optim]\nlr = "x"\n')
     with pytest.raises(UsageError, match="optim.lr"):
@@ -296,10 +313,10 @@ def test_degrade_method_and_baseline_kinds_parsing(project, monkeypatch):
     assert load("[sr]\nenabled = false\n").baselines == ()  # nothing to compare without SR
     for text, msg in (
         ('[baseline]\nkinds = ["bicubic"]\nbicubic = true\n', "has both kinds and bicubic; keep kinds only"),
-        ('[baseline]\nkinds = ["nearest"]\n', "'nearest' is not one of bicubic, blind"),
+        ('[baseline]\nkinds = ["nearest"]\n', r"baseline\.kinds\[0\]: 'nearest' is not one of 'bicubic', 'blind'"),
         ('[baseline]\nkinds = ["blind", "blind"]\n', "lists a kind twice"),
         ("[baseline.blind]\ndraws = 0\n", "draws must be >= 1"),
-        ("[baseline.blind]\nsigma = 2\n", r"unknown key\(s\) sigma in \[baseline.blind\]"),
+        ("[baseline.blind]\nsigma = 2\n", r"unknown config key baseline\.blind\.sigma in \[baseline\.blind\]"),
     ):
         with pytest.raises(UsageError, match=msg):
             load(text)

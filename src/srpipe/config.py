@@ -1,7 +1,8 @@
 """Typed configuration: frozen dataclasses hold every default; TOML files and `--set` only override.
 
 A stage config is a frozen dataclass whose fields are scalars, tuples, `Literal`s or nested
-frozen dataclasses (sections). `build_config` layers, in order:
+frozen dataclasses (sections); a `dict` field takes a table as it is, for a config class that
+checks it later (the pipeline file's `[sr.config]`). `build_config` layers, in order:
 
     dataclass defaults  <  preset (a small dict next to the dataclass)  <  TOML file  <  --set a.b=v
                         <  typed overrides (the command's own options, e.g. --scale 2)
@@ -116,6 +117,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arm, where)
             except UsageError as e:
                 errors.append(str(e))
+        if len(errors) == 1:  # an optional value (`X | None`): X's own message says what is expected
+            raise UsageError(errors[0])
         raise UsageError(f"config {where}: {value!r} does not fit {_type_name(tp)}")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
@@ -141,6 +144,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise UsageError(f"config {where}: expected a string, got {value!r}")
+        return value
+    if tp is dict:  # a table its own config class checks later (a pipeline file's [sr.config])
+        if not isinstance(value, dict):
+            raise UsageError(f"config {where}: expected a table, e.g. [{where}.<section>], got {value!r}")
         return value
     raise TypeError(f"unsupported config annotation {tp!r} at {where}")  # a bug in a config class
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from srpipe.config import RunOptions, to_dict
+from srpipe.degrade import contract
 from srpipe.degrade.config import PDMConfig
 from srpipe.degrade.data import CropStream, ImageSet, image_banks, load_sets, random_crops
 from srpipe.degrade.diffjpeg import diff_jpeg
@@ -39,7 +40,6 @@ from srpipe.io.files import write_json, write_npy
 from srpipe.io.kernels import kernel_picture, kernel_stats
 from srpipe.log import info
 
-RUN_FILES = ("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json", "kernel.json")
 LOG_FIELDS = ["lr", "d_real", "d_fake", "adv", "energy", "spectrum", "noise_sigma", "k_width", "g_total", "skipped"]
 
 
@@ -207,7 +207,7 @@ def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptio
         )
         hr_set, real_set, held_out, listing = load_sets(cfg, hr_dir, lr_dir, hr_crop)
         jpeg_est = estimate_jpeg(lr_dir)
-        out = tr.open(out_dir, record, clear=RUN_FILES, split=listing)
+        out = tr.open(out_dir, record, clear=contract.run_files("pdm"), split=listing)
 
         torch.manual_seed(cfg.seed)
         g_args, d_args = model_args(cfg)
@@ -215,7 +215,7 @@ def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptio
         opt_g, opt_d = optimizers(G, D, cfg, tr)
         gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
         nets = {"generator": (G, "PDMDegrader", g_args), "discriminator": (D, "PatchDiscriminator", d_args)}
-        state = tr.checkpoint(out / "ckpt", nets, {"opt_g": opt_g, "opt_d": opt_d}, gen)
+        state = tr.checkpoint(out / contract.CKPT, nets, {"opt_g": opt_g, "opt_d": opt_d}, gen)
         start = resume(state, str(out), optim.iters)
 
         banks = image_banks(hr_set, real_set, device=tr.device, placement=run.data_placement)
@@ -230,7 +230,7 @@ def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptio
             cfg=cfg,
             compute=tr.compute,
         )
-        log = tr.log(out, "log.csv", LOG_FIELDS, start=start, config=record)
+        log = tr.log(out, contract.LOG, LOG_FIELDS, start=start, config=record)
         shown = {"d_real": "d_real", "d_fake": "d_fake", "k_width": "kernel", "noise_sigma": "noise"}
         t0 = time.time()
         tr.steps(
@@ -248,7 +248,7 @@ def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptio
             info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
             if held_out:
                 realism_check(G, hr_set, held_out, data.scale, out, run, tr.device)
-    return out / "generator.safetensors"
+    return out / contract.GENERATOR
 
 
 @torch.no_grad()
@@ -267,9 +267,9 @@ def finish(G: PDMDegrader, cfg: PDMConfig, hr_set, jpeg_est, out: Path, device) 
 
     mean, draws = G.mean_kernel(draws=256, seed=cfg.seed)
     shown = draws[:4]
-    write_npy(out / "kernel_mean.npy", mean.numpy())
-    write_npy(out / "kernel_draws.npy", shown.numpy())
-    write_png(out / "kernel.png", kernel_picture([mean, *shown], zoom=8))
+    write_npy(out / contract.KERNEL_MEAN, mean.numpy())
+    write_npy(out / contract.KERNEL_DRAWS, shown.numpy())
+    write_png(out / contract.KERNEL_PICTURE, kernel_picture([mean, *shown], zoom=8))
     stats = kernel_stats(mean)
     spread = float(torch.stack([torch.tensor(kernel_stats(k)["width"]) for k in draws[:32]]).std())
     summary = {
@@ -283,12 +283,12 @@ def finish(G: PDMDegrader, cfg: PDMConfig, hr_set, jpeg_est, out: Path, device) 
         "noise_sigma": round(measured_noise(G, hr_set, cfg, device), 3),
         "jpeg": jpeg_est.to_json(),
     }
-    write_json(out / "kernel.json", summary)
-    write_json(out / "jpeg.json", jpeg_est.to_json())
+    write_json(out / contract.KERNEL, summary)
+    write_json(out / contract.JPEG, jpeg_est.to_json())
     g_args, _ = model_args(cfg)
     meta = {"stage": "degrade-train", "method": "pdm", "scale": cfg.data.scale, "config": to_dict(cfg)}
     meta |= {"jpeg": jpeg_est.to_json(), "kernel": stats}
-    ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="PDMDegrader", args=g_args, meta=meta)
+    ckpt.save_weights(out / contract.GENERATOR, G.state_dict(), arch="PDMDegrader", args=g_args, meta=meta)
     info(describe(summary))
     return summary
 

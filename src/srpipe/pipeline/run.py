@@ -6,6 +6,9 @@ stages (their completed outputs), hash that with its params and version into a k
 stage in that folder (resuming whatever checkpoints an interrupted attempt left there), then write
 the manifest last. The run folder records which key each stage had, so `status` can say why a stage
 is stale (DVC's order: version and params first, they are cheap; then inputs).
+
+`stage_identity` makes every key: `plan` (and so `status` and `gc`) and `run_pipeline` all call it,
+on stages built once per call.
 """
 
 from __future__ import annotations
@@ -21,12 +24,11 @@ from srpipe.config import RunOptions, diff_configs
 from srpipe.errors import SrpipeError
 from srpipe.log import info, warn
 from srpipe.pipeline.fingerprint import folder_fingerprint, stage_key
+from srpipe.pipeline.layout import RUN_RECORD
 from srpipe.pipeline.spec import Pipeline
 from srpipe.pipeline.stages import Context, Stage, build_stages
 from srpipe.pipeline.store import CacheLock, Store, outputs_fingerprint, reset_entry, write_manifest
 from srpipe.io.files import write_json
-
-RUN_RECORD = "run.json"
 
 
 def default_cache() -> Path:
@@ -98,43 +100,6 @@ def own_inputs(stage: Stage, store: Store, weights_dir: str = "") -> dict[str, s
     return inputs
 
 
-def plan(
-    p: Pipeline, store: Store, run_dir: Path, *, force: frozenset[str] = frozenset(), weights_dir: str = ""
-) -> list[StageState]:
-    """The state of every stage, without running anything."""
-    prev = _previous(run_dir)
-    states: dict[str, StageState] = {}
-    out = []
-    for stage in build_stages(p):
-        s = StageState(stage)
-        inputs = own_inputs(stage, store, weights_dir)
-        pending = []
-        for dep in stage.deps:
-            up = states[dep]
-            if up.manifest is None or up.stage.name in force:
-                pending.append(dep)
-            else:
-                inputs[dep] = outputs_fingerprint(up.manifest)
-        s.inputs = inputs
-        if not pending:
-            s.key = stage_key(stage.name, stage.version, stage.params, inputs)
-            s.manifest = store.manifest(stage.name, s.key)
-        if s.manifest is not None and stage.name not in force:
-            s.status, s.reason = "fresh", "cached"
-        elif s.manifest is not None:
-            s.status, s.reason = "stale", "forced"
-        elif s.key is not None and store.entry(stage.name, s.key).exists():
-            s.status, s.reason = "stale", "interrupted; will resume from its checkpoints"
-        else:
-            old = prev.get(stage.name)
-            old_manifest = store.manifest(stage.name, old["key"]) if old and old.get("key") else None
-            s.status, s.reason = _why_stale(stage, inputs, old_manifest or old, pending)
-        states[stage.name] = s
-        out.append(s)
-    store.stat_cache.save()
-    return out
-
-
 def _record(run_dir: Path, p: Pipeline, store: Store, states: list[StageState], results: dict) -> None:
     stages = {}
     for s in states:
@@ -166,6 +131,58 @@ def _register(store: Store, pipeline_path: Path) -> None:
         write_json(reg, sorted([*known, str(pipeline_path)]))
 
 
+def stage_identity(
+    stage: Stage, store: Store, weights_dir: str, upstream: dict[str, dict | None]
+) -> tuple[str | None, dict, list[str]]:
+    """(key, inputs, pending upstream stages) of `stage`, the one place a key is made (`plan`, `status`,
+    `gc` and `run_pipeline` all come here). `upstream` maps each dependency to its complete manifest,
+    None while it has none (or will rerun): the key is then None, it depends on outputs not made yet."""
+    inputs = own_inputs(stage, store, weights_dir)
+    pending = []
+    for dep in stage.deps:
+        manifest = upstream.get(dep)
+        if manifest is None:
+            pending.append(dep)
+        else:
+            inputs[dep] = outputs_fingerprint(manifest)
+    key = None if pending else stage_key(stage.name, stage.version, stage.params, inputs)
+    return key, inputs, pending
+
+
+def plan(
+    p: Pipeline, store: Store, run_dir: Path, *, force: frozenset[str] = frozenset(), weights_dir: str = ""
+) -> list[StageState]:
+    """The state of every stage, without running anything."""
+    return plan_stages(build_stages(p), store, run_dir, force=force, weights_dir=weights_dir)
+
+
+def plan_stages(
+    stages: list[Stage], store: Store, run_dir: Path, *, force: frozenset[str] = frozenset(), weights_dir: str = ""
+) -> list[StageState]:
+    """`plan` of stages already built."""
+    prev = _previous(run_dir)
+    states: dict[str, StageState] = {}
+    for stage in stages:
+        # a forced stage will rerun: what depends on it waits for its new outputs
+        upstream = {d: None if d in force else states[d].manifest for d in stage.deps}
+        key, inputs, pending = stage_identity(stage, store, weights_dir, upstream)
+        s = states[stage.name] = StageState(stage, key, inputs)
+        if key is not None:
+            s.manifest = store.manifest(stage.name, key)
+        if s.manifest is not None and stage.name not in force:
+            s.status, s.reason = "fresh", "cached"
+        elif s.manifest is not None:
+            s.status, s.reason = "stale", "forced"
+        elif key is not None and store.entry(stage.name, key).exists():
+            s.status, s.reason = "stale", "interrupted; will resume from its checkpoints"
+        else:
+            old = prev.get(stage.name)
+            old_manifest = store.manifest(stage.name, old["key"]) if old and old.get("key") else None
+            s.status, s.reason = _why_stale(stage, inputs, old_manifest or old, pending)
+    store.stat_cache.save()
+    return list(states.values())
+
+
 def run_pipeline(
     p: Pipeline,
     *,
@@ -179,81 +196,23 @@ def run_pipeline(
     """Bring every stage up to date; returns one row per stage (name, key, action, seconds, reason)."""
     run_dir = Path(run_dir)
     store = Store(cache or default_cache())
-    names = [s.name for s in build_stages(p)]
+    stages = build_stages(p)
+    names = [s.name for s in stages]
     unknown = sorted(set(force) - set(names))
     if unknown:
         raise SrpipeError(f"--force {', '.join(unknown)}: no such stage; stages are {', '.join(names)}")
     if dry_run:
-        return [
-            {
-                "stage": s.stage.name,
-                "key": s.key,
-                "action": "run" if s.status != "fresh" else "cached",
-                "reason": s.reason,
-                "seconds": 0.0,
-            }
-            for s in plan(p, store, run_dir, force=frozenset(force), weights_dir=run.weights_dir)
-        ]
+        states = plan_stages(stages, store, run_dir, force=frozenset(force), weights_dir=run.weights_dir)
+        return [_row(s, "run" if s.status != "fresh" else "cached", 0.0, s.reason) for s in states]
     rows = []
     with CacheLock(store.root, warn=warn):
         _register(store, p.path)
         run_dir.mkdir(parents=True, exist_ok=True)
         done: dict[str, StageState] = {}
         results: dict[str, dict] = {}
-        for stage in build_stages(p):
-            # Re-plan this stage now that its upstream stages are complete (their outputs define our key).
-            inputs = own_inputs(stage, store, run.weights_dir)
-            for dep in stage.deps:
-                inputs[dep] = outputs_fingerprint(done[dep].manifest)
-            key = stage_key(stage.name, stage.version, stage.params, inputs)
-            entry = store.entry(stage.name, key)
-            manifest = store.manifest(stage.name, key)
-            state = StageState(stage, key, inputs)
-            if manifest is not None and stage.name not in force:
-                info(f"{stage.name}: cached ({key[:12]}), skipping")
-                state.manifest, state.status = manifest, "fresh"
-                results[stage.name] = {"cached": True, "seconds": manifest.get("seconds", 0.0)}
-                rows.append(
-                    {"stage": stage.name, "key": key, "action": "cached", "seconds": 0.0, "reason": "unchanged"}
-                )
-            else:
-                if stage.name in force:
-                    reset_entry(entry)
-                resumed = entry.exists()
-                info(f"{stage.name}: {'resuming' if resumed else 'running'} in {entry}")
-                entry.mkdir(parents=True, exist_ok=True)
-                ctx = Context(
-                    out=entry, inputs={**stage.raw, **{d: done[d].entry for d in stage.deps}}, run=run, key=key
-                )
-                t0 = time.time()
-                summary = stage.fn(ctx)
-                seconds = time.time() - t0
-                manifest = write_manifest(
-                    entry,
-                    {
-                        "key": key,
-                        "stage": stage.name,
-                        "version": stage.version,
-                        "params": stage.params,
-                        "inputs": inputs,
-                        "seconds": round(seconds, 3),
-                        "summary": summary,
-                        "describe": stage.describe,
-                        "versions": _versions(),
-                    },
-                )
-                state.manifest, state.status = manifest, "fresh"
-                results[stage.name] = {"cached": False, "seconds": seconds}
-                rows.append(
-                    {
-                        "stage": stage.name,
-                        "key": key,
-                        "action": "ran",
-                        "seconds": seconds,
-                        "reason": "forced" if stage.name in force else ("resumed" if resumed else ""),
-                    }
-                )
-            state.entry = entry
+        for stage in stages:
+            state, row, results[stage.name] = _bring_up_to_date(stage, store, done, run, stage.name in force)
+            rows.append(row)
             done[stage.name] = state
             _record(run_dir, p, store, list(done.values()), results)
         store.stat_cache.save()
@@ -263,6 +222,51 @@ def run_pipeline(
         path = write_report(run_dir)
         info(f"report: {path}")
     return rows
+
+
+def _row(state: StageState, action: str, seconds: float, reason: str) -> dict:
+    return {"stage": state.stage.name, "key": state.key, "action": action, "seconds": seconds, "reason": reason}
+
+
+def _bring_up_to_date(
+    stage: Stage, store: Store, done: dict[str, StageState], run: RunOptions, forced: bool
+) -> tuple[StageState, dict, dict]:
+    """Skip `stage` if its entry is complete (and not forced), else run it there: (its state, its row of
+    `run_pipeline`'s result, what run.json adds about this run of it)."""
+    # Its upstream stages are complete now (`done`): their outputs define its key.
+    key, inputs, _ = stage_identity(stage, store, run.weights_dir, {d: done[d].manifest for d in stage.deps})
+    state = StageState(stage, key, inputs, entry=store.entry(stage.name, key))
+    manifest = store.manifest(stage.name, key)
+    if manifest is not None and not forced:
+        info(f"{stage.name}: cached ({key[:12]}), skipping")
+        state.manifest, state.status = manifest, "fresh"
+        return state, _row(state, "cached", 0.0, "unchanged"), {"cached": True, "seconds": manifest.get("seconds", 0.0)}
+    if forced:
+        reset_entry(state.entry)
+    resumed = state.entry.exists()
+    info(f"{stage.name}: {'resuming' if resumed else 'running'} in {state.entry}")
+    state.entry.mkdir(parents=True, exist_ok=True)
+    ctx = Context(out=state.entry, inputs={**stage.raw, **{d: done[d].entry for d in stage.deps}}, run=run, key=key)
+    t0 = time.time()
+    summary = stage.fn(ctx)
+    seconds = time.time() - t0
+    state.manifest = write_manifest(
+        state.entry,
+        {
+            "key": key,
+            "stage": stage.name,
+            "version": stage.version,
+            "params": stage.params,
+            "inputs": inputs,
+            "seconds": round(seconds, 3),
+            "summary": summary,
+            "describe": stage.describe,
+            "versions": _versions(),
+        },
+    )
+    state.status = "fresh"
+    reason = "forced" if forced else ("resumed" if resumed else "")
+    return state, _row(state, "ran", seconds, reason), {"cached": False, "seconds": seconds}
 
 
 def _versions() -> dict:

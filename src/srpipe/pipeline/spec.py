@@ -37,32 +37,160 @@ tile = 256                    # LR tile size for the test images
 fid = true                    # FID/KID where the Inception weights resolve
 ```
 
-Every section and key is checked; unknown ones are errors, as in stage configs. The older spelling
-`[baseline] bicubic = true | false` still works (it means kinds = ["bicubic"] | []); giving it together
-with `kinds` is an error.
+Each section is a frozen dataclass below, with its defaults and their reasons, read through the
+one config validator (`srpipe.config.build_config`): unknown sections and keys, and values of the
+wrong type or range, are errors, as in stage configs. The older spelling `[baseline] bicubic = true |
+false` still works (it means kinds = ["bicubic"] | []); giving it together with `kinds` is an error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
-from srpipe.config import build_config, check_value, read_toml, to_dict
+from srpipe.config import build_config, read_toml, to_dict
+from srpipe.degrade.config import METHODS
 from srpipe.errors import UsageError
 
-SECTIONS = {
-    "inputs": {"hr", "real_lr", "test_hr", "pairs_hr", "test_pairs"},
-    "degrade": {"method", "preset", "config"},
-    "pairs": {"cleanup_factor", "jpeg"},
-    "sr": {"enabled", "preset", "config"},
-    "baseline": {"kinds", "bicubic", "blind"},
-    "interpolate": {"alphas"},
-    "upscale": {"tile"},
-    "eval": {"enabled", "fid"},
-}
-BASELINE_KINDS = ("bicubic", "blind")  # the pairs a user would make without learning anything
-DEFAULT_BASELINES = ("bicubic", "blind")
-BLIND_KEYS = {"draws", "seed"}
+BaselineKind = Literal["bicubic", "blind"]  # the pairs a user would make without learning anything
+BASELINE_KINDS: tuple[str, ...] = get_args(BaselineKind)
+DEFAULT_BASELINES = BASELINE_KINDS
+
+
+# ---- the sections, as written
+
+
+@dataclass(frozen=True)
+class InputsSection:
+    """[inputs]: folders, relative to the pipeline file ("": not given)."""
+
+    hr: str = ""  # required: clean HR photos (degrade's source domain, the HR of the training pairs)
+    real_lr: str = ""  # real low-quality photos of the target domain (needed unless degrade's same_domain)
+    test_hr: str = ""  # held-out HR: realistic test pairs are made from it for evaluation ("": none)
+    pairs_hr: str = ""  # HR folder of the training pairs ("": hr)
+    test_pairs: str = ""  # real LR/HR pairs of the target domain, lr/ and hr/ with the same names ("": none)
+
+    def __post_init__(self):
+        if not self.hr:
+            raise ValueError('inputs.hr = "FOLDER" is required (the clean HR photos)')
+
+
+@dataclass(frozen=True)
+class DegradeSection:
+    """[degrade]: the learner, its preset, then [degrade.config.*] overrides for its config class."""
+
+    method: str = ""  # dsgan (DegradeConfig) or pdm (PDMConfig); "": srpipe.degrade.config.DEFAULT_METHOD
+    preset: str = "paper"  # a preset of the method's config (srpipe.degrade.config PRESETS, PDM_PRESETS)
+    config: dict = field(default_factory=dict)  # overrides, checked by the method's config class
+
+    def __post_init__(self):
+        if self.method and self.method not in METHODS:
+            raise ValueError(f"degrade.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+
+@dataclass(frozen=True)
+class PairsSection:
+    """[pairs]: how make-pairs turns HR into the training and test pairs."""
+
+    cleanup_factor: int = 1  # HR bicubic-downscaled by this first: 1 = SDSR, 2 = TDSR (DSGAN paper)
+    jpeg: str = "auto"  # JPEG stage after G: auto (estimated from real_lr), off, "Q" or "QMIN:QMAX"
+
+    def __post_init__(self):
+        if self.cleanup_factor < 1:
+            raise ValueError(f"pairs.cleanup_factor must be >= 1, got {self.cleanup_factor}")
+        self.stable_jpeg()  # a spelling make-pairs would refuse fails here, before anything runs
+
+    def stable_jpeg(self) -> str:
+        """`jpeg` in its one stable spelling ("30:050" -> "30:50"): what enters the pairs stages' keys."""
+        from srpipe.io.jpeg import parse_jpeg
+
+        try:
+            return str(parse_jpeg(self.jpeg))
+        except UsageError as e:
+            raise ValueError(f"pairs.jpeg: {e}") from None
+
+
+@dataclass(frozen=True)
+class SrSection:
+    """[sr]: the SR recipe (UpscaleConfig): preset, then [sr.config.*] overrides."""
+
+    enabled: bool = True  # false: the pipeline ends with the pairs (no SR, baselines, upscale or eval)
+    preset: str = "paper"  # a preset of srpipe.upscale.config.PRESETS
+    config: dict = field(default_factory=dict)  # overrides, checked by UpscaleConfig
+
+
+@dataclass(frozen=True)
+class BlindSection:
+    """[baseline.blind]: Real-ESRGAN's blind degradation (srpipe.degrade.blind)."""
+
+    draws: int = 2  # blind LR draws per HR image (one draw would pin each HR to a single degradation)
+    seed: int = 0  # seeds the blind draws
+
+    def __post_init__(self):
+        if self.draws < 1:
+            raise ValueError(f"baseline.blind.draws must be >= 1, got {self.draws}")
+
+
+@dataclass(frozen=True)
+class BaselineSection:
+    """[baseline]: the same SR recipe and budget on other pairs of the same HR, compared in the report."""
+
+    kinds: tuple[BaselineKind, ...] = DEFAULT_BASELINES  # bicubic: bicubic_down LR; blind: Real-ESRGAN's; [] none
+    bicubic: bool | None = None  # the older spelling: true = kinds ["bicubic"], false = kinds []
+    blind: BlindSection = field(default_factory=BlindSection)  # [baseline.blind]
+
+    def __post_init__(self):
+        if len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"baseline.kinds lists a kind twice: {list(self.kinds)}")
+
+    def chosen(self) -> tuple[str, ...]:
+        """The kinds asked for, in either spelling."""
+        if self.bicubic is None:
+            return self.kinds
+        return ("bicubic",) if self.bicubic else ()
+
+
+@dataclass(frozen=True)
+class InterpolateSection:
+    alphas: tuple[float, ...] = (0.8,)  # network interpolation, alpha weights the GAN model (ESRGAN paper: 0.8)
+
+    def __post_init__(self):
+        for a in self.alphas:
+            if not 0 <= a <= 1:
+                raise ValueError(f"interpolate.alphas values must be in [0, 1], got {a}")
+
+
+@dataclass(frozen=True)
+class UpscaleSection:
+    tile: int = 256  # LR tile size for the test and real images (0: whole images); bounds the memory
+
+    def __post_init__(self):
+        if self.tile < 0:
+            raise ValueError(f"upscale.tile must be >= 0 (0: whole images), got {self.tile}")
+
+
+@dataclass(frozen=True)
+class EvalSection:
+    enabled: bool = True  # false: no eval stage (upscale still runs)
+    fid: bool = True  # FID/KID where the Inception weights resolve
+
+
+@dataclass(frozen=True)
+class PipelineFile:
+    """A pipeline file as written, every section checked; `load_pipeline` resolves it into a `Pipeline`."""
+
+    inputs: InputsSection = field(default_factory=InputsSection)  # [inputs]
+    degrade: DegradeSection = field(default_factory=DegradeSection)  # [degrade]
+    pairs: PairsSection = field(default_factory=PairsSection)  # [pairs]
+    sr: SrSection = field(default_factory=SrSection)  # [sr]
+    baseline: BaselineSection = field(default_factory=BaselineSection)  # [baseline]
+    interpolate: InterpolateSection = field(default_factory=InterpolateSection)  # [interpolate]
+    upscale: UpscaleSection = field(default_factory=UpscaleSection)  # [upscale]
+    eval: EvalSection = field(default_factory=EvalSection)  # [eval]
+
+
+# ---- the experiment it describes
 
 
 @dataclass(frozen=True)
@@ -99,62 +227,49 @@ class Pipeline:
         }
 
 
-def _check(where: str, table, allowed: set[str]) -> dict:
-    if not isinstance(table, dict):
-        raise UsageError(f"pipeline: [{where}] must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise UsageError(
-            f"pipeline: unknown key(s) {', '.join(unknown)} in [{where}]; valid: {', '.join(sorted(allowed))}"
-        )
-    return table
-
-
-def _typed(where: str, value, tp, default):
-    """`value` checked as stage configs are (`check_value`), or `default` when the key is absent."""
-    return default if value is None else check_value(value, tp, f"{where} (pipeline file)")
-
-
 def method_config(method: str) -> tuple[type, dict]:
     """(config class, presets) of a degradation learner."""
     from srpipe.degrade import config
 
-    if method == "dsgan":
-        return config.DegradeConfig, config.PRESETS
-    if method == "pdm":
-        try:
-            return config.PDMConfig, config.PDM_PRESETS
-        except AttributeError:
-            raise UsageError('pipeline: [degrade] method = "pdm" is not available in this srpipe version') from None
-    raise UsageError(f"pipeline: [degrade] method must be one of {', '.join(config.METHODS)}, got {method!r}")
+    return (config.PDMConfig, config.PDM_PRESETS) if method == "pdm" else (config.DegradeConfig, config.PRESETS)
 
 
-def degrade_setting(cfg, name: str, default):
-    """`cfg.data.<name>` of either learner's config (scale, same_domain, val_fraction), else `default`."""
-    return getattr(getattr(cfg, "data", None), name, default)
-
-
-def _baselines(sec: dict, has_sr: bool) -> tuple[tuple[str, ...], int, int]:
-    """([baseline] kinds, blind draws, blind seed); the old `bicubic = true|false` maps onto kinds."""
-    if "kinds" in sec and "bicubic" in sec:
+def read_pipeline_file(path: str | Path) -> PipelineFile:
+    """The sections of a pipeline file, checked by the config validator."""
+    p = Path(path)
+    data = read_toml(p)
+    base = data.get("baseline")
+    if isinstance(base, dict) and "kinds" in base and "bicubic" in base:
         raise UsageError(
-            'pipeline: [baseline] has both kinds and bicubic; keep kinds only (bicubic = true is kinds = ["bicubic"])'
+            f'pipeline {p}: [baseline] has both kinds and bicubic; keep kinds only (bicubic = true is kinds = ["bicubic"])'
         )
-    if "bicubic" in sec:
-        kinds = ("bicubic",) if _typed("baseline.bicubic", sec["bicubic"], bool, True) else ()
-    else:
-        kinds = _typed("baseline.kinds", sec.get("kinds"), tuple[str, ...], DEFAULT_BASELINES)
-    for k in kinds:
-        if k not in BASELINE_KINDS:
-            raise UsageError(f"pipeline: [baseline] kinds: {k!r} is not one of {', '.join(BASELINE_KINDS)}")
-    if len(set(kinds)) != len(kinds):
-        raise UsageError(f"pipeline: [baseline] kinds lists a kind twice: {list(kinds)}")
-    blind = _check("baseline.blind", sec.get("blind", {}), BLIND_KEYS)
-    draws = _typed("baseline.blind.draws", blind.get("draws"), int, 2)
-    if draws < 1:
-        raise UsageError(f"pipeline: [baseline.blind] draws must be >= 1, got {draws}")
-    seed = _typed("baseline.blind.seed", blind.get("seed"), int, 0)
-    return (kinds if has_sr else ()), draws, seed
+    try:
+        return build_config(PipelineFile, toml=data)
+    except UsageError as e:
+        raise UsageError(f"pipeline {p}: {e}") from None
+
+
+def _inputs(sec: InputsSection, p: Path) -> dict[str, Path]:
+    """The given [inputs] folders, resolved against the pipeline file's folder (pairs_hr defaults to hr)."""
+    inputs = {k: (p.parent / v).resolve() for k, v in asdict(sec).items() if v}
+    inputs.setdefault("pairs_hr", inputs["hr"])
+    tp = inputs.get("test_pairs")
+    if tp is not None and not ((tp / "lr").is_dir() and (tp / "hr").is_dir()):
+        raise UsageError(
+            f"pipeline {p}: [inputs] test_pairs = {str(tp)!r} must hold lr/ and hr/ folders "
+            "(real LR/HR pairs with the same file names)"
+        )
+    return inputs
+
+
+def _stage_config(p: Path, name: str, sec: DegradeSection | SrSection, cls: type, presets: dict):
+    """A stage's config: its class's defaults < the section's preset < [<name>.config.*]."""
+    if sec.preset not in presets:
+        raise UsageError(f"pipeline {p}: {name}.preset must be one of {', '.join(presets)}, got {sec.preset!r}")
+    try:
+        return build_config(cls, preset=presets[sec.preset], toml=sec.config)
+    except UsageError as e:
+        raise UsageError(f"pipeline {p} [{name}.config]: {e}") from None
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -163,75 +278,34 @@ def load_pipeline(path: str | Path) -> Pipeline:
     from srpipe.upscale.config import PRESETS as UPRESETS, UpscaleConfig
 
     p = Path(path)
-    data = read_toml(p)
-    _check("top level", data, set(SECTIONS))
-    sec = {name: _check(name, data.get(name, {}), keys) for name, keys in SECTIONS.items()}
-    base = p.parent
-
-    ins = sec["inputs"]
-    if "hr" not in ins:
-        raise UsageError(f'pipeline {p}: [inputs] hr = "FOLDER" is required')
-    inputs = {k: (base / _typed(f"inputs.{k}", v, str, "")).resolve() for k, v in ins.items()}
-    inputs.setdefault("pairs_hr", inputs["hr"])
-    if "test_pairs" in inputs:
-        tp = inputs["test_pairs"]
-        if not ((tp / "lr").is_dir() and (tp / "hr").is_dir()):
-            raise UsageError(
-                f"pipeline {p}: [inputs] test_pairs = {str(tp)!r} must hold lr/ and hr/ folders "
-                "(real LR/HR pairs with the same file names)"
-            )
-
-    def stage_cfg(name, cls, presets):
-        preset = _typed(f"{name}.preset", sec[name].get("preset"), str, "paper")
-        if preset not in presets:
-            raise UsageError(f"pipeline: {name}.preset must be one of {', '.join(presets)}, got {preset!r}")
-        over = sec[name].get("config", {})
-        if not isinstance(over, dict):
-            raise UsageError(f"pipeline: {name}.config must be a table, e.g. [{name}.config.data]")
-        return build_config(cls, preset=presets[preset], toml=over)
-
-    method = _typed("degrade.method", sec["degrade"].get("method"), str, DEFAULT_METHOD)
-    degrade = stage_cfg("degrade", *method_config(method))
-    scale = degrade_setting(degrade, "scale", 4)
-    if not degrade_setting(degrade, "same_domain", False) and "real_lr" not in inputs:
+    f = read_pipeline_file(p)
+    inputs = _inputs(f.inputs, p)
+    method = f.degrade.method or DEFAULT_METHOD
+    degrade = _stage_config(p, "degrade", f.degrade, *method_config(method))
+    scale = degrade.data.scale
+    if not degrade.data.same_domain and "real_lr" not in inputs:
         raise UsageError(f"pipeline {p}: [inputs] real_lr is required (or set degrade.config.data.same_domain = true)")
     sr = None
-    if _typed("sr.enabled", sec["sr"].get("enabled"), bool, True):
-        sr = stage_cfg("sr", UpscaleConfig, UPRESETS)
+    if f.sr.enabled:
+        sr = _stage_config(p, "sr", f.sr, UpscaleConfig, UPRESETS)
         if sr.data.scale != scale:
             raise UsageError(
-                f"pipeline: sr scale x{sr.data.scale} differs from degrade scale x{scale}; "
+                f"pipeline {p}: sr scale x{sr.data.scale} differs from degrade scale x{scale}; "
                 f"set [sr.config.data] scale = {scale}"
             )
-    alphas = _typed("interpolate.alphas", sec["interpolate"].get("alphas"), tuple[float, ...], (0.8,))
-    for a in alphas:
-        if not 0 <= a <= 1:
-            raise UsageError(f"pipeline: interpolate.alphas values must be in [0, 1], got {a}")
-    cleanup = _typed("pairs.cleanup_factor", sec["pairs"].get("cleanup_factor"), int, 1)
-    if cleanup < 1:
-        raise UsageError("pipeline: pairs.cleanup_factor must be >= 1")
-    tile = _typed("upscale.tile", sec["upscale"].get("tile"), int, 256)
-    from srpipe.io.jpeg import parse_jpeg
-
-    jpeg_text = _typed("pairs.jpeg", sec["pairs"].get("jpeg"), str, "auto")
-    try:
-        jpeg = str(parse_jpeg(jpeg_text))
-    except UsageError as e:
-        raise UsageError(f"pipeline: pairs.jpeg: {e}") from None
-    baselines, draws, seed = _baselines(sec["baseline"], sr is not None)
     return Pipeline(
         path=p.resolve(),
         inputs=inputs,
         degrade=degrade,
-        cleanup_factor=cleanup,
+        cleanup_factor=f.pairs.cleanup_factor,
         sr=sr,
-        alphas=alphas,
-        tile=tile,
-        eval=_typed("eval.enabled", sec["eval"].get("enabled"), bool, True),
-        fid=_typed("eval.fid", sec["eval"].get("fid"), bool, True),
-        jpeg=jpeg,
+        alphas=f.interpolate.alphas,
+        tile=f.upscale.tile,
+        eval=f.eval.enabled,
+        fid=f.eval.fid,
+        jpeg=f.pairs.stable_jpeg(),
         method=method,
-        baselines=baselines,
-        blind_draws=draws,
-        blind_seed=seed,
+        baselines=f.baseline.chosen() if sr is not None else (),
+        blind_draws=f.baseline.blind.draws,
+        blind_seed=f.baseline.blind.seed,
     )

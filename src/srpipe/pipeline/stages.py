@@ -20,37 +20,26 @@ images degrade held out (split.json; no ground truth) and on `[inputs] test_pair
 which `eval` scores. A baseline's models are named `baseline_<kind>_psnr` and `baseline_<kind>_gan`.
 
 A stage's key (and the identity its run folder resumes on) is made from `Stage.params`, the content
-of `Stage.raw`, the outputs of `Stage.deps` and the identity of each file in `Stage.weights`.
+of `Stage.raw`, the outputs of `Stage.deps` and the identity of each file in `Stage.weights`. What a
+training stage's params, pretrained files, losses and file names are is its library's contract
+(`srpipe.degrade.contract`, `srpipe.upscale.contract`): this module only wires them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from srpipe.config import RunOptions, resolve_device, to_dict
+from srpipe.config import RunOptions, resolve_device
+from srpipe.degrade import contract as degrade_contract
 from srpipe.pipeline.baseline_pairs import run_bicubic_pairs, run_blind_pairs
-from srpipe.pipeline.spec import Pipeline, degrade_setting
+from srpipe.pipeline.layout import BASELINE, HELD_OUT, METRICS, REAL, REAL_PAIRS, baseline_models, real_set_models
+from srpipe.pipeline.spec import Pipeline
+from srpipe.upscale import contract as sr_contract
 
-REAL = "real"  # upscale entry sub-folder of the real LR sets: real/<set>/lr (inputs), real/<set>/<model>
-HELD_OUT = "held_out_real"  # the real LR images degrade held out (target domain, no ground truth)
-REAL_PAIRS = "real_pairs"  # [inputs] test_pairs: real LR/HR pairs
 MAX_HELD_OUT = 8  # held-out real LR images upscaled by every model (bounded time on a CPU)
-BASELINE = "baseline_"  # prefix of the baseline stages (baseline_<kind>) and of their models
-
-
-def baseline_models(kind: str) -> tuple[str, str]:
-    """The PSNR- and GAN-phase model names of a baseline kind, as upscale writes them."""
-    return f"{BASELINE}{kind}_psnr", f"{BASELINE}{kind}_gan"
-
-
-def real_set_models(models) -> list[str]:
-    """The models compared on real LR: srpipe's PSNR model and each baseline's, then the GAN models."""
-    base = [m for m in models if m.startswith(BASELINE)]
-    return [m for m in ("psnr", *[b for b in base if b.endswith("_psnr")], "gan") if m in models] + [
-        b for b in base if b.endswith("_gan")
-    ]
+EVAL_WEIGHTS = ("alexnet",)  # eval's LPIPS; Inception too for FID/KID rows of held-out real LR (`fid`)
 
 
 @dataclass(frozen=True)
@@ -61,14 +50,14 @@ class Context:
     key: str = ""  # the stage key: the identity its run folder resumes on
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Stage:
     name: str
-    version: int
+    version: int  # bumped by hand when the stage's results change
     params: dict  # result-changing parameters only (they enter the key)
-    raw: dict[str, Path]  # raw input folders (fingerprinted by content)
-    deps: tuple[str, ...]  # upstream stages (fingerprinted by their completed outputs)
     fn: Callable[[Context], dict]  # runs the stage, returns a summary for the manifest
+    raw: dict[str, Path] = field(default_factory=dict)  # raw input folders (fingerprinted by content)
+    deps: tuple[str, ...] = ()  # upstream stages (fingerprinted by their completed outputs)
     describe: str = ""  # active losses etc., for status and the report
     weights: tuple[
         str, ...
@@ -88,16 +77,11 @@ def run_degrade(cfg, method: str):
         else:
             from srpipe.degrade.train import train
 
-        lr = None if degrade_setting(cfg, "same_domain", False) else ctx.inputs["real_lr"]
+        lr = None if cfg.data.same_domain else ctx.inputs["real_lr"]
         train(cfg, hr_dir=ctx.inputs["hr"], lr_dir=lr, out_dir=ctx.out, run=_stage_run(ctx))
-        return {"method": method, "active_losses": _active_losses(cfg)}
+        return {"method": method, "active_losses": degrade_contract.loss_terms(cfg)}
 
     return fn
-
-
-def _active_losses(cfg) -> list[str]:
-    loss = getattr(cfg, "loss", None)
-    return list(loss.active()) if hasattr(loss, "active") else []
 
 
 def run_pairs(hr_input: str, cleanup_factor: int, jpeg: str = "auto"):
@@ -121,7 +105,7 @@ def run_sr(cfg, phase: str, pairs: str = "pairs"):
     def fn(ctx: Context) -> dict:
         from srpipe.upscale.train import train
 
-        init = ctx.inputs["sr_psnr"] / "psnr.safetensors" if phase == "gan" else None
+        init = ctx.inputs["sr_psnr"] / sr_contract.weights_file("psnr") if phase == "gan" else None
         paths = train(cfg, pairs=ctx.inputs[pairs], out_dir=ctx.out, run=_stage_run(ctx), phase=phase, init=init)
         return {"weights": {k: str(Path(v).name) for k, v in paths.items()}}
 
@@ -133,8 +117,8 @@ def run_interpolate(alphas: tuple[float, ...]):
         from srpipe.upscale.interpolate import interpolate_files
 
         files = interpolate_files(
-            ctx.inputs["sr_psnr"] / "psnr.safetensors",
-            ctx.inputs["sr_gan"] / "gan.safetensors",
+            ctx.inputs["sr_psnr"] / sr_contract.weights_file("psnr"),
+            ctx.inputs["sr_gan"] / sr_contract.weights_file("gan"),
             list(alphas),
             ctx.out,
             sweep=True,
@@ -146,14 +130,13 @@ def run_interpolate(alphas: tuple[float, ...]):
 
 def models_of(inputs: dict[str, Path]) -> dict[str, Path]:
     """Model name -> weights file, for every model the upscale stage runs."""
-    models = {"psnr": inputs["sr_psnr"] / "psnr.safetensors", "gan": inputs["sr_gan"] / "gan.safetensors"}
+    models = {phase: inputs[f"sr_{phase}"] / sr_contract.weights_file(phase) for phase in sr_contract.PHASES}
     if "interpolate" in inputs:
-        for f in sorted(inputs["interpolate"].glob("alpha_*.safetensors")):
+        for f in sorted(inputs["interpolate"].glob(sr_contract.ALPHA_GLOB)):
             models[f.stem] = f
     for stage in sorted(k for k in inputs if k.startswith(BASELINE)):
-        psnr, gan = baseline_models(stage[len(BASELINE) :])
-        models[psnr] = inputs[stage] / "psnr.safetensors"
-        models[gan] = inputs[stage] / "gan.safetensors"
+        for model, phase in zip(baseline_models(stage[len(BASELINE) :]), sr_contract.PHASES):
+            models[model] = inputs[stage] / sr_contract.weights_file(phase)
     return models
 
 
@@ -163,7 +146,7 @@ def held_out_real(inputs: dict[str, Path], limit: int | None = MAX_HELD_OUT) -> 
 
     if "real_lr" not in inputs or "degrade" not in inputs:
         return []
-    split = json.loads((inputs["degrade"] / "split.json").read_text())
+    split = json.loads((inputs["degrade"] / degrade_contract.SPLIT).read_text())
     return [inputs["real_lr"] / n for n in sorted(split["held_out"])[:limit]]
 
 
@@ -253,7 +236,7 @@ def run_eval(scale: int, fid: bool):
         held = held_out_real(ctx.inputs)
         out[HELD_OUT] = [f.name for f in held]
         out["degradation"] = degradation_table(ctx, scale, fid)
-        write_json(ctx.out / "metrics.json", {**out, "per_image": per_image})
+        write_json(ctx.out / METRICS, {**out, "per_image": per_image})
         return {
             "sr": out["sr"],
             REAL_PAIRS: (out.get(REAL_PAIRS) or {}).get("sr"),
@@ -291,140 +274,79 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
     return {**report, "synthetic_from": source}
 
 
-def degrade_weights(d) -> tuple[str, ...]:
-    """Pretrained files degrade-train uses: LPIPS's backbone for the perceptual loss, Inception for
-    the KID/FID rows of degradation.json (only with held-out real LR)."""
-    out = []
-    loss = getattr(d, "loss", None)
-    perceptual = getattr(loss, "perceptual", "none")
-    if perceptual in ("lpips-alex", "lpips-vgg") and getattr(loss, "w_perceptual", 0) > 0:
-        out.append({"lpips-alex": "alexnet", "lpips-vgg": "vgg16"}[perceptual])
-    if degrade_setting(d, "val_fraction", 0) > 0 and not degrade_setting(d, "same_domain", False):
-        out.append("inception")
-    return tuple(out)
-
-
-def sr_weights(cfg, phase: str) -> tuple[str, ...]:
-    """Pretrained files sr-train uses in `phase`: VGG19 (perceptual loss) and AlexNet (LPIPS validation,
-    which picks best.json's step in the GAN phase when the file is present)."""
-    if phase == "psnr":
-        return ()
-    out = []
-    if cfg.gan.perceptual == "vgg19" and cfg.gan.w_perceptual > 0:
-        out.append("vgg19")
-    if cfg.data.val_fraction > 0:
-        out.append("alexnet")
-    return tuple(out)
+# ---- the stages of a pipeline file
 
 
 def build_stages(p: Pipeline) -> list[Stage]:
     """The stages `p` enables, in run order."""
-    d = p.degrade
-    same_domain = degrade_setting(d, "same_domain", False)
-    raw = {"hr": p.inputs["hr"]}
-    if not same_domain:
-        raw["real_lr"] = p.inputs["real_lr"]
-    stages = [
-        Stage(
-            "degrade",
-            1,
-            {"method": p.method, "config": to_dict(d)},
-            raw,
-            (),
-            run_degrade(d, p.method),
-            ", ".join([p.method, *_active_losses(d)]),
-            weights=degrade_weights(d),
-        ),
-        Stage(
-            "pairs",
-            1,
-            {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg},
-            {"pairs_hr": p.inputs["pairs_hr"]},
-            ("degrade",),
-            run_pairs("pairs_hr", p.cleanup_factor, p.jpeg),
-        ),
-    ]
-    has_test = "test_hr" in p.inputs
-    if has_test:
-        stages.append(
-            Stage(
-                "test_pairs",
-                1,
-                {"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg},
-                {"test_hr": p.inputs["test_hr"]},
-                ("degrade",),
-                run_pairs("test_hr", p.cleanup_factor, p.jpeg),
-            )
-        )
+    stages = degrade_stages(p)
     if p.sr is None:
         return stages
-    scale = p.sr.data.scale
-    full = to_dict(p.sr)
-    # The PSNR phase does not depend on GAN-phase settings: changing those must not retrain it.
-    psnr_params = {k: v for k, v in full.items() if k not in ("gan", "fs")}
-    psnr_params["model"] = {
-        k: v for k, v in full["model"].items() if k not in ("discriminator", "d_features", "d_layers")
-    }
-    stages.append(Stage("sr_psnr", 1, {"config": psnr_params}, {}, ("pairs",), run_sr(p.sr, "psnr"), "L1"))
-    stages.append(
+    return stages + sr_stages(p) + baseline_stages(p) + evaluation_stages(p)
+
+
+def degrade_stages(p: Pipeline) -> list[Stage]:
+    """degrade, then the training pairs and (with [inputs] test_hr) the test pairs it makes."""
+    d = p.degrade
+    raw = {"hr": p.inputs["hr"]} | ({} if d.data.same_domain else {"real_lr": p.inputs["real_lr"]})
+    stages = [
         Stage(
-            "sr_gan",
-            1,
-            {"config": full},
-            {},
-            ("pairs", "sr_psnr"),
-            run_sr(p.sr, "gan"),
-            _gan_losses(p.sr),
-            weights=sr_weights(p.sr, "gan"),
+            name="degrade",
+            version=1,
+            params={"method": p.method, "config": degrade_contract.key_config(d)},
+            raw=raw,
+            fn=run_degrade(d, p.method),
+            describe=", ".join([p.method, *degrade_contract.loss_terms(d)]),
+            weights=degrade_contract.pretrained(d),
         )
-    )
-    if p.alphas:
-        stages.append(
-            Stage("interpolate", 1, {"alphas": list(p.alphas)}, {}, ("sr_psnr", "sr_gan"), run_interpolate(p.alphas))
-        )
-    stages += baseline_stages(p, full)
-    real_pairs = {}
-    if "test_pairs" in p.inputs:
-        real_pairs = {"real_pairs_lr": p.inputs["test_pairs"] / "lr", "real_pairs_hr": p.inputs["test_pairs"] / "hr"}
-    held_out = "real_lr" in p.inputs and not same_domain and degrade_setting(d, "val_fraction", 0) > 0
-    if has_test or real_pairs or held_out:
-        ups = (("test_pairs",) if has_test else ()) + ("sr_psnr", "sr_gan") + (("interpolate",) if p.alphas else ())
-        ups += tuple(BASELINE + k for k in p.baselines) + (("degrade",) if held_out else ())
-        up_raw = {
-            **({"real_lr": p.inputs["real_lr"]} if held_out else {}),
-            **({"real_pairs_lr": real_pairs["real_pairs_lr"]} if real_pairs else {}),
-        }
-        stages.append(
-            Stage(
-                "upscale",
-                3,
-                {"tile": p.tile, "scale": scale, "max_held_out": MAX_HELD_OUT},
-                up_raw,
-                ups,
-                run_upscale(p.tile, scale),
-            )
-        )
-        if p.eval:
-            eval_raw = {
-                **({"real_lr": p.inputs["real_lr"]} if held_out else {}),
-                **({"real_pairs_hr": real_pairs["real_pairs_hr"]} if real_pairs else {}),
-            }
-            deps = ("degrade",) + (("test_pairs",) if has_test else ("pairs",)) + ("upscale",)
+    ]
+    for name, hr in (("pairs", "pairs_hr"), ("test_pairs", "test_hr")):
+        if hr in p.inputs:
             stages.append(
                 Stage(
-                    "eval",
-                    3,  # 3: the realism advice reads the pairs.json
-                    {"scale": scale, "fid": p.fid},
-                    eval_raw,
-                    deps,
-                    run_eval(scale, p.fid),
-                    weights=("alexnet",) + (("inception",) if p.fid and held_out else ()),
+                    name=name,
+                    version=1,
+                    params={"cleanup_factor": p.cleanup_factor, "jpeg": p.jpeg},
+                    raw={hr: p.inputs[hr]},
+                    deps=("degrade",),
+                    fn=run_pairs(hr, p.cleanup_factor, p.jpeg),
                 )
             )
     return stages
 
 
-def baseline_stages(p: Pipeline, sr_config: dict) -> list[Stage]:
+def sr_stages(p: Pipeline) -> list[Stage]:
+    """The SR recipe's two phases on degrade's pairs, then the interpolated models.
+
+    Each phase's key holds the config fields that phase reads (`srpipe.upscale.contract.key_config`):
+    editing the GAN phase's settings does not retrain the PSNR phase.
+    """
+    stages = [
+        Stage(
+            name=f"sr_{phase}",
+            version=1,
+            params={"config": sr_contract.key_config(p.sr, phase)},
+            deps=("pairs",) if phase == "psnr" else ("pairs", "sr_psnr"),
+            fn=run_sr(p.sr, phase),
+            describe=", ".join(sr_contract.loss_terms(p.sr, phase)),
+            weights=sr_contract.pretrained(p.sr, phase),
+        )
+        for phase in sr_contract.PHASES
+    ]
+    if p.alphas:
+        stages.append(
+            Stage(
+                name="interpolate",
+                version=1,
+                params={"alphas": list(p.alphas)},
+                deps=("sr_psnr", "sr_gan"),
+                fn=run_interpolate(p.alphas),
+            )
+        )
+    return stages
+
+
+def baseline_stages(p: Pipeline) -> list[Stage]:
     """Per `[baseline] kinds` entry: its pairs of the training HR, then the SR recipe (both phases) on them.
 
     The pairs stage's key holds only what changes those pairs (bicubic: scale and cleanup; blind: also
@@ -432,6 +354,9 @@ def baseline_stages(p: Pipeline, sr_config: dict) -> list[Stage]:
     the SR recipe retrains every baseline without remaking their pairs.
     """
     scale = p.sr.data.scale
+    phases = sr_contract.PHASES
+    losses = ", then ".join(", ".join(sr_contract.loss_terms(p.sr, phase)) for phase in phases)
+    weights = tuple(dict.fromkeys(w for phase in phases for w in sr_contract.pretrained(p.sr, phase)))
     out = []
     for kind in p.baselines:
         params = {"scale": scale, "cleanup_factor": p.cleanup_factor}
@@ -441,27 +366,53 @@ def baseline_stages(p: Pipeline, sr_config: dict) -> list[Stage]:
         else:
             fn = run_bicubic_pairs("pairs_hr", scale, p.cleanup_factor)
         what = {"bicubic": "bicubic pairs", "blind": "blind-degradation pairs (Real-ESRGAN)"}[kind]
-        out.append(Stage(f"{kind}_pairs", 1, params, {"pairs_hr": p.inputs["pairs_hr"]}, (), fn, what))
+        raw = {"pairs_hr": p.inputs["pairs_hr"]}
+        out.append(Stage(name=f"{kind}_pairs", version=1, params=params, raw=raw, fn=fn, describe=what))
         out.append(
             Stage(
-                BASELINE + kind,
-                1,
-                {"config": sr_config},
-                {},
-                (f"{kind}_pairs",),
-                run_sr(p.sr, "both", f"{kind}_pairs"),
-                f"the sr recipe on {what}: L1, then " + _gan_losses(p.sr),
-                weights=sr_weights(p.sr, "gan"),
+                name=BASELINE + kind,
+                version=1,
+                params={"config": sr_contract.key_config(p.sr, "gan")},  # both phases: all of the config
+                deps=(f"{kind}_pairs",),
+                fn=run_sr(p.sr, "both", f"{kind}_pairs"),
+                describe=f"the sr recipe on {what}: {losses}",
+                weights=weights,
             )
         )
     return out
 
 
-def _gan_losses(cfg) -> str:
-    g = cfg.gan
-    parts = [f"L1 x{g.w_pixel:g}" + (" (low-pass)" if cfg.fs.enabled else "")]
-    if g.perceptual != "none" and g.w_perceptual > 0:
-        parts.append(f"VGG19 conv5_4 x{g.w_perceptual:g}")
-    if g.w_adv > 0:
-        parts.append(f"RaGAN x{g.w_adv:g}")
-    return ", ".join(parts)
+def evaluation_stages(p: Pipeline) -> list[Stage]:
+    """upscale (every model on the test pairs, the held-out real LR and [inputs] test_pairs), then eval."""
+    has_test = "test_hr" in p.inputs
+    held_out = "real_lr" in p.inputs and degrade_contract.holds_out_real(p.degrade)
+    real_pairs = p.inputs.get("test_pairs")
+    if not (has_test or real_pairs or held_out):
+        return []
+    scale = p.sr.data.scale
+    real = {"real_lr": p.inputs["real_lr"]} if held_out else {}
+    ups = (("test_pairs",) if has_test else ()) + ("sr_psnr", "sr_gan") + (("interpolate",) if p.alphas else ())
+    ups += tuple(BASELINE + k for k in p.baselines) + (("degrade",) if held_out else ())
+    stages = [
+        Stage(
+            name="upscale",
+            version=3,
+            params={"tile": p.tile, "scale": scale, "max_held_out": MAX_HELD_OUT},
+            raw=real | ({"real_pairs_lr": real_pairs / "lr"} if real_pairs else {}),
+            deps=ups,
+            fn=run_upscale(p.tile, scale),
+        )
+    ]
+    if p.eval:
+        stages.append(
+            Stage(
+                name="eval",
+                version=3,  # 3: the realism advice reads the pairs.json
+                params={"scale": scale, "fid": p.fid},
+                raw=real | ({"real_pairs_hr": real_pairs / "hr"} if real_pairs else {}),
+                deps=("degrade", "test_pairs" if has_test else "pairs", "upscale"),
+                fn=run_eval(scale, p.fid),
+                weights=EVAL_WEIGHTS + (("inception",) if p.fid and held_out else ()),
+            )
+        )
+    return stages

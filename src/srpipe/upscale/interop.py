@@ -29,6 +29,7 @@ import torch
 from srpipe.engine import ckpt, inference
 from srpipe.errors import SrpipeError, first_line
 from srpipe.log import info
+from srpipe.upscale import contract
 from srpipe.upscale.archs import RRDBNet
 
 ARCH = "RRDBNet"
@@ -192,10 +193,11 @@ def resolve_model(path: str | Path) -> Path:
     """A weights file, or the best model of an `sr-train` run folder (gan, else psnr)."""
     p = Path(path)
     if p.is_dir():
-        for name in ("gan.safetensors", "psnr.safetensors"):
+        names = [contract.weights_file(phase) for phase in contract.MODEL_ORDER]
+        for name in names:
             if (p / name).is_file():
                 return p / name
-        raise ModelFormatError(f"{p} holds neither gan.safetensors nor psnr.safetensors; is it an sr-train run folder?")
+        raise ModelFormatError(f"{p} holds neither {' nor '.join(names)}; is it an sr-train run folder?")
     return p
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from srpipe.errors import SrpipeError
-from srpipe.upscale import interop
+from srpipe.upscale import contract, interop
 
 
 class InterpolationError(SrpipeError):
@@ -96,7 +96,7 @@ def interpolate_files(
     written = []
     for a in alphas:
         sd = interpolate(p_sd, g_sd, a)
-        target = out / f"alpha_{a:.2f}.safetensors" if sweep else out
+        target = out / contract.alpha_file(a) if sweep else out
         meta = {
             "stage": "interpolate",
             "alpha": a,

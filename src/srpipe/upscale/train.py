@@ -9,7 +9,8 @@
 
 Read in order: `g_step` and `d_step` (one update each), `train` (the set-up both phases share),
 `train_phase` (one phase: networks, optimisers, the loop, the weights file); the helpers follow.
-Validation, sample grids and best.json are in `srpipe.upscale.validation`.
+Validation, sample grids and best.json are in `srpipe.upscale.validation`; what each phase uses and
+writes (losses, pretrained files, file names) is in `srpipe.upscale.contract`.
 
 Run folder: config.json, split.json, ckpt/{psnr,gan}/, log_psnr.csv, log_gan.csv, tb/{psnr,gan}/, samples/,
 best.json, psnr.safetensors, gan.safetensors (EMA weights; `.pth` copies with `export_pth`).
@@ -39,16 +40,13 @@ from srpipe.errors import SrpipeError
 from srpipe.eval import metrics
 from srpipe.io.files import file_sha256
 from srpipe.log import info
-from srpipe.upscale import interop, losses
+from srpipe.upscale import contract, interop, losses
 from srpipe.upscale.archs import DISCRIMINATORS, RRDBNet
 from srpipe.upscale.config import DataConfig, GanConfig, PsnrConfig, UpscaleConfig
 from srpipe.upscale.data import PairBank
 from srpipe.upscale.validation import HeldOut, describe_split, evaluate, split_pairs
 
 Phase = Literal["psnr", "gan", "both"]
-# what --restart deletes from a run folder
-RUN_FILES = ("ckpt", "log_psnr.csv", "log_gan.csv", "samples", "best.json")
-RUN_FILES += ("psnr.safetensors", "gan.safetensors", "psnr.pth", "gan.pth")
 
 
 def g_step(
@@ -245,21 +243,21 @@ def train(
             )
         inputs = {"pairs": str(Path(pairs).resolve()), "init": _file_record(init)}
         record = {"stage": "sr-train", "config": to_dict(cfg), "inputs": inputs}
-        phases = ["psnr", "gan"] if phase == "both" else [phase]
+        phases = list(contract.PHASES) if phase == "both" else [phase]
         fs = losses.FrequencySeparation(cfg.fs.filter, cfg.fs.kernel) if cfg.fs.enabled else None
         info(describe(cfg, phases))
         # Fail early on missing pretrained weights, before reading data or touching the run folder.
         perceptual, lpips = pretrained(cfg, phases, run, tr)
 
         train_pairs, held, listing = split_pairs(cfg, pairs, cache_dir, tr.device)
-        out = tr.open(out_dir, record, clear=RUN_FILES, split=listing)
+        out = tr.open(out_dir, record, clear=contract.RUN_FILES, split=listing)
         # uint8 pairs for batched device-side crops (srpipe.engine.augment), on the GPU when they fit.
         bank = PairBank(train_pairs, S, device=tr.device, placement=run.data_placement)
         tr.announce(f"pairs in {bank.lr.placement} memory")
         info(describe_split(len(train_pairs), held))
         crit = Criteria(tr.compute, perceptual, fs)
         sh = Shared(out, record, bank, held, lpips, crit, phase, init, val_every, export_pth)
-        best = json.loads((out / "best.json").read_text()) if (out / "best.json").is_file() else {}
+        best = json.loads((out / contract.BEST).read_text()) if (out / contract.BEST).is_file() else {}
         results = {}
         for k, name in enumerate(phases):
             path = train_phase(name, k, cfg, tr, sh, best=best)
@@ -271,7 +269,7 @@ def train(
 def train_phase(name: str, k: int, cfg: UpscaleConfig, tr: TrainingRun, sh: Shared, *, best: dict) -> Path | None:
     """The `name` phase (the `k`-th run): its weights file, or None when it has 0 steps configured."""
     P = cfg.psnr if name == "psnr" else cfg.gan
-    final, ck_dir = sh.out / f"{name}.safetensors", sh.out / "ckpt" / name
+    final, ck_dir = sh.out / contract.weights_file(name), sh.out / contract.CKPT / name
     if P.iters == 0:
         info(f"{name} phase: 0 steps configured, skipped")
         return None
@@ -295,7 +293,7 @@ def train_phase(name: str, k: int, cfg: UpscaleConfig, tr: TrainingRun, sh: Shar
     gen = torch.Generator().manual_seed(cfg.seed + 1 + k)  # crops, flips, rotations (global batch)
     state = tr.checkpoint(ck_dir, nets, optimizers, gen)
     start = resume(state, f"the {name} phase in {sh.out}", P.iters)
-    log = tr.log(sh.out, f"log_{name}.csv", log_fields(name), start=start, events=name, config=sh.record)
+    log = tr.log(sh.out, contract.log_file(name), log_fields(name), start=start, events=name, config=sh.record)
 
     # ---- the loop
     step_nets = PhaseNets(tr.for_steps(G), ema, opt_g, None if D is None else tr.for_steps(D), opt_d)
@@ -330,25 +328,22 @@ def train_phase(name: str, k: int, cfg: UpscaleConfig, tr: TrainingRun, sh: Shar
 
 
 def describe(cfg: UpscaleConfig, phases: list[str]) -> str:
-    """The first line of a run: the network, the phases and the GAN phase's losses."""
-    fs = cfg.fs.enabled
-    parts = [f"L1 x{cfg.gan.w_pixel:g}" + (f" on {cfg.fs.filter} k={cfg.fs.kernel} low-passes" if fs else "")]
-    if cfg.gan.perceptual != "none" and cfg.gan.w_perceptual > 0:
-        parts.append(f"VGG19 conv5_4 x{cfg.gan.w_perceptual:g}")
-    if cfg.gan.w_adv > 0:
-        parts.append(f"RaGAN ({cfg.model.discriminator} D{', high-pass input' if fs else ''}) x{cfg.gan.w_adv:g}")
+    """The first line of a run: the network, the phases and each phase's losses."""
     return (
         f"ESRGAN x{cfg.data.scale}: RRDBNet {cfg.model.num_feat} features, {cfg.model.num_block} blocks; phases: "
-        f"{' -> '.join(phases)}; PSNR phase L1; GAN phase {' + '.join(parts)}"
+        f"{' -> '.join(phases)}; PSNR phase {' + '.join(contract.loss_terms(cfg, 'psnr'))}; "
+        f"GAN phase {' + '.join(contract.loss_terms(cfg, 'gan'))}"
     )
 
 
 def pretrained(cfg: UpscaleConfig, phases: list[str], run: RunOptions, tr: TrainingRun):
-    """(VGG19 perceptual loss, LPIPS) of the GAN phase, None where unused; a missing VGG19 fails here."""
+    """(VGG19 perceptual loss, LPIPS) of the GAN phase as `contract.pretrained` lists them, None where
+    unused; a missing VGG19 fails here, a missing AlexNet leaves LPIPS out of validation."""
+    files = contract.pretrained(cfg, "gan") if "gan" in phases else ()
     perceptual = lpips = None
-    if "gan" in phases and cfg.gan.perceptual == "vgg19" and cfg.gan.w_perceptual > 0:
+    if contract.PERCEPTUAL in files:
         perceptual = tr.compute.prepare(losses.PerceptualLoss(weights.vgg19_features(run.weights_dir or None)))
-    if "gan" in phases and weights.find("alexnet", run.weights_dir or None) is not None:  # GAN validation only
+    if contract.LPIPS in files and weights.find(contract.LPIPS, run.weights_dir or None) is not None:
         lpips = metrics.LPIPS(weights_dir=run.weights_dir or None).to(tr.device)
     return perceptual, lpips
 
@@ -369,7 +364,7 @@ def start_weights(phase: str, out: Path, asked: Phase, init) -> tuple[Path, str]
     """
     if phase == "psnr":
         return None if init is None else (init, "--init")
-    psnr = out / "psnr.safetensors"
+    psnr = out / contract.weights_file("psnr")
     if psnr.is_file() and not (asked == "gan" and init is not None):
         return psnr, "PSNR model"
     if init is not None:
@@ -409,7 +404,7 @@ def save_phase(final: Path, ema: nn.Module, cfg: UpscaleConfig, *, phase: str, v
     }
     interop.save_generator(final, ema.state_dict(), cfg.generator_args(), meta=meta)
     if export_pth:
-        interop.export_pth(final.with_suffix(".pth"), ema.state_dict(), cfg.generator_args())
+        interop.export_pth(final.with_name(contract.pth_file(phase)), ema.state_dict(), cfg.generator_args())
 
 
 def phase_summary(name: str, steps: int, seconds: float, final: Path, v: dict) -> str:

@@ -18,6 +18,7 @@ from srpipe.eval import metrics
 from srpipe.io.files import write_json
 from srpipe.io.resize import bicubic_up
 from srpipe.log import warn
+from srpipe.upscale import contract
 from srpipe.upscale.archs import unshuffle_factor
 from srpipe.upscale.config import UpscaleConfig
 from srpipe.upscale.data import Pair, center_pair, load_pairs
@@ -82,14 +83,14 @@ def evaluate(step: int, *, ema, held: HeldOut, lpips, phase: str, out: Path, log
 
     if held.samples:
         grid = sample_grid(ema, held.samples, held.scale, held.device)
-        write_png(out / "samples" / f"{phase}_{step:08d}.png", grid)
+        write_png(out / contract.SAMPLES / contract.sample_file(phase, step), grid)
         if log is not None:
             log.image("samples", step, grid)
     if not held.val:
         return {}
     v = validate(ema, held.val, held.scale, held.device, lpips)
     if record_best(best, phase, step, v):
-        write_json(out / "best.json", best)
+        write_json(out / contract.BEST, best)
     seen[step] = v
     return v
 
