@@ -1,7 +1,7 @@
 """Crash safety under SIGKILL.
 
 Tiny `srpipe degrade-train`, `sr-train` and `run` commands are started in child processes and killed
-with SIGKILL, 8 times in all, always at a fault point (`SRPIPE_FAULT`, see `srpipe.engine.ckpt._fault`):
+with SIGKILL, 8 times in all, always at a fault point (`SRPIPE_FAULT`, see `srpipe.io._faults`):
 mid-training while a sample grid is written (checkpoints and logs already behind it), inside a
 checkpoint, and inside the final writes. A fault point is a place in the code, not a moment in
 time, so a faster or slower machine kills at the same step. After every kill the run folder is checked, then the same command is started again:

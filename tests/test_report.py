@@ -26,7 +26,7 @@ from srpipe.config import RunOptions
 from srpipe.errors import SrpipeError
 from srpipe.pipeline.report import write_report
 from srpipe.pipeline.report.images import detail_window
-from srpipe.pipeline.report.models import model_label, model_order
+from srpipe.pipeline.report.models import model_label, model_order, real_order
 from srpipe.pipeline.run import run_pipeline
 from srpipe.pipeline.spec import load_pipeline
 
@@ -756,6 +756,16 @@ def test_detail_window_and_model_order():
     ]
     assert model_label("baseline_blind_gan") == "blind-pair GAN model"
     assert model_label("baseline_psnr") == "bicubic-pair PSNR model"  # run folders from before [baseline] kinds
+    # real LR: bicubic, then the order the upscale stage runs them in, baselines by kind
+    real = ["baseline_blind_gan", "gan", "baseline_zoo_psnr", "baseline_bicubic_psnr", "psnr", "bicubic", "alpha_0.50"]
+    assert real_order(real) == [
+        "bicubic",
+        "psnr",
+        "baseline_bicubic_psnr",
+        "baseline_zoo_psnr",
+        "gan",
+        "baseline_blind_gan",
+    ]
 
 
 # ---------------------------------------------------------------- headless Chromium

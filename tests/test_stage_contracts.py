@@ -118,6 +118,7 @@ def test_file_names():
     assert [uc.weights_file(p) for p in uc.PHASES] == ["psnr.safetensors", "gan.safetensors"]
     assert [uc.log_file(p) for p in uc.PHASES] == ["log_psnr.csv", "log_gan.csv"]
     assert uc.sample_file("gan", 12) == "gan_00000012.png" and uc.alpha_file(0.8) == "alpha_0.80.safetensors"
+    assert uc.alpha_of(uc.alpha_file(0.25).removesuffix(".safetensors")) == 0.25 and uc.alpha_of("psnr") is None
     assert dc.sample_file(3) == "step_00000003.png" and dc.GENERATOR == "generator.safetensors"
     assert dc.run_files("pdm") == (*dc.run_files("dsgan"), dc.KERNEL)
 

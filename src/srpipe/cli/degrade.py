@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from srpipe.cli.options import build, config_options, run_options, speed_options
+from srpipe.cli.options import build, config_options, run_options, training_options
 from srpipe.config import INFER_PRECISIONS
 from srpipe.degrade.config import DEFAULT_METHOD, METHODS, PDM_PRESETS, PRESETS
 
@@ -55,7 +55,7 @@ class OldSpellings(click.Option):
 @click.option("--sample-every", type=int, default=0, help="Steps between sample grids (0: at the end).")
 @config_options(PRESETS)
 @run_options
-@speed_options
+@training_options
 def degrade_train(
     hr_dir,
     real_lr_dir,
@@ -72,7 +72,7 @@ def degrade_train(
     sets,
     device,
     weights_dir,
-    speed,
+    training,
 ):
     """Learn the degradation of the real-LR domain from two unpaired folders (pdm or DSGAN).
 
@@ -80,6 +80,7 @@ def degrade_train(
     """
     from srpipe.config import RunOptions
     from srpipe.degrade.config import DegradeConfig, PDMConfig
+    from srpipe.degrade.contract import KERNEL
 
     if method == "pdm" and same_domain:
         raise click.UsageError("--same-domain is a DSGAN mode; --method pdm learns from a real-LR folder (--real-lr)")
@@ -96,7 +97,7 @@ def degrade_train(
         ckpt_every=ckpt_every,
         sample_every=sample_every,
         weights_dir=weights_dir or "",
-        **speed,
+        **training,
     )
     from srpipe.cli.console import out
 
@@ -106,7 +107,7 @@ def degrade_train(
         from srpipe.degrade.train import train
     result = train(cfg, hr_dir=hr_dir, lr_dir=real_lr_dir, out_dir=out_dir, run=run)
     out.print(f"model ({method}): {result}")
-    learned = result.parent / "kernel.json"
+    learned = result.parent / KERNEL
     if method == "pdm" and learned.is_file():
         import json
 

@@ -62,8 +62,10 @@ def run_options(f):
     return wrapper
 
 
-def speed_options(f):
-    """Training speed switches, passed on as one `speed` dict of RunOptions fields."""
+def training_options(f):
+    """How a training run computes and logs (precision, memory format, compile, data placement, logging),
+    passed on as one `training` dict of RunOptions fields; the engine resolves the first three into its
+    `ComputeSettings`."""
 
     # The library checks the value (RunOptions, through the config validator), for the CLI and callers alike.
     @click.option(
@@ -123,7 +125,7 @@ def speed_options(f):
         from srpipe.engine.runlog import log_targets
 
         log_targets(log)  # --log tensorboard without the package: fail before any work
-        speed = {
+        training = {
             "precision": precision,
             "channels_last": channels_last,
             "compile": compile_,
@@ -132,7 +134,7 @@ def speed_options(f):
             "log": log,
             "max_bad_steps": max_bad_steps,
         }
-        return f(*args, speed=speed, **kwargs)
+        return f(*args, training=training, **kwargs)
 
     return wrapper
 

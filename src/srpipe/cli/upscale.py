@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from srpipe.cli.options import build, config_options, run_options, speed_options
+from srpipe.cli.options import build, config_options, run_options, training_options
 from srpipe.config import INFER_PRECISIONS
 from srpipe.upscale.config import PRESETS
 
@@ -58,7 +58,7 @@ from srpipe.upscale.config import PRESETS
 @click.option("--ckpt-every", type=int, default=0, help="Steps between checkpoints (0: about ten per phase).")
 @config_options(PRESETS)
 @run_options
-@speed_options
+@training_options
 def sr_train(
     pairs,
     out_dir,
@@ -79,7 +79,7 @@ def sr_train(
     sets,
     device,
     weights_dir,
-    speed,
+    training,
 ):
     """Train ESRGAN on LR/HR pairs: L1 (PSNR) phase, then RaGAN + perceptual (GAN) phase.
 
@@ -103,7 +103,7 @@ def sr_train(
             "gan.perceptual": None if perceptual is None else "vgg19" if perceptual else "none",
         },
     )
-    run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, weights_dir=weights_dir or "", **speed)
+    run = RunOptions(device=device, restart=restart, ckpt_every=ckpt_every, weights_dir=weights_dir or "", **training)
     from srpipe.cli.console import out
     from srpipe.upscale.train import train
 

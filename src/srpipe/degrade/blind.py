@@ -386,6 +386,7 @@ def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: i
     from srpipe import __version__
     from srpipe.config import to_dict
     from srpipe.io.files import write_json
+    from srpipe.io.pair_folder import PAIRS
     from srpipe.log import info
 
     cfg = cfg or BlindConfig()
@@ -395,7 +396,7 @@ def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: i
         raise UsageError(f"--draws must be >= 1, got {draws}")
     paths = list_sources(hr_dir, "HR")
     out = Path(out_dir)
-    (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
+    (out / PAIRS).unlink(missing_ok=True)  # from here on the folder is not a finished output
     info(f"make-pairs blind x{scale}: {len(paths)} image(s), {draws} LR draw(s) each, seed {seed}")
     one = partial(_pairs_of_file, out=out, scale=scale, draws=draws, seed=seed, cfg=cfg)
     done = map_folder(paths, one, where=hr_dir, progress="make-pairs blind")
@@ -410,5 +411,5 @@ def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: i
         "config": to_dict(cfg),
         "srpipe": __version__,
     }
-    write_json(out / "pairs.json", manifest)
+    write_json(out / PAIRS, manifest)
     return manifest

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from srpipe.config import to_dict
 from srpipe.degrade.config import DegradeConfig, PDMConfig
+from srpipe.engine import runfolder
 
 # ---- the run folder, both methods
 CKPT = "ckpt"  # the loop's checkpoints
 LOG = "log.csv"  # the CSV log
 SAMPLES = "samples"  # sample grids (DSGAN): samples/step_<step>.png
 GENERATOR = "generator.safetensors"  # the degradation model, written last: a finished run has it
-SPLIT = "split.json"  # the real LR images D trains on and those held out ({"train": [...], "held_out": [...]})
+SPLIT = runfolder.SPLIT  # the real LR images D trains on and those held out ({"train": [...], "held_out": [...]})
 DEGRADATION = "degradation.json"  # realism of the synthetic LR on the held-out real LR (srpipe.eval.realism)
 JPEG = "jpeg.json"  # the real LR's JPEG stage (also in the generator's header), for make-pairs --jpeg auto
 # ---- pdm's record of what it learned

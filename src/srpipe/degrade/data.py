@@ -18,7 +18,7 @@ from srpipe.engine import augment
 from srpipe.engine.augment import ImageBank, split
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import ImageReadError, list_images, read_uint8
-from srpipe.log import warn
+from srpipe import log
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ImageSet:
     paths: list[Path]
 
 
-def load_folder(folder: str | Path, *, min_size: int, what: str, warn=print) -> ImageSet:
+def load_folder(folder: str | Path, *, min_size: int, what: str, warn=log.warn) -> ImageSet:
     """Decode every image of `folder`; unreadable or smaller-than-`min_size` files are listed once and skipped."""
     paths = list_images(folder)
     if not paths:
@@ -91,10 +91,8 @@ def load_sets(cfg: DegradeConfig | PDMConfig, hr_dir, real_dir, hr_crop: int):
     `real_dir` None is DSGAN's same-domain mode: the real samples are the HR images themselves, split
     the same way, and nothing is held out for the realism check.
     """
-    hr_set = load_folder(hr_dir, min_size=hr_crop, what="HR", warn=warn)
-    real_all = (
-        hr_set if real_dir is None else load_folder(real_dir, min_size=cfg.data.lr_crop, what="real-LR", warn=warn)
-    )
+    hr_set = load_folder(hr_dir, min_size=hr_crop, what="HR")
+    real_all = hr_set if real_dir is None else load_folder(real_dir, min_size=cfg.data.lr_crop, what="real-LR")
     train_idx, val_idx = split(len(real_all.images), cfg.data.val_fraction, cfg.seed)
     real_set = ImageSet([real_all.images[i] for i in train_idx], [real_all.paths[i] for i in train_idx])
     held_out = [] if real_dir is None else [real_all.images[i].float().div(255) for i in val_idx]

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 from srpipe.io.filters import high_pass, low_pass
 
+LPIPS_NETS = {"alexnet": "alex", "vgg16": "vgg"}  # the `lpips` package's names of the backbones
+
 
 def color_loss(fake: torch.Tensor, x: torch.Tensor, *, kernel: int, kind: str) -> torch.Tensor:
     return F.l1_loss(low_pass(fake, kernel, kind=kind, padding="none"), low_pass(x, kernel, kind=kind, padding="none"))
@@ -35,13 +37,14 @@ def bce_fake(logits: torch.Tensor) -> torch.Tensor:
 
 
 class Perceptual(torch.nn.Module):
-    """LPIPS distance (batch mean) between two [0, 1] images; backbone resolved by srpipe.engine.weights."""
+    """LPIPS distance (batch mean) between two [0, 1] images on `backbone` (`alexnet` or `vgg16`, the
+    `srpipe.engine.weights` names of `srpipe.degrade.contract.LPIPS_BACKBONES`)."""
 
-    def __init__(self, kind: str, weights_dir=None):
+    def __init__(self, backbone: str, weights_dir=None):
         super().__init__()
         from srpipe.engine.weights import lpips_model
 
-        self.net = lpips_model({"lpips-alex": "alex", "lpips-vgg": "vgg"}[kind], weights_dir)
+        self.net = lpips_model(LPIPS_NETS[backbone], weights_dir)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.net(a, b, normalize=True).mean()

@@ -31,6 +31,7 @@ from srpipe import __version__
 from srpipe.engine import folders, inference
 from srpipe.engine.folders import Skip
 from srpipe.io import jpeg as jpg
+from srpipe.degrade import contract
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.degrade.pdm import PDMDegrader
 from srpipe.errors import SrpipeError, first_line
@@ -38,17 +39,18 @@ from srpipe.io.imageio import file_sha256, list_sources, read_image, write_png
 from srpipe.log import info, warn
 from srpipe.io.resize import bicubic_down, mod_crop
 from srpipe.io.files import write_json
+from srpipe.io.pair_folder import PAIRS
 from srpipe.io.tiling import auto_batch, tiled_apply
 
 
 def generator_file(model: str | Path) -> Path:
     p = Path(model)
     if p.is_dir():
-        p = p / "generator.safetensors"
+        p = p / contract.GENERATOR
         if not p.is_file():
-            raise SrpipeError(f"no generator.safetensors in {model}: did degrade-train finish there?")
+            raise SrpipeError(f"no {contract.GENERATOR} in {model}: did degrade-train finish there?")
     elif not p.is_file():
-        raise SrpipeError(f"model {p} does not exist (give a degrade-train run folder or its generator.safetensors)")
+        raise SrpipeError(f"model {p} does not exist (give a degrade-train run folder or its {contract.GENERATOR})")
     return p
 
 
@@ -159,7 +161,7 @@ def model_jpeg_estimate(header: dict, gpath: Path) -> jpg.JpegEstimate | None:
     """The JPEG estimate stored with a generator: its header's `jpeg`, else `jpeg.json` beside it; None if neither."""
     if "jpeg" in header:
         return jpg.JpegEstimate.from_json(header["jpeg"])
-    side = gpath.parent / "jpeg.json"
+    side = gpath.parent / contract.JPEG
     if side.is_file():
         import json
 
@@ -284,7 +286,7 @@ def make_pairs(
         scale = _scale_of(header, gpath)
         paths = list_sources(hr_dir, "HR")
         out = Path(out_dir)
-        (out / "pairs.json").unlink(missing_ok=True)  # from here on the folder is not a finished output
+        (out / PAIRS).unlink(missing_ok=True)  # from here on the folder is not a finished output
         mode = "TDSR" if cleanup_factor > 1 else "SDSR"
         info(f"make-pairs {mode} x{scale} with the {method_of(G)} model {gpath} on {dev}: {len(paths)} image(s)")
         if estimate is not None:
@@ -313,7 +315,7 @@ def make_pairs(
                 f"JPEG stage ({spec}): {len(used)}/{len(qualities)} LR image(s) compressed, quality {jpg.summarize(used)}"
             )
         if share.main:
-            write_json(out / "pairs.json", manifest)
+            write_json(out / PAIRS, manifest)
         return manifest
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from srpipe.config import RunOptions, to_dict
-from srpipe.degrade import losses
+from srpipe.degrade import contract, losses
 from srpipe.degrade.archs import DSGANDiscriminator, DSGANGenerator
 from srpipe.degrade.config import DegradeConfig, LossConfig, OptimConfig
 from srpipe.degrade.data import CropStream, ImageSet, image_banks, load_sets, random_crops
@@ -41,8 +41,6 @@ from srpipe.io.jpeg import summarize as jpeg_summary
 from srpipe.io.resize import bicubic_down
 from srpipe.log import info
 
-# what --restart deletes from a run folder
-RUN_FILES = ("ckpt", "log.csv", "samples", "generator.safetensors", "degradation.json", "jpeg.json")
 LOG_FIELDS = ["lr", "d_real", "d_fake", "color", "adv", "perceptual", "g_total", "skipped"]
 
 
@@ -180,12 +178,12 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
     record["inputs"] = {"hr": str(Path(hr_dir).resolve()), "lr": None if real_dir is None else str(real_dir.resolve())}
     with training_run(run, batch=optim.batch, batch_what="batch (optim.batch)") as tr:
         kind = "same-domain" if data.same_domain else "unpaired"
-        info(f"DSGAN x{data.scale}, {kind}; active losses: {', '.join(cfg.loss.active())}")
+        info(f"DSGAN x{data.scale}, {kind}; active losses: {', '.join(contract.loss_terms(cfg))}")
         perceptual = perceptual_loss(cfg, run, tr.compute)  # before reading data or touching the run folder
         hr_set, real_set, held_out, listing = load_sets(cfg, hr_dir, real_dir, data.hr_crop)
         jpeg_est = estimate_jpeg(hr_dir if real_dir is None else real_dir)
         jpeg_pool = jpeg_quality_pool(cfg, jpeg_est)
-        out = tr.open(out_dir, record, clear=RUN_FILES, split=listing)
+        out = tr.open(out_dir, record, clear=contract.run_files("dsgan"), split=listing)
 
         torch.manual_seed(cfg.seed)
         g_args, d_args = model_args(cfg)
@@ -194,7 +192,7 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
         opt_g, opt_d = (tr.adam(net.parameters(), lr=optim.lr, betas=betas) for net in (G, D))
         gen = torch.Generator().manual_seed(cfg.seed + 1)  # data stream: crops, flips, rotations (global batch)
         nets = {"generator": (G, "DSGANGenerator", g_args), "discriminator": (D, "DSGANDiscriminator", d_args)}
-        state = tr.checkpoint(out / "ckpt", nets, {"opt_g": opt_g, "opt_d": opt_d}, gen)
+        state = tr.checkpoint(out / contract.CKPT, nets, {"opt_g": opt_g, "opt_d": opt_d}, gen)
         start = resume(state, str(out), optim.iters)
 
         crops = sample_crops(hr_set, real_set, cfg, tr.device)
@@ -206,7 +204,7 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
         step = partial(
             train_step, g=g, d=d, opts=(opt_g, opt_d), stream=stream, perceptual=perceptual, cfg=cfg, compute=tr.compute
         )
-        log = tr.log(out, "log.csv", LOG_FIELDS, start=start, config=record)
+        log = tr.log(out, contract.LOG, LOG_FIELDS, start=start, config=record)
         samples = partial(write_samples, G=G, crops=crops, scale=data.scale, out=out, log=log)
         shown = {k: k for k in ("d_real", "d_fake", "color", "g_total")}
         t0 = time.time()
@@ -228,7 +226,7 @@ def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunO
             info(f"trained {optim.iters - start} steps in {time.time() - t0:.1f} s")
             if held_out:
                 realism_check(G, hr_set, held_out, data.scale, out, run, tr.device)
-    return out / "generator.safetensors"
+    return out / contract.GENERATOR
 
 
 def model_args(cfg: DegradeConfig) -> tuple[dict, dict]:
@@ -248,9 +246,10 @@ def perceptual_loss(cfg: DegradeConfig, run: RunOptions, compute: ComputeSetting
 
     Built first, so that missing pretrained weights fail the run before it reads data or writes files.
     """
-    if cfg.loss.perceptual == "none" or cfg.loss.w_perceptual <= 0:
+    if not contract.uses_lpips(cfg):
         return None
-    return compute.prepare(losses.Perceptual(cfg.loss.perceptual, run.weights_dir or None))
+    backbone = contract.LPIPS_BACKBONES[cfg.loss.perceptual]  # one of contract.pretrained(cfg)
+    return compute.prepare(losses.Perceptual(backbone, run.weights_dir or None))
 
 
 def sample_crops(hr_set: ImageSet, real_set: ImageSet, cfg: DegradeConfig, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -276,7 +275,7 @@ def write_samples(step: int, *, G, crops: tuple[torch.Tensor, torch.Tensor], sca
         fake = G(lq)
     rows = torch.stack([lq, fake, real], dim=1).flatten(0, 1).float().cpu()
     grid = make_grid(rows, nrow=3, padding=2, pad_value=1.0)
-    write_png(out / "samples" / f"step_{step:08d}.png", grid)
+    write_png(out / contract.SAMPLES / contract.sample_file(step), grid)
     if log is not None:
         log.image("samples", step, grid)
     G.train()
@@ -289,11 +288,11 @@ def save_generator(G, g_args: dict, cfg: DegradeConfig, jpeg_est, out: Path) -> 
         "stage": "degrade-train",
         "scale": cfg.data.scale,
         "config": to_dict(cfg),
-        "active_losses": cfg.loss.active(),
+        "active_losses": contract.loss_terms(cfg),
         "jpeg": jpeg_est.to_json(),
     }
-    write_json(out / "jpeg.json", jpeg_est.to_json())
-    ckpt.save_weights(out / "generator.safetensors", G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
+    write_json(out / contract.JPEG, jpeg_est.to_json())
+    ckpt.save_weights(out / contract.GENERATOR, G.state_dict(), arch="DSGANGenerator", args=g_args, meta=meta)
 
 
 def jpeg_quality_pool(cfg: DegradeConfig, est) -> torch.Tensor | None:
@@ -338,7 +337,7 @@ def realism_check(
     hr = [mod_crop(im.float().div(255), scale) for im in hr_set.images[:MAX_REALISM_IMAGES]]
     synthetic = [degrade_image(G, h, scale, device=device) for h in hr]
     report = degradation_report(held_out, synthetic, hr, scale, weights_dir=run.weights_dir or None, device=device)
-    write_json(out / "degradation.json", report)
+    write_json(out / contract.DEGRADATION, report)
     closer = [f"{r['metric']}: {r['closer']}" for r in report["rows"] if r.get("closer")]
     info(f"realism vs {len(held_out)} held-out real LR image(s), closer to real: " + ", ".join(closer))
     for note in report.get("notes", []):

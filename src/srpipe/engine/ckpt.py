@@ -24,7 +24,11 @@ import torch
 
 from srpipe import __version__
 from srpipe.errors import SrpipeError, first_line, write_failed
+from srpipe.io import _faults
 from srpipe.io.imageio import atomic_write_bytes
+
+
+STATE = "state.pt"  # a checkpoint's optimizer/RNG state and step, beside its weights
 
 
 class CheckpointError(SrpipeError):
@@ -40,18 +44,6 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
             module = module.module
         else:
             return module
-
-
-def _fault(point: str) -> None:
-    """Fault-injection hook for crash tests: ``SRPIPE_FAULT=<point>`` kills this process here.
-
-    Points: ``ckpt-mid`` (checkpoint weights written, state not), ``ckpt-before-latest`` (checkpoint
-    folder in place, `latest` not moved), ``manifest`` (stage done, manifest not written), and
-    ``write:<end of a path>`` (e.g. ``write:run/generator.safetensors``) in `imageio.atomic_write_bytes`
-    (the data written and synced to the temporary file, not renamed into place).
-    """
-    if os.environ.get("SRPIPE_FAULT") == point:
-        os.kill(os.getpid(), 9)
 
 
 def _plain(state: dict) -> dict[str, torch.Tensor]:
@@ -206,13 +198,13 @@ def save_checkpoint(
         tmp.mkdir()
         for n, (sd, arch, args) in nets.items():
             save_weights(tmp / f"{n}.safetensors", sd, arch=arch, args=args)
-        _fault("ckpt-mid")
-        save_state(tmp / "state.pt", {**state, "step": step})
+        _faults.at("ckpt-mid")
+        save_state(tmp / STATE, {**state, "step": step})
         if final.exists():  # the same step saved again (e.g. a signal right after a periodic save)
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
         os.replace(tmp, final)
-        _fault("ckpt-before-latest")
+        _faults.at("ckpt-before-latest")
         atomic_write_bytes(root / "latest", (name + "\n").encode())
     except (OSError, CheckpointError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -255,12 +247,12 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
         folder = root / ptr.read_text().strip()
     except (OSError, UnicodeDecodeError) as e:
         raise CheckpointError(f"cannot read {ptr} ({e}); delete {root} or use --restart") from None
-    if folder.parent == root and folder.name.startswith("step_") and (folder / "state.pt").is_file():
+    if folder.parent == root and folder.name.startswith("step_") and (folder / STATE).is_file():
         return folder
     # `latest` names a folder that is gone: a crash while the same step was being saved again, after
     # the old copy was moved aside. Put that copy back.
     aside = root / f".{folder.name}.old"
-    if folder.parent == root and (aside / "state.pt").is_file():
+    if folder.parent == root and (aside / STATE).is_file():
         try:
             os.replace(aside, folder)
             return folder
@@ -268,7 +260,7 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
             return aside
     # Otherwise every step_* folder is complete (renamed into place only after its state.pt was
     # written), so the newest one is a consistent checkpoint.
-    complete = [p for p in _step_folders(root) if (p / "state.pt").is_file()]
+    complete = [p for p in _step_folders(root) if (p / STATE).is_file()]
     if complete:
         return complete[-1]
     raise CheckpointError(f"{ptr} points to {folder}, which is incomplete; delete {root} or use --restart")
@@ -278,4 +270,4 @@ def load_checkpoint(folder: str | Path) -> tuple[dict[str, dict], dict]:
     """({net name: state dict}, state) from a checkpoint folder."""
     folder = Path(folder)
     nets = {p.stem: load_weights(p)[0] for p in sorted(folder.glob("*.safetensors"))}
-    return nets, load_state(folder / "state.pt")
+    return nets, load_state(folder / STATE)

@@ -73,7 +73,7 @@ class Checkpoint:
         """Whether the latest checkpoint in `folder` is at step `iters` or later: that run (or phase)
         is complete, and only its final files are left to check."""
         last = ckpt.latest_checkpoint(folder)
-        return last is not None and int(ckpt.load_state(last / "state.pt")["step"]) >= iters
+        return last is not None and int(ckpt.load_state(last / ckpt.STATE)["step"]) >= iters
 
     def resume(self) -> int:
         """Load the latest checkpoint into the networks, optimizers and RNGs; its step, or 0 if none."""

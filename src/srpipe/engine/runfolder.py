@@ -2,7 +2,7 @@
 
 `open_run(out_dir, config, restart=...)`: a run folder holds ``config.json`` (the resolved,
 result-changing config plus inputs). Rerunning with the same config resumes; another config is
-refused unless ``restart`` (then old checkpoints and logs are cleared).
+refused unless ``restart`` (then the `clear` files, the run's checkpoints, logs and outputs, are deleted).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from srpipe.config import diff_configs
 from srpipe.errors import SrpipeError
 from srpipe.io.files import write_json
 
+CONFIG = "config.json"  # the run's record: what it computes, compared on reopening
+SPLIT = "split.json"  # which images the run trains on and which it holds out (`TrainingRun.open` writes it)
 TB_DIR = "tb"  # TensorBoard event folder of a run: `tensorboard --logdir RUN/tb`
 
 
@@ -27,7 +29,7 @@ def open_run(
     config: dict,
     *,
     restart: bool = False,
-    clear: tuple[str, ...] = ("ckpt", "log.csv", "samples"),
+    clear: tuple[str, ...],
     identity: str | None = None,
 ) -> Path:
     """Create or reopen a run folder for `config`; refuse a different existing config unless `restart`.
@@ -39,7 +41,7 @@ def open_run(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise SrpipeError(f"--out {out} exists and is not a folder")
-    cfg_path = out / "config.json"
+    cfg_path = out / CONFIG
     if identity is not None:
         config = {**config, "identity": identity}
     if cfg_path.is_file():

@@ -36,7 +36,7 @@ from srpipe.engine import accel, distributed
 from srpipe.engine.accel import ComputeSettings
 from srpipe.io.files import write_json
 from srpipe.engine.loop import Checkpoint, PhaseInfo, TrainStep, run_steps
-from srpipe.engine.runfolder import open_run
+from srpipe.engine.runfolder import SPLIT, open_run
 from srpipe.engine.runlog import RunLog
 from srpipe.log import info
 
@@ -96,7 +96,7 @@ class TrainingRun:
                 out_dir, record, restart=self.run.restart, identity=self.run.resume_identity or None, clear=clear
             )
             if split is not None:
-                write_json(out / "split.json", split)
+                write_json(out / SPLIT, split)
         self.world.barrier()
         return out
 

@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from srpipe.io import _faults
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
 
@@ -36,9 +38,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        fault = os.environ.get("SRPIPE_FAULT", "")  # crash tests: `write:<path end>` dies between write and rename
-        if fault.startswith("write:") and ("/" + p.as_posix()).endswith("/" + fault[len("write:") :]):
-            os.kill(os.getpid(), 9)
+        _faults.before_rename(p)  # crash tests: `SRPIPE_FAULT=write:<path end>` dies between write and rename
         os.replace(tmp, p)
     except BaseException as e:
         try:

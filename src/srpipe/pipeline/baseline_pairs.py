@@ -19,8 +19,9 @@ def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int)
     """Bicubic LR/HR pairs with make-pairs' HR (same cleanup and mod-crop) and layout, pairs.json last."""
     from srpipe.engine.folders import map_folder
     from srpipe.io.files import write_json
+    from srpipe.io.pair_folder import PAIRS
 
-    (out / "pairs.json").unlink(missing_ok=True)
+    (out / PAIRS).unlink(missing_ok=True)
     one = partial(_bicubic_pair, out=out, scale=scale, cleanup_factor=cleanup_factor)
     done = map_folder(hr_dir, one, what="HR")
     m = {
@@ -31,7 +32,7 @@ def make_bicubic_pairs(hr_dir: Path, out: Path, scale: int, cleanup_factor: int)
         "cleanup_factor": cleanup_factor,
         "skipped": done.skipped,
     }
-    write_json(out / "pairs.json", m)
+    write_json(out / PAIRS, m)
     return m
 
 

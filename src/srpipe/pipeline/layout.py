@@ -1,15 +1,18 @@
-"""The names the pipeline itself gives things: the run folder's record, the files and sub-folders of
-its own stages' cache entries, and the models the upscale stage runs.
+"""The names the pipeline itself gives things: the cache's files, the run folder's record, the files
+and sub-folders of its own stages' cache entries, and the models the upscale stage runs.
 
 What a stage's library function writes is that stage's contract (`srpipe.degrade.contract`,
-`srpipe.upscale.contract`); this module names only what `srpipe.pipeline` adds around them.
+`srpipe.upscale.contract`), and a pair folder's record is `srpipe.io.pair_folder.PAIRS`; this module
+names only what `srpipe.pipeline` adds around them.
 """
 
 from __future__ import annotations
 
+MANIFEST = "manifest.json"  # a cache entry's record, written last: an entry without a valid one is not complete
+REGISTRY = "pipelines.json"  # the cache's list of the pipeline files that used it (gc keeps what they refer to)
+STAT_CACHE = "statcache.json"  # the cache's file fingerprints by path, size and mtime (srpipe.pipeline.fingerprint)
 RUN_RECORD = "run.json"  # the run folder's record: each stage's key, entry, params and inputs
 METRICS = "metrics.json"  # the eval entry's scores
-PAIRS = "pairs.json"  # what made a pairs entry (make-pairs, bicubic and blind pairs), written last
 REAL = "real"  # upscale entry sub-folder of the real LR sets: real/<set>/lr (inputs), real/<set>/<model>
 HELD_OUT = "held_out_real"  # the real LR images degrade held out (target domain, no ground truth)
 REAL_PAIRS = "real_pairs"  # [inputs] test_pairs: real LR/HR pairs

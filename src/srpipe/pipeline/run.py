@@ -24,7 +24,7 @@ from srpipe.config import RunOptions, diff_configs
 from srpipe.errors import SrpipeError
 from srpipe.log import info, warn
 from srpipe.pipeline.fingerprint import folder_fingerprint, stage_key
-from srpipe.pipeline.layout import RUN_RECORD
+from srpipe.pipeline.layout import REGISTRY, RUN_RECORD
 from srpipe.pipeline.spec import Pipeline
 from srpipe.pipeline.stages import Context, Stage, build_stages
 from srpipe.pipeline.store import CacheLock, Store, outputs_fingerprint, reset_entry, write_manifest
@@ -122,7 +122,7 @@ def _record(run_dir: Path, p: Pipeline, store: Store, states: list[StageState], 
 
 def _register(store: Store, pipeline_path: Path) -> None:
     """Remember pipeline files that used this cache, so `gc` knows what is still referred to."""
-    reg = store.root / "pipelines.json"
+    reg = store.root / REGISTRY
     try:
         known = json.loads(reg.read_text())
     except (OSError, json.JSONDecodeError):
@@ -294,7 +294,7 @@ def gc(
     keep: set[tuple[str, str]] = set()
     with CacheLock(store.root, warn=warn):
         try:
-            known = json.loads((store.root / "pipelines.json").read_text())
+            known = json.loads((store.root / REGISTRY).read_text())
         except (OSError, json.JSONDecodeError):
             known = []
         all_pipelines = list(pipelines)
@@ -315,5 +315,5 @@ def gc(
                 if not dry_run:
                     shutil.rmtree(folder)
         if not dry_run:
-            write_json(store.root / "pipelines.json", sorted(str(q.path) for q in all_pipelines))
+            write_json(store.root / REGISTRY, sorted(str(q.path) for q in all_pipelines))
     return removed

@@ -34,7 +34,16 @@ from pathlib import Path
 from srpipe.config import RunOptions, resolve_device
 from srpipe.degrade import contract as degrade_contract
 from srpipe.pipeline.baseline_pairs import run_bicubic_pairs, run_blind_pairs
-from srpipe.pipeline.layout import BASELINE, HELD_OUT, METRICS, REAL, REAL_PAIRS, baseline_models, real_set_models
+from srpipe.pipeline.layout import (
+    BASELINE,
+    BICUBIC,
+    HELD_OUT,
+    METRICS,
+    REAL,
+    REAL_PAIRS,
+    baseline_models,
+    real_set_models,
+)
 from srpipe.pipeline.spec import Pipeline
 from srpipe.upscale import contract as sr_contract
 
@@ -172,7 +181,7 @@ def run_upscale(tile: int, scale: int):
         if "real_pairs_lr" in ctx.inputs:
             upscale_set(ctx.inputs["real_pairs_lr"], ctx.out / REAL / REAL_PAIRS, real_models, **kw)
             sets.append(REAL_PAIRS)
-        return {"models": ["bicubic", *models], "sets": sets}
+        return {"models": [BICUBIC, *models], "sets": sets}
 
     return fn
 
@@ -184,7 +193,7 @@ def upscale_set(lr_dir: Path, dest: Path, models: dict[str, Path], *, scale: int
     from srpipe.engine.folders import map_folder
     from srpipe.upscale.infer import upscale
 
-    map_folder(lr_dir, partial(_bicubic_up, dest=dest / "bicubic", scale=scale), what="LR")
+    map_folder(lr_dir, partial(_bicubic_up, dest=dest / BICUBIC, scale=scale), what="LR")
     for name, model in models.items():
         upscale(model, lr_dir, dest / name, tile=tile, device=device)
 

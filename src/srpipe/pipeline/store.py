@@ -18,18 +18,20 @@ import time
 import uuid
 from pathlib import Path
 
+from srpipe import log
 from srpipe.errors import SrpipeError
+from srpipe.io import _faults
 from srpipe.pipeline.fingerprint import StatCache, canonical_json, file_sha256, sha256_bytes
+from srpipe.pipeline.layout import MANIFEST, STAT_CACHE
 from srpipe.io.files import write_json
 
-MANIFEST = "manifest.json"
 SKIP_DIRS = ("ckpt",)  # resume state: not a result, not hashed
 
 
 class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.stat_cache = StatCache(self.root / "statcache.json")
+        self.stat_cache = StatCache(self.root / STAT_CACHE)
 
     def entry(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:2] / key
@@ -80,9 +82,7 @@ def outputs_fingerprint(manifest: dict) -> str:
 
 def write_manifest(folder: Path, data: dict) -> dict:
     m = {**data, "outputs": output_files(folder), "run_id": uuid.uuid4().hex, "completed": time.time()}
-    from srpipe.engine.ckpt import _fault
-
-    _fault("manifest")  # crash tests: die right before the manifest lands
+    _faults.at("manifest")  # crash tests: die right before the manifest lands
     try:
         write_json(folder / MANIFEST, m)
     except OSError as e:
@@ -109,7 +109,7 @@ class CacheLockedError(SrpipeError):
 class CacheLock:
     """Exclusive lock on a cache; a lock whose holder is gone is taken over with a notice."""
 
-    def __init__(self, root: str | Path, warn=print):
+    def __init__(self, root: str | Path, warn=log.warn):
         self.path = Path(root) / "lock"
         self.warn = warn
         self.fh = None

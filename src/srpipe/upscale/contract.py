@@ -8,10 +8,12 @@ The trainer, `interop`, the pipeline's stages and the report read these instead 
 - `key_config`: the config fields that decide a phase's result (a pipeline stage's key): the PSNR
   phase leaves out what only the GAN phase reads, so editing the GAN recipe does not retrain it;
 - the run folder's names: `weights_file`, `log_file`, `SAMPLES` with `sample_file`/`sample_glob`,
-  `BEST`, `RUN_FILES`; and `ALPHA_GLOB` for `interpolate`'s sweep files.
+  `BEST`, `RUN_FILES`; and `alpha_file`/`ALPHA_GLOB`/`alpha_of` for `interpolate`'s sweep files.
 """
 
 from __future__ import annotations
+
+import re
 
 from srpipe.config import to_dict
 from srpipe.upscale.config import UpscaleConfig
@@ -53,12 +55,22 @@ def sample_glob(phase: str) -> str:
 RUN_FILES = (CKPT, *map(log_file, PHASES), SAMPLES, BEST, *map(weights_file, PHASES), *map(pth_file, PHASES))
 
 
+ALPHA_PREFIX = "alpha_"  # interpolated models' files, and the pipeline's names of them (the files' stems)
+
+
 def alpha_file(alpha: float) -> str:
     """`interpolate --alpha A:B:STEP`'s file of one alpha in its output folder."""
-    return f"alpha_{alpha:.2f}.safetensors"
+    return f"{ALPHA_PREFIX}{alpha:.2f}.safetensors"
 
 
-ALPHA_GLOB = "alpha_*.safetensors"  # every file `alpha_file` names
+ALPHA_GLOB = f"{ALPHA_PREFIX}*.safetensors"  # every file `alpha_file` names
+
+
+def alpha_of(stem: str) -> float | None:
+    """The alpha of a file `alpha_file` named, from its stem (`alpha_0.50` -> 0.5); None for any other name."""
+    m = re.fullmatch(re.escape(ALPHA_PREFIX) + r"(\d+(?:\.\d+)?)", stem)
+    return float(m.group(1)) if m else None
+
 
 # ---- the pretrained files
 PERCEPTUAL = "vgg19"  # the GAN phase's perceptual loss (VGG19 conv5_4): needed when the loss is on

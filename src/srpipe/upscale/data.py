@@ -24,8 +24,10 @@ import numpy as np
 import torch
 
 from srpipe.engine import augment
+from srpipe import log
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import atomic_write_bytes, list_images, read_uint8
+from srpipe.io.pair_folder import PAIRS
 
 # Bump when the decoded representation changes (colour handling, 16-bit rounding): old entries are
 # then simply not found again.
@@ -94,7 +96,7 @@ def match_pairs(folder: str | Path) -> list[tuple[str, Path, Path]]:
 
 
 def _check_manifest(root: Path, scale: int) -> None:
-    manifest = root / "pairs.json"
+    manifest = root / PAIRS
     if manifest.is_file():
         try:
             made = int(json.loads(manifest.read_text()).get("scale", scale))
@@ -106,7 +108,9 @@ def _check_manifest(root: Path, scale: int) -> None:
             )
 
 
-def load_pairs(folder: str | Path, scale: int, *, min_lr: int, cache_dir: Path | None = None, warn=print) -> list[Pair]:
+def load_pairs(
+    folder: str | Path, scale: int, *, min_lr: int, cache_dir: Path | None = None, warn=log.warn
+) -> list[Pair]:
     """Decode (or map from the cache) every pair; sizes must agree with `scale`.
 
     Pairs whose LR is smaller than `min_lr` (the LR patch) are skipped with one warning.

@@ -199,7 +199,9 @@ def pairs_manifest(lr_dir) -> dict | None:
     """The pairs.json of a make-pairs output whose lr/ folder is `lr_dir` (None if there is none)."""
     import json
 
-    p = Path(lr_dir).parent / "pairs.json"
+    from srpipe.io.pair_folder import PAIRS
+
+    p = Path(lr_dir).parent / PAIRS
     try:
         m = json.loads(p.read_text()) if Path(lr_dir).name == "lr" else None
     except (OSError, json.JSONDecodeError):

@@ -10,9 +10,12 @@ import json
 import time
 from pathlib import Path
 
+from srpipe.degrade import contract as degrade_contract
 from srpipe.errors import SrpipeError
+from srpipe.io.pair_folder import PAIRS
+from srpipe.pipeline.layout import MANIFEST, METRICS, RUN_RECORD
 from srpipe.pipeline.report import figures, images, kernel, tables
-from srpipe.pipeline.report.models import kind_key
+from srpipe.pipeline.report.models import baseline_kind, kind_key
 from srpipe.pipeline.report.render import fmt_num
 
 STAGE_ORDER = (
@@ -34,28 +37,25 @@ STAGE_ORDER = (
 def collect(run_dir: Path) -> dict:
     """Everything the template shows, as plain data (images already encoded)."""
     try:
-        record = json.loads((run_dir / "run.json").read_text())
+        record = json.loads((run_dir / RUN_RECORD).read_text())
     except FileNotFoundError:
         raise SrpipeError(
-            f"{run_dir} has no run.json: it is not a pipeline run folder; "
+            f"{run_dir} has no {RUN_RECORD}: it is not a pipeline run folder; "
             "run `srpipe run PIPELINE.toml --out RUN_DIR` first"
         ) from None
     except (OSError, json.JSONDecodeError) as e:
-        raise SrpipeError(f"{run_dir / 'run.json'} is unreadable ({e}); rerun `srpipe run` to rewrite it") from None
+        raise SrpipeError(f"{run_dir / RUN_RECORD} is unreadable ({e}); rerun `srpipe run` to rewrite it") from None
     recorded = record.get("stages", {})
     entries = {n: Path(s["entry"]) for n, s in recorded.items() if Path(s.get("entry", "")).is_dir()}
-    manifests = {n: _read_json(e / "manifest.json") or {} for n, e in entries.items()}
-    metrics = _read_json(entries["eval"] / "metrics.json") if "eval" in entries else None
+    manifests = {n: _read_json(e / MANIFEST) or {} for n, e in entries.items()}
+    metrics = _read_json(entries["eval"] / METRICS) if "eval" in entries else None
     notes: list[str] = []
 
     stages = _stage_rows(recorded, entries, manifests)
     method = kernel.degrade_method(recorded, manifests)
     learned, learned_why = kernel.learned_degradation(entries, method)
     # the baseline stages' kinds (a run from before kinds had one stage, "baseline", on bicubic pairs)
-    kinds = sorted(
-        {n.removeprefix("baseline_") if n != "baseline" else "bicubic" for n in entries if n.startswith("baseline")},
-        key=kind_key,
-    )
+    kinds = sorted({baseline_kind(n) for n in entries} - {None}, key=kind_key)
     realism, realism_why = _realism(entries, metrics)
     scale = _scale(recorded, entries)
     comparisons, comp_why = images.comparisons(entries, metrics, scale, notes)
@@ -161,7 +161,7 @@ def _scale(recorded: dict, entries: dict) -> int | None:
         s = recorded.get(stage, {}).get("params", {})
         if isinstance(s.get("scale"), int):
             return s["scale"]
-    pairs = _read_json(entries["test_pairs"] / "pairs.json") if "test_pairs" in entries else None
+    pairs = _read_json(entries["test_pairs"] / PAIRS) if "test_pairs" in entries else None
     return pairs.get("scale") if isinstance(pairs, dict) else None
 
 
@@ -172,7 +172,7 @@ def _realism(entries: dict, metrics: dict | None) -> tuple[dict | None, str]:
         )
         return {**metrics["degradation"], "source": f"eval stage: held-out real LR vs {which}"}, ""
     if "degrade" in entries:
-        d = _read_json(entries["degrade"] / "degradation.json")
+        d = _read_json(entries["degrade"] / degrade_contract.DEGRADATION)
         if isinstance(d, dict) and d.get("rows"):
             return {**d, "source": "degrade stage: held-out real LR"}, ""
     if "eval" not in entries:

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from srpipe.degrade import contract as degrade_contract
+from srpipe.pipeline.layout import BICUBIC
 from srpipe.pipeline.report.models import alpha_of
 from srpipe.pipeline.report.render import finite
 from srpipe.pipeline.report.tables import METRICS
+from srpipe.upscale import contract as sr_contract
 
 LOSS_LABELS = {
     "d_real": "D(real), mean logit",
@@ -80,7 +83,7 @@ def alpha_sweep(metrics: dict | None) -> tuple[str | None, str]:
         xs = [a for a, m in pts if finite(sr[m].get(k))]
         ys = [sr[m][k] for a, m in pts if finite(sr[m].get(k))]
         ax.plot(xs, ys, marker="o", color="#2563eb", linewidth=1.8)
-        b = sr.get("bicubic", {}).get(k)
+        b = sr.get(BICUBIC, {}).get(k)
         if finite(b):
             ax.axhline(b, color="#9ca3af", linestyle="--", linewidth=1.2, label="bicubic")
             ax.legend(fontsize=8, frameon=False)
@@ -108,14 +111,13 @@ def read_log(path: Path) -> dict[str, np.ndarray]:
 
 def loss_plots(entries: dict) -> list[dict]:
     logs = []
-    for stage, files, title in (
-        ("degrade", ("log.csv",), "DSGAN degradation (degrade)"),
-        ("sr_psnr", ("log_psnr.csv", "log.csv"), "ESRGAN PSNR phase (sr_psnr)"),
-        ("sr_gan", ("log_gan.csv", "log.csv"), "ESRGAN GAN phase (sr_gan)"),
+    for stage, file, title in (
+        ("degrade", degrade_contract.LOG, "DSGAN degradation (degrade)"),
+        ("sr_psnr", sr_contract.log_file("psnr"), "ESRGAN PSNR phase (sr_psnr)"),
+        ("sr_gan", sr_contract.log_file("gan"), "ESRGAN GAN phase (sr_gan)"),
     ):
-        path = next((entries[stage] / f for f in files if stage in entries and (entries[stage] / f).is_file()), None)
-        if path is not None:
-            logs.append((title, path))
+        if stage in entries and (entries[stage] / file).is_file():
+            logs.append((title, entries[stage] / file))
     out = []
     for title, path in logs:
         log = read_log(path)

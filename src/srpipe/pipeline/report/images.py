@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from srpipe.pipeline.report.models import model_label, model_order, real_order
+from srpipe.degrade import contract as degrade_contract
+from srpipe.pipeline.layout import BICUBIC, HELD_OUT, REAL
+from srpipe.pipeline.report.models import baseline_kind, model_label, model_order, real_order
+from srpipe.upscale import contract as sr_contract
 
 MAX_TEST_IMAGES = 8  # comparisons shown; the metric tables always cover every image
 CROP_HR = 64  # side of the compared crop in HR pixels (smaller images: half their short side)
@@ -63,13 +66,13 @@ def sample_grids(entries: dict) -> list[dict]:
     """The first and last DSGAN grids, the last grid of each SR phase."""
     found = []
     if "degrade" in entries:
-        files = sorted((entries["degrade"] / "samples").glob("step_*.png"))
+        files = sorted((entries["degrade"] / degrade_contract.SAMPLES).glob(degrade_contract.SAMPLE_GLOB))
         picks = files[:1] + files[-1:] if len(files) > 1 else files
         for f in picks:
             found.append(("DSGAN", f, ["bicubic LR", "synthetic LR", "real LR"]))
     for stage, phase in (("sr_psnr", "psnr"), ("sr_gan", "gan")):
         if stage in entries:
-            files = sorted((entries[stage] / "samples").glob(f"{phase}_*.png"))
+            files = sorted((entries[stage] / sr_contract.SAMPLES).glob(sr_contract.sample_glob(phase)))
             if files:
                 found.append((f"ESRGAN {phase.upper()} phase", files[-1], ["bicubic", "SR", "HR"]))
     out = []
@@ -96,7 +99,7 @@ def comparisons(entries: dict, metrics: dict | None, scale: int | None, notes: l
     if "upscale" not in entries:
         return [], "no upscale stage in this run ([sr] enabled = false, or no [inputs] test_hr)"
     up = entries["upscale"]
-    models = model_order(p.name for p in up.iterdir() if p.is_dir() and p.name != "real")
+    models = model_order(p.name for p in up.iterdir() if p.is_dir() and p.name != REAL)
     pairs = entries.get("test_pairs")
     names = sorted({p.stem for m in models for p in (up / m).glob("*.png")})
     if not names:
@@ -158,11 +161,11 @@ def comparisons(entries: dict, metrics: dict | None, scale: int | None, notes: l
 
 def real_comparisons(entries: dict, scale: int | None) -> tuple[list[dict], str]:
     """Per held-out real LR image: the same crop of its input and of every model's output."""
-    if not any(n.startswith("baseline") for n in entries) and "upscale" in entries:
+    if not any(baseline_kind(n) for n in entries) and "upscale" in entries:
         return [], "no baseline stage in this run ([baseline] kinds = [])"
     if "upscale" not in entries:
         return [], "no upscale stage in this run"
-    root = entries["upscale"] / "real" / "held_out_real"
+    root = entries["upscale"] / REAL / HELD_OUT
     lr_files = sorted((root / "lr").iterdir()) if (root / "lr").is_dir() else []
     if not lr_files:
         return [], "degrade held out no real LR image (degrade data.val_fraction = 0, or no [inputs] real_lr)"
@@ -171,7 +174,7 @@ def real_comparisons(entries: dict, scale: int | None) -> tuple[list[dict], str]
     for f in lr_files[:MAX_TEST_IMAGES]:
         lr = _open_rgb(f)
         sr = {m: _open_rgb(root / m / f"{f.stem}.png") for m in models}
-        ref = sr.get("bicubic")
+        ref = sr.get(BICUBIC)
         if lr is None or ref is None:
             continue
         s = scale or max(1, round(ref.width / lr.width))

@@ -14,6 +14,8 @@ import json
 import math
 from pathlib import Path
 
+from srpipe.degrade.contract import KERNEL, KERNEL_PICTURE
+
 
 def _read_json(path: Path):
     try:
@@ -63,10 +65,10 @@ def learned_degradation(entries: dict, method: str) -> tuple[dict | None, str]:
     if "degrade" not in entries:
         return None, "no degrade stage output in this run"
     d = entries["degrade"]
-    k = _read_json(d / "kernel.json")
+    k = _read_json(d / KERNEL)
     if not isinstance(k, dict):
         if method == "pdm":
-            return None, f"the pdm degrade entry {d} has no readable kernel.json"
+            return None, f"the pdm degrade entry {d} has no readable {KERNEL}"
         return None, (
             f"the degrade stage used {method}, which learns no explicit blur kernel (a network that works "
             'on the bicubic LR); [degrade] method = "pdm" learns one'
@@ -93,7 +95,7 @@ def learned_degradation(entries: dict, method: str) -> tuple[dict | None, str]:
         rows.append(("width over the draws", f"{min(draws):.2f} – {max(draws):.2f}", "HR px", f"{len(draws)} draws"))
     rows.append(("noise σ", _num(k.get("noise_sigma")), "8-bit levels", ""))
     rows.append(("JPEG stage", _jpeg_text(k.get("jpeg")), "", ""))
-    pic = d / "kernel.png"
+    pic = d / KERNEL_PICTURE
     uri = "data:image/png;base64," + base64.b64encode(pic.read_bytes()).decode("ascii") if pic.is_file() else None
     return {
         "method": str(k.get("method") or method),

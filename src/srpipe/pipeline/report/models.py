@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 
+from srpipe.pipeline.layout import BASELINE, BICUBIC, baseline_models, real_set_models
+from srpipe.upscale import contract as sr_contract
+
 KIND_ORDER = ("bicubic", "blind")  # baseline kinds in display order (others after, by name)
-LEGACY_BASELINE = {
-    "baseline_psnr": "baseline_bicubic_psnr",
-    "baseline_gan": "baseline_bicubic_gan",
-}  # runs before kinds
+# runs before kinds: one stage, on bicubic pairs, and its models baseline_<phase>
+LEGACY_BASELINE_STAGE = "baseline"
+LEGACY_BASELINE = {f"{BASELINE}{phase}": m for phase, m in zip(sr_contract.PHASES, baseline_models("bicubic"))}
+# the names `baseline_models` gives: baseline_<kind>_<phase>
+BASELINE_MODEL = re.compile(re.escape(BASELINE) + r"(\w+?)_(" + "|".join(sr_contract.PHASES) + ")")
 
 
 def alpha_of(model: str) -> float | None:
@@ -22,14 +26,20 @@ def alpha_of(model: str) -> float | None:
         return 0.0
     if model == "gan":
         return 1.0
-    m = re.fullmatch(r"alpha_(\d+(?:\.\d+)?)", model)
-    return float(m.group(1)) if m else None
+    return sr_contract.alpha_of(model)
 
 
 def baseline_of(model: str) -> tuple[str, str] | None:
     """(kind, phase) of a baseline model, `baseline_<kind>_<psnr|gan>` (or a run's older `baseline_<phase>`)."""
-    m = re.fullmatch(r"baseline_(\w+?)_(psnr|gan)", LEGACY_BASELINE.get(model, model))
+    m = BASELINE_MODEL.fullmatch(LEGACY_BASELINE.get(model, model))
     return (m.group(1), m.group(2)) if m else None
+
+
+def baseline_kind(stage: str) -> str | None:
+    """The kind of a baseline stage, `baseline_<kind>` (a run's older `baseline`: bicubic); None for other stages."""
+    if stage == LEGACY_BASELINE_STAGE:
+        return "bicubic"
+    return stage.removeprefix(BASELINE) if stage.startswith(BASELINE) else None
 
 
 def kind_key(kind: str) -> tuple:
@@ -46,17 +56,18 @@ def baseline_names(names, phase: str | None = None) -> list[str]:
 def model_order(names) -> list[str]:
     """bicubic, then by alpha (PSNR model ... GAN model), then the baselines, then anything else by name."""
     names = list(names)
-    base = [n for n in names if n == "bicubic"]
+    base = [n for n in names if n == BICUBIC]
     alphas = sorted((n for n in names if alpha_of(n) is not None), key=alpha_of)
     baseline = baseline_names(names)
     return base + alphas + baseline + sorted(n for n in names if n not in base + alphas + baseline)
 
 
 def real_order(names) -> list[str]:
-    """The models compared on real LR: bicubic, srpipe's PSNR model and each baseline's, then the GAN models."""
+    """The models compared on real LR: bicubic, then as the upscale stage ran them (`layout.real_set_models`:
+    srpipe's PSNR model and each baseline's, then the GAN models), the baselines by kind."""
     names = list(names)
-    first = [n for n in ("bicubic", "psnr") if n in names] + baseline_names(names, "psnr")
-    return first + (["gan"] if "gan" in names else []) + baseline_names(names, "gan")
+    by_kind = baseline_names(names) + [n for n in names if not baseline_of(n)]
+    return [n for n in names if n == BICUBIC] + real_set_models(by_kind)
 
 
 def model_label(model: str, *, srpipe: bool = False) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from srpipe.pipeline.layout import BASELINE, BICUBIC
 from srpipe.pipeline.report.models import baseline_names, baseline_of, model_label, model_order
 from srpipe.pipeline.report.render import finite, fmt_fixed
 
@@ -30,7 +31,7 @@ def metric_table(metrics: dict | None) -> tuple[dict | None, str]:
     for k, _, hi, _ in cols:
         vals = [sr[m][k] for m in models if finite(sr[m].get(k))]
         best[k] = max(vals) if hi else min(vals)
-    base = sr.get("bicubic", {}).get("psnr_y")
+    base = sr.get(BICUBIC, {}).get("psnr_y")
     rows = []
     for m in models:
         cells = [
@@ -41,7 +42,7 @@ def metric_table(metrics: dict | None) -> tuple[dict | None, str]:
             for k, _, _, d in cols
         ]
         gain = None
-        if finite(base) and finite(sr[m].get("psnr_y")) and m != "bicubic":
+        if finite(base) and finite(sr[m].get("psnr_y")) and m != BICUBIC:
             gain = f"{sr[m]['psnr_y'] - base:+.2f}"
         rows.append({"model": model_label(m), "cells": cells, "gain": gain})
     per_image = []
@@ -106,8 +107,8 @@ def headline(metrics: dict | None, realism: dict | None, n_real: int = 0, kinds:
             if v:
                 lines.append(f"Real pairs (ground truth, {n} images), {title}: {v}.")
     sr = (metrics or {}).get("sr") or {}
-    base = sr.get("bicubic", {}).get("psnr_y")
-    trained = [m for m in sr if m != "bicubic" and not m.startswith("baseline_") and finite(sr[m].get("psnr_y"))]
+    base = sr.get(BICUBIC, {}).get("psnr_y")
+    trained = [m for m in sr if m != BICUBIC and not m.startswith(BASELINE) and finite(sr[m].get("psnr_y"))]
     fit = f"Test pairs made by srpipe's own generator ({FIT}, not real-world quality): "
     if finite(base) and trained:
         best = max(trained, key=lambda m: sr[m]["psnr_y"])
