@@ -133,8 +133,7 @@ MAX_CLOSURE_NAMES = 5  # outer names a nested function (or lambda) captures
 
 # Today's offenders, each with its reason. Remove an entry when it is fixed (the last test below
 # fails on entries that no longer offend); never add one for new code.
-ALLOWED = {
-}
+ALLOWED = {}
 
 _COMPREHENSIONS = ("listcomp", "dictcomp", "setcomp", "genexpr")
 
