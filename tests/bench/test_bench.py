@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
+from tests.helpers import ROOT
+
+BENCH = ROOT / "bench" / "bench.py"
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ def bench():
         del sys.modules["srpipe_bench"]
 
 
+@pytest.mark.slow
 def test_bench_smoke_prints_every_row_with_device_and_ratio(bench, torch_home, tmp_path, capsys):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

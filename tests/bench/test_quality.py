@@ -12,7 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from tests.helpers import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
 import quality  # noqa: E402
 import quality_degradations  # noqa: E402
 import quality_eval  # noqa: E402
@@ -274,6 +276,7 @@ def test_worker_arguments_force_one_job_and_one_thread():
 # ---------------------------------------------------------------- smoke run
 
 
+@pytest.mark.slow
 def test_smoke_mode_runs_and_reuses_its_cache(tmp_path, capsys):
     from srpipe.io.imageio import write_png
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.cli import main
 
 

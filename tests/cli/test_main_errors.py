@@ -3,7 +3,7 @@
 Without debug an unexpected error (a bug) prints exactly one line: what happened and where the log
 with the full traceback is. With `--debug` or `SRPIPE_DEBUG=1` the traceback itself is shown, for
 bug reports. Exit codes: 0 success (or what a command asked for with `ctx.exit`), 1 errors,
-2 usage errors, 130 interrupts. test_cli_basic.py covers the crash log of `doctor` and `--debug`
+2 usage errors, 130 interrupts. test_main.py covers the crash log of `doctor` and `--debug`
 on a usage error in a subprocess; these tests cover the rest, in-process.
 """
 
@@ -15,7 +15,7 @@ import tempfile
 import click
 import pytest
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.cli import cli as group
 from srpipe.cli import main
 from srpipe.errors import SrpipeError

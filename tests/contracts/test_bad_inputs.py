@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import ckpt
 from srpipe.cli import main
 from srpipe.degrade.archs import DSGANGenerator
@@ -704,6 +704,7 @@ HUGE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_huge_image_is_tiled_with_bounded_memory(tmp_path):
     """make-pairs on a 3000x3000 photo with 64-pixel tiles and a wide (128-feature) generator.
 

@@ -33,10 +33,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import ckpt
 from srpipe.cli import main
 
+pytestmark = pytest.mark.slow  # child processes trained and killed again and again
 
 CHILD = """
 import os

@@ -19,7 +19,7 @@ import time
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import accel, distributed, loop
 from srpipe.config import RunOptions, build_config
 from srpipe.degrade import train as dsgan
@@ -29,6 +29,8 @@ from srpipe.engine.signals import Interrupted
 from srpipe.upscale import train as esrgan
 from srpipe.upscale.archs import PatchDiscriminator, RRDBNet
 from srpipe.upscale.config import UpscaleConfig
+
+pytestmark = pytest.mark.ddp  # two gloo processes on the CPU
 
 CPU = torch.device("cpu")
 GLOBAL_BATCH, STEPS = 4, 3
@@ -152,6 +154,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_equal_one_process(tmp_path, monkeypatch):
     from srpipe.engine import ckpt
 

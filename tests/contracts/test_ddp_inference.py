@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import ckpt
 from srpipe.degrade import pairs as pairs_mod
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.upscale import infer, interop
 from srpipe.upscale.archs import RRDBNet
+
+pytestmark = pytest.mark.ddp  # two gloo processes on the CPU
 
 SR_ARGS = {"scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 8}
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import accel, ckpt
 from srpipe.config import RunOptions, build_config
 from srpipe.degrade import losses as dsgan_losses

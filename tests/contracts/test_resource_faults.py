@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import ckpt
 from srpipe.cli import main
 from srpipe.degrade.archs import DSGANGenerator

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "srpipe"
+from tests.helpers import ROOT
+
+SRC = ROOT / "src" / "srpipe"
 
 TIERS: dict[str, int] = {
     # core: errors, configs, library messages
@@ -78,7 +80,7 @@ def violations(root: Path = SRC) -> list[str]:
     for path in sorted(root.rglob("*.py")):
         src_unit = _unit(_module_parts(path, root))
         if src_unit not in TIERS:
-            bad.append(f"{path.relative_to(root)}: module {src_unit!r} has no tier in tests/test_tiers.py")
+            bad.append(f"{path.relative_to(root)}: module {src_unit!r} has no tier in tests/contracts/test_tiers.py")
             continue
         for line, mod in imports_of(path, root):
             dst_unit = _unit(mod)

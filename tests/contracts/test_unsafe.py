@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import ROOT, make_folder
 from srpipe.engine import ckpt, weights
 from srpipe.cli import main
 from srpipe.upscale import interop
 from srpipe.upscale.archs import RRDBNet
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "srpipe"
+SRC = ROOT / "src" / "srpipe"
 
 
 class Payload:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.config import to_dict
 from srpipe.degrade import blind_kernels as bk
 from srpipe.degrade.blind import (

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.cli import main
 from srpipe.config import RunOptions, build_config
 from srpipe.degrade.config import PDM_PRESETS, PDMConfig
@@ -215,6 +215,7 @@ def _power_law_photos(folder, n: int, side: int, seed: int, kernel=None) -> None
         write_png(folder / f"{i}.png", img if kernel is None else blur_down(img[None], kernel, 4)[0].clamp(0, 1))
 
 
+@pytest.mark.slow
 def test_a_known_gaussian_kernel_is_recovered(tmp_path):
     """Real LR made with a known kernel from other photos of the same statistics: the tiny preset's
     losses, on small nets, find its width within 15% (from a start 33% too narrow). Measured over four

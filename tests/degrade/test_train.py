@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import ckpt, loop
 from srpipe.cli import main
 from srpipe.config import RunOptions, build_config
@@ -192,6 +192,7 @@ def test_changed_config_is_refused_unless_restart(tiny_hr, tiny_lr, tmp_path):
     assert json.loads((out / "config.json").read_text())["config"]["optim"]["lr"] == 5e-4
 
 
+@pytest.mark.slow
 def test_same_domain_needs_no_lr_folder(tiny_hr, tmp_path):
     train(cfg(**{"data.same_domain": "true"}), hr_dir=tiny_hr, lr_dir=None, out_dir=tmp_path / "r", run=run_opts())
     assert (tmp_path / "r" / "generator.safetensors").is_file()

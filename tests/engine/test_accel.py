@@ -193,7 +193,7 @@ def test_tiles_with_non_finite_output_are_rerun_by_the_fallback():
 
 
 def test_make_pairs_in_bf16_on_the_cpu_is_close_to_fp32(tmp_path):
-    from conftest import make_folder
+    from tests.helpers import make_folder
     from srpipe.engine import ckpt
     from srpipe.degrade.pairs import make_pairs
     from srpipe.io.imageio import read_image

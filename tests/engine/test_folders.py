@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import distributed, folders
 from srpipe.engine.folders import Skip, map_folder
 from srpipe.errors import SrpipeError

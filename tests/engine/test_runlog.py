@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from conftest import make_folder  # noqa: E402
+from tests.helpers import make_folder  # noqa: E402
 from srpipe.engine import runlog  # noqa: E402
 from srpipe.config import RunOptions, build_config  # noqa: E402
 from srpipe.degrade.config import DegradeConfig  # noqa: E402

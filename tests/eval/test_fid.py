@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.eval import fid
 from srpipe.errors import SrpipeError
 from srpipe.engine.weights import MissingWeightsError
@@ -113,6 +113,7 @@ def folders(tmp_path):
     return a, b
 
 
+@pytest.mark.slow
 def test_whole_image_fid_equals_pytorch_fid(torch_home, folders, tmp_path):
     from pytorch_fid.fid_score import calculate_fid_given_paths
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.eval import metrics
 from srpipe.errors import SrpipeError
 from srpipe.engine.weights import MissingWeightsError

@@ -18,7 +18,7 @@ from srpipe.io.resize import bicubic_down
 def _texture(h: int, w: int, seed: int) -> np.ndarray:
     """Photo-like (H, W, 3) float32 in [0, 1]: smooth regions plus blurred detail, no periodic grid.
 
-    (Upscaled random grids, as in conftest's make_folder, repeat every upscale-factor pixels, which
+    (Upscaled random grids, as in helpers.make_folder, repeat every upscale-factor pixels, which
     would look like an 8x8 block grid to the blockiness measure.)
     """
     rng = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_folder
+from tests.helpers import ROOT, make_folder
 from srpipe.engine import ckpt
 from srpipe.io import jpeg
 from srpipe.cli import main
@@ -23,7 +23,7 @@ from srpipe.io.imageio import read_image
 from srpipe.eval.realism.measures import blockiness
 from srpipe.io.resize import bicubic_down
 
-DEMO_HR = Path(__file__).resolve().parents[1] / "data" / "demo" / "hr"
+DEMO_HR = ROOT / "data" / "demo" / "hr"
 QUALITIES = (10, 30, 50, 75, 90, 95)
 
 

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.config import RunOptions
 from srpipe.errors import SrpipeError
 from srpipe.pipeline.report import write_report
@@ -808,6 +808,7 @@ def run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(full_report, tmp_path):
     exe = chromium()
     path, text = full_report

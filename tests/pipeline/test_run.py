@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_folder
+from tests.helpers import make_folder
 from srpipe.engine import loop
 from srpipe.config import RunOptions
 from srpipe.errors import SrpipeError, UsageError
@@ -448,6 +448,7 @@ def entry_of(root: Path, stage: str) -> Path:
     return Path(json.loads((root / "run" / "run.json").read_text())["stages"][stage]["entry"])
 
 
+@pytest.mark.slow
 def test_every_stage_runs_then_all_are_cached(full_run):
     root, first, second = full_run
     assert first == dict.fromkeys(ALL_STAGES, "ran")
@@ -495,6 +496,7 @@ def plan_of(root: Path, name: str, **kw) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_baseline_off_and_sr_param_changes(full_run, tmp_path):
     root, _, _ = full_run
     st = plan_of(root, "nobase.toml", kinds=())
@@ -511,6 +513,7 @@ def test_baseline_off_and_sr_param_changes(full_run, tmp_path):
     assert st["sr_psnr"] == "fresh" and st["sr_gan"] == st["baseline_bicubic"] == st["baseline_blind"] == "stale"
 
 
+@pytest.mark.slow
 def test_baseline_kinds_are_separate_cached_stages(full_run, tmp_path):
     """The blind seed changes the blind pairs and baseline only; a rerun retrains that one alone."""
     root, _, second = full_run
@@ -530,6 +533,7 @@ def test_baseline_kinds_are_separate_cached_stages(full_run, tmp_path):
     assert "baseline_bicubic" not in actions and actions["baseline_blind"] == "cached"
 
 
+@pytest.mark.slow
 def test_pretrained_files_are_part_of_the_keys(full_run, torch_home):
     """A stage run without a pretrained file is stale once the file arrives (and after it changes)."""
     root, _, _ = full_run
@@ -556,8 +560,9 @@ def folder_fingerprint_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_report_compares_both_models_on_held_out_real_lr(full_run):
-    from test_report import check_self_contained, decode
+    from tests.pipeline.test_report import check_self_contained, decode
 
     root, _, _ = full_run
     text = (root / "run" / "report.html").read_text()
@@ -585,6 +590,7 @@ def test_report_compares_both_models_on_held_out_real_lr(full_run):
     assert "Real pairs (ground truth, 2 images)" in text
 
 
+@pytest.mark.slow
 def test_psnr_stage_resumes_after_a_gan_only_edit_and_a_cache_move(tmp_path, monkeypatch, caplog):
     """Its key leaves the GAN settings out; its run folder must not refuse them (nor moved paths)."""
 

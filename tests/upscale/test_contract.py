@@ -1,9 +1,10 @@
-"""Stage contracts: what each stage says it uses and writes is what its trainer uses and writes, and
-what the pipeline's stages key on."""
+"""upscale.contract: what sr-train says it uses and writes is what its trainer uses and writes.
+
+The degradation stage's contract is checked in tests/degrade/test_contract.py, and the pipeline's
+stages reading both in tests/pipeline/test_stages.py."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from types import SimpleNamespace
 
 import cv2
@@ -12,8 +13,6 @@ import pytest
 import torch
 
 from srpipe.config import RunOptions, build_config
-from srpipe.degrade import contract as dc
-from srpipe.degrade.config import PDM_PRESETS, PRESETS as D_PRESETS, DegradeConfig, PDMConfig
 from srpipe.upscale import contract as uc
 from srpipe.upscale import interop
 from srpipe.upscale.config import PRESETS, UpscaleConfig
@@ -119,52 +118,3 @@ def test_file_names():
     assert [uc.log_file(p) for p in uc.PHASES] == ["log_psnr.csv", "log_gan.csv"]
     assert uc.sample_file("gan", 12) == "gan_00000012.png" and uc.alpha_file(0.8) == "alpha_0.80.safetensors"
     assert uc.alpha_of(uc.alpha_file(0.25).removesuffix(".safetensors")) == 0.25 and uc.alpha_of("psnr") is None
-    assert dc.sample_file(3) == "step_00000003.png" and dc.GENERATOR == "generator.safetensors"
-    assert dc.run_files("pdm") == (*dc.run_files("dsgan"), dc.KERNEL)
-
-
-def dsgan(**loss) -> DegradeConfig:
-    return build_config(DegradeConfig, preset=D_PRESETS["paper"], overrides={"loss": loss} if loss else None)
-
-
-def test_degrade_pretrained_files():
-    assert dc.pretrained(dsgan()) == ("alexnet", "inception")  # paper: LPIPS AlexNet; held-out real LR
-    assert dc.pretrained(dsgan(perceptual="lpips-vgg")) == ("vgg16", "inception")
-    assert dc.pretrained(dsgan(w_perceptual=0.0)) == ("inception",)
-    same = build_config(DegradeConfig, overrides={"data": {"same_domain": True}})
-    assert dc.pretrained(same) == ("alexnet",) and not dc.holds_out_real(same)  # no real LR to hold out
-    pdm = build_config(PDMConfig, preset=PDM_PRESETS["tiny"])
-    assert dc.pretrained(pdm) == ("inception",) and dc.method_of(pdm) == "pdm"
-    assert dc.pretrained(replace(pdm, data=replace(pdm.data, val_fraction=0.0))) == ()
-
-
-def test_degrade_loss_terms():
-    assert dc.loss_terms(dsgan()) == dsgan().loss.active()
-    pdm = build_config(PDMConfig, preset=PDM_PRESETS["tiny"], overrides={"loss": {"w_spectrum": 0.5}})
-    assert dc.loss_terms(pdm) == [
-        "adversarial(lsgan, patch D on high-pass x4) x1",
-        "noise energy x1",
-        "log spectrum x0.5",
-    ]
-
-
-def test_the_stages_read_the_contracts(tmp_path):
-    from srpipe.pipeline.spec import load_pipeline
-    from srpipe.pipeline.stages import build_stages
-
-    for d in ("hr", "lr", "test"):
-        (tmp_path / d).mkdir()
-    (tmp_path / "p.toml").write_text(
-        '[inputs]\nhr = "hr"\nreal_lr = "lr"\ntest_hr = "test"\n[degrade]\npreset = "tiny"\n'
-        '[sr]\npreset = "paper"\n[baseline]\nkinds = ["blind"]\n'
-    )
-    p = load_pipeline(tmp_path / "p.toml")
-    st = {s.name: s for s in build_stages(p)}
-    assert st["degrade"].weights == dc.pretrained(p.degrade) and st["degrade"].params["config"] == dc.key_config(
-        p.degrade
-    )
-    for phase in uc.PHASES:
-        s = st[f"sr_{phase}"]
-        assert s.params == {"config": uc.key_config(p.sr, phase)} and s.weights == uc.pretrained(p.sr, phase)
-        assert s.describe == ", ".join(uc.loss_terms(p.sr, phase))
-    assert st["baseline_blind"].weights == ("vgg19", "alexnet") and st["eval"].weights == ("alexnet", "inception")

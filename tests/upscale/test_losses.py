@@ -63,6 +63,7 @@ def test_ragan_gradients_push_in_the_right_direction():
     assert (fake_d.grad > 0).all()  # D wants lower fake logits
 
 
+@pytest.mark.slow
 def test_perceptual_loss_uses_vgg19_conv5_4_preactivation(torch_home):
     feats = weights.vgg19_features()  # the stand-in VGG19 from the torch_home fixture
     loss = PerceptualLoss(feats)

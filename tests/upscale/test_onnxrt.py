@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import ROOT
+
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
@@ -17,7 +19,7 @@ from srpipe.io.imageio import read_image  # noqa: E402
 from srpipe.upscale import infer, interop, onnxrt  # noqa: E402
 from srpipe.upscale.archs import RRDBNet  # noqa: E402
 
-PHOTO = Path(__file__).resolve().parent.parent / "data" / "demo" / "real_lr" / "diffbir_5.jpg"
+PHOTO = ROOT / "data" / "demo" / "real_lr" / "diffbir_5.jpg"
 ARGS = {"num_feat": 8, "num_block": 1, "num_grow_ch": 8}
 
 
