@@ -317,7 +317,7 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
         speed.prepare(DSGANGenerator(features=s["features"], res_blocks=s["res_blocks"])),
         speed.prepare(DSGANDiscriminator(features=s["d_features"])),
     )
-    lpips = speed.prepare(Perceptual("lpips-alex", weights_dir))
+    lpips = speed.prepare(Perceptual("alexnet", weights_dir))
     opt_g = accel.adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), device=device)
     opt_d = accel.adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), device=device)
     G_train, D_train = speed.compiled(G), speed.compiled(D)
@@ -351,7 +351,7 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
         torch.manual_seed(0)
         bG = DSGANGenerator(features=s["features"], res_blocks=s["res_blocks"]).to(device)
         bD = DSGANDiscriminator(features=s["d_features"]).to(device)
-        blpips = Perceptual("lpips-alex", weights_dir).net.to(device)
+        blpips = Perceptual("alexnet", weights_dir).net.to(device)
         bopt_g = torch.optim.Adam(bG.parameters(), lr=2e-4, betas=(0.5, 0.999))
         bopt_d = torch.optim.Adam(bD.parameters(), lr=2e-4, betas=(0.5, 0.999))
         it = iter(baselines.loader(baselines.DSGANPNGDataset(data, s["hr_crop"], 4, 10**6), s["batch"], S["workers"]))
