@@ -36,6 +36,7 @@ from srpipe.engine.accel import ComputeSettings, StepGuard
 from srpipe.engine.loop import PhaseInfo, resume
 from srpipe.engine.training import StepNets, TrainingRun, set_lr, training_run
 from srpipe.errors import SrpipeError
+from srpipe.eval.realism.measures import RealismConfig
 from srpipe.io.files import write_json, write_npy
 from srpipe.io.kernels import kernel_picture, kernel_stats
 from srpipe.log import info
@@ -121,13 +122,15 @@ def log_spectrum(x: torch.Tensor) -> torch.Tensor:
 
 def spectrum_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """Mean squared difference of the two batches' log power spectra, after removing their offset in the
-    low band (1/32 to 1/8 cycles per pixel). A sum-to-one kernel leaves that band nearly untouched, so
-    the offset there is the two photo sets' contrast, not blur: left in, it pushes the kernel wider."""
+    low band (`eval-degradation`'s reference band, 1/32 to 1/8 cycles per pixel). A sum-to-one kernel
+    leaves that band nearly untouched, so the offset there is the two photo sets' contrast, not blur:
+    left in, it pushes the kernel wider."""
     diff = log_spectrum(fake.float()) - log_spectrum(real.float())
     h, w = diff.shape
     fy, fx = torch.fft.fftfreq(h, device=diff.device), torch.fft.fftfreq(w, device=diff.device)
     radius = (fy[:, None] ** 2 + fx[None] ** 2).sqrt()
-    low = (radius >= 1 / 32) & (radius <= 1 / 8)
+    low_from, low_to = RealismConfig.low_band
+    low = (radius >= low_from) & (radius <= low_to)
     sq = (diff - diff[low].mean()).pow(2) if low.any() else diff.pow(2)
     return (sq.sum() - sq[0, 0]) / (sq.numel() - 1)
 
