@@ -181,6 +181,20 @@ def _source(fn) -> str:
     return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
 
 
+# The modules whose code decides what each learner learns (and how make-pairs applies it): key parts,
+# so editing a learner retrains it (its config alone would reuse a model the old code made).
+CODE_MODULES = {
+    "dsgan": ("archs", "train", "losses", "diffjpeg", "data"),
+    "pdm": ("pdm", "pdm_train", "losses", "diffjpeg", "data"),
+    "pairs": ("pairs",),
+}
+
+
+def code_digest(method: str) -> str:
+    folder = ROOT / "src" / "srpipe" / "degrade"
+    return _digest([hashlib.sha256((folder / f"{m}.py").read_bytes()).hexdigest() for m in CODE_MODULES[method]])
+
+
 def learner_config(mode: Mode, arm: Arm):
     if arm.method == "dsgan":
         from srpipe.degrade.config import PRESETS, DegradeConfig
@@ -306,7 +320,7 @@ def _pairs_tasks(kind: str, arm: Arm, mode: Mode, a: list[Path], a_dir: Path) ->
         f"learn:{arm.name}:{kind}",
         arm.method,
         (sets,),
-        lambda k: _digest(arm.method, cfg, k[sets], names),
+        lambda k: _digest(arm.method, cfg, k[sets], names, code_digest(arm.method)),
         lambda o, d: build_learner(mode, arm, a_dir, d[sets] / "real_lr", o),
     )
 
@@ -316,7 +330,11 @@ def _pairs_tasks(kind: str, arm: Arm, mode: Mode, a: list[Path], a_dir: Path) ->
         make_pairs(model=d[learn.name], hr_dir=a_dir, out_dir=o, device=mode.device, jpeg=arm.jpeg)
 
     t = Task(
-        f"pairs:{arm.name}:{kind}", "pairs", (learn.name,), lambda k: _digest("pairs", k[learn.name], arm.jpeg), pairs
+        f"pairs:{arm.name}:{kind}",
+        "pairs",
+        (learn.name,),
+        lambda k: _digest("pairs", k[learn.name], arm.jpeg, code_digest("pairs")),
+        pairs,
     )
     return [learn, t], t.name, learn.name
 
