@@ -61,17 +61,17 @@ def gan_loss(logits: torch.Tensor, target_real: bool, kind: str, other: torch.Te
     return (logits - (1.0 if target_real else 0.0)).pow(2).mean()
 
 
-def judge(D, x: torch.Tensor, cfg: PDMConfig, *, speed: ComputeSettings) -> torch.Tensor:
+def judge(D, x: torch.Tensor, cfg: PDMConfig, *, compute: ComputeSettings) -> torch.Tensor:
     """D's logits for LR crops: of the crops themselves, or of their high-pass (`loss.d_highpass`)."""
     gain = cfg.loss.d_highpass
-    return speed.run(D, d_input(x, kernel=5, kind="box", gain=gain) - 0.5 if gain else x)
+    return compute.run(D, d_input(x, kernel=5, kind="box", gain=gain) - 0.5 if gain else x)
 
 
-def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
+def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, compute: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
     """One discriminator update: real-LR crops -> real, synthetic LR crops -> fake."""
     with torch.no_grad():
         fake, _ = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
-    logits_real, logits_fake = judge(D, real, cfg, speed=speed), judge(D, fake, cfg, speed=speed)
+    logits_real, logits_fake = judge(D, real, cfg, compute=compute), judge(D, fake, cfg, compute=compute)
     kind = cfg.loss.gan
     loss_real = gan_loss(logits_real, True, kind, logits_fake.detach())
     loss_fake = gan_loss(logits_fake, False, kind, logits_real.detach())
@@ -81,15 +81,15 @@ def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: ComputeSettings, gua
     return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
 
-def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, speed: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
+def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, compute: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
     """One update of kernel and noise nets: adversarial + noise energy (+ spectrum match). No loss ties
     the LR to any fixed downscale (no colour loss): the kernel is free to become as blurry or sharp as
     the real LR."""
     for p in D.parameters():
         p.requires_grad_(False)
     fake, noise = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
-    logits_fake = judge(D, fake, cfg, speed=speed)
-    other = judge(D, real, cfg, speed=speed).detach() if cfg.loss.gan == "ragan" else None
+    logits_fake = judge(D, fake, cfg, compute=compute)
+    other = judge(D, real, cfg, compute=compute).detach() if cfg.loss.gan == "ragan" else None
     adv = gan_loss(logits_fake, True, cfg.loss.gan, other)
     if cfg.loss.gan == "ragan":
         adv = 0.5 * (adv + gan_loss(other, False, "ragan", logits_fake))
@@ -186,8 +186,8 @@ def train_step(step: int, guard: StepGuard, *, g: StepNets, d: StepNets, opts, s
     opt_g, opt_d = opts
     lr = set_lrs(step, cfg, opt_g, opt_d)
     hr, real, jpeg_q = stream.next(step)
-    d_losses = d_step(g.train, d.train, opt_d, hr, real, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
-    g_losses = g_step(g.train, d.frozen, opt_g, hr, real, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
+    d_losses = d_step(g.train, d.train, opt_d, hr, real, cfg, compute=compute, guard=guard, jpeg_q=jpeg_q)
+    g_losses = g_step(g.train, d.frozen, opt_g, hr, real, cfg, compute=compute, guard=guard, jpeg_q=jpeg_q)
     return lr, {**d_losses, **g_losses}
 
 
