@@ -127,7 +127,9 @@ def _worker(rank: int, size: int, port: int, tmp: str) -> None:
             torch.save(steps, os.path.join(tmp, "ddp_steps.pt"))
 
         cfg = build_config(DegradeConfig, preset=TINY_DSGAN)
-        kw = dict(hr_dir=os.path.join(tmp, "hr"), lr_dir=os.path.join(tmp, "lr"), out_dir=os.path.join(tmp, "ddp_run"))
+        kw = dict(
+            hr_dir=os.path.join(tmp, "hr"), real_lr_dir=os.path.join(tmp, "lr"), out_dir=os.path.join(tmp, "ddp_run")
+        )
         run = RunOptions(device="cpu", log_every=1, ckpt_every=10)
         real_stop = loop.StopFlag
         loop.StopFlag = (lambda: _StopAfter(2)) if rank == 1 else real_stop  # only rank 1 gets the signal
@@ -189,7 +191,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, monkeypatch):
         single = dsgan.train(
             build_config(DegradeConfig, preset=TINY_DSGAN),
             hr_dir=hr,
-            lr_dir=lr,
+            real_lr_dir=lr,
             out_dir=tmp_path / "one",
             run=RunOptions(device="cpu", log_every=1, ckpt_every=10),
         )

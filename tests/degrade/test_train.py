@@ -71,7 +71,7 @@ def test_d_lr_scale_sets_the_discriminators_lr_only(tiny_hr, tiny_lr, tmp_path, 
     real_adam = accel.adam
     monkeypatch.setattr(accel, "adam", lambda *a, **k: opts.append(real_adam(*a, **k)) or opts[-1])
     c = cfg(**{"optim.d_lr_scale": 0.25, "model.d_spectral_norm": "true", "optim.iters": 2})
-    train(c, hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "run", run=run_opts())
+    train(c, hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "run", run=run_opts())
     opt_g, opt_d = opts  # built in this order by train()
     assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
     assert opt_d.param_groups[0]["lr"] == pytest.approx(0.25e-3)
@@ -117,7 +117,7 @@ def test_paper_preset_matches_the_official_recipe():
 
 def test_training_changes_weights_and_writes_outputs(tiny_hr, tiny_lr, tmp_path):
     out = tmp_path / "run"
-    gpath = train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=out, run=run_opts())
+    gpath = train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=run_opts())
     assert gpath == out / "generator.safetensors"
     state, header = ckpt.load_weights(gpath)
     assert header["arch"] == "DSGANGenerator" and header["args"] == {
@@ -167,14 +167,14 @@ class _StopAfter:
 
 
 def test_interrupt_then_resume_equals_an_uninterrupted_run(tiny_hr, tiny_lr, tmp_path, monkeypatch):
-    full = train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "a", run=run_opts())
+    full = train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "a", run=run_opts())
     monkeypatch.setattr(loop, "StopFlag", lambda: _StopAfter(3))
     with pytest.raises(Interrupted):
-        train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "b", run=run_opts())
+        train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "b", run=run_opts())
     assert (tmp_path / "b" / "ckpt" / "latest").read_text().strip() == "step_00000003"
     assert not (tmp_path / "b" / "generator.safetensors").exists()
     monkeypatch.undo()
-    resumed = train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "b", run=run_opts())
+    resumed = train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "b", run=run_opts())
     a, _ = ckpt.load_weights(full)
     b, _ = ckpt.load_weights(resumed)
     for k in a:
@@ -185,16 +185,16 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tiny_hr, tiny_lr, tmp
 
 def test_changed_config_is_refused_unless_restart(tiny_hr, tiny_lr, tmp_path):
     out = tmp_path / "run"
-    train(cfg(), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=out, run=run_opts())
+    train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=run_opts())
     with pytest.raises(ConfigChangedError, match=r"optim\.lr.*--restart"):
-        train(cfg(**{"optim.lr": 5e-4}), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=out, run=run_opts())
-    train(cfg(**{"optim.lr": 5e-4}), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=out, run=run_opts(restart=True))
+        train(cfg(**{"optim.lr": 5e-4}), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=run_opts())
+    train(cfg(**{"optim.lr": 5e-4}), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=run_opts(restart=True))
     assert json.loads((out / "config.json").read_text())["config"]["optim"]["lr"] == 5e-4
 
 
 @pytest.mark.slow
 def test_same_domain_needs_no_lr_folder(tiny_hr, tmp_path):
-    train(cfg(**{"data.same_domain": "true"}), hr_dir=tiny_hr, lr_dir=None, out_dir=tmp_path / "r", run=run_opts())
+    train(cfg(**{"data.same_domain": "true"}), hr_dir=tiny_hr, real_lr_dir=None, out_dir=tmp_path / "r", run=run_opts())
     assert (tmp_path / "r" / "generator.safetensors").is_file()
 
 
@@ -209,7 +209,7 @@ def test_lpips_perceptual_loss_uses_resolved_weights(tiny_hr, tiny_lr, tmp_path,
             "data.val_fraction": 0.0,
         }
     )
-    train(c, hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
+    train(c, hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
     row = (tmp_path / "r" / "log.csv").read_text().splitlines()[1].split(",")
     assert float(row[7]) > 0  # perceptual column
 
@@ -219,7 +219,7 @@ def test_missing_perceptual_weights_fail_before_anything_is_written(tiny_hr, tin
         train(
             cfg(**{"loss.perceptual": "lpips-alex", "data.hr_crop": 128}),
             hr_dir=tiny_hr,
-            lr_dir=tiny_lr,
+            real_lr_dir=tiny_lr,
             out_dir=tmp_path / "r",
             run=run_opts(),
         )
@@ -230,7 +230,7 @@ def test_bad_and_small_images_are_skipped_and_listed(tiny_hr, tiny_lr, tmp_path,
     (tiny_hr / "broken.png").write_bytes(b"not a png")
     (tiny_hr / "empty.jpg").write_bytes(b"")
     make_folder(tiny_hr, 1, (16, 16), prefix="small")
-    train(cfg(**{"optim.iters": 1}), hr_dir=tiny_hr, lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
+    train(cfg(**{"optim.iters": 1}), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
     err = caplog.text
     assert "skipped 2 unreadable" in err and "broken.png" in err and "empty.jpg" in err
     assert "small_00.png (16x16)" in err
@@ -239,11 +239,11 @@ def test_bad_and_small_images_are_skipped_and_listed(tiny_hr, tiny_lr, tmp_path,
 def test_no_usable_image_is_an_error_that_says_how_to_lower_the_crop(tmp_path, tiny_lr):
     small = make_folder(tmp_path / "small", 2, (16, 16))
     with pytest.raises(SrpipeError, match="hr_crop"):
-        train(cfg(), hr_dir=small, lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
+        train(cfg(), hr_dir=small, real_lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SrpipeError, match="contains no images"):
-        train(cfg(), hr_dir=empty, lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
+        train(cfg(), hr_dir=empty, real_lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
 
 
 @pytest.fixture
@@ -355,8 +355,8 @@ def test_cli_real_lr_folder_takes_its_old_spelling_too(tiny_hr, tiny_lr, tmp_pat
 
     seen = {}
 
-    def fake_train(cfg, *, hr_dir, lr_dir, out_dir, run):
-        seen.update(hr_dir=hr_dir, lr_dir=lr_dir)
+    def fake_train(cfg, *, hr_dir, real_lr_dir, out_dir, run):
+        seen.update(hr_dir=hr_dir, real_lr_dir=real_lr_dir)
         return Path(out_dir) / "generator.safetensors"
 
     monkeypatch.setattr(dsgan, "train", fake_train)
@@ -374,7 +374,7 @@ def test_cli_real_lr_folder_takes_its_old_spelling_too(tiny_hr, tiny_lr, tmp_pat
     with pytest.raises(SystemExit) as e:
         main([*argv, "--preset", "tiny", "--device", "cpu"])
     assert e.value.code == 0, capsys.readouterr().err
-    assert seen == {"hr_dir": str(tiny_hr), "lr_dir": str(tiny_lr)}
+    assert seen == {"hr_dir": str(tiny_hr), "real_lr_dir": str(tiny_lr)}
 
 
 def test_cli_help_shows_real_lr_only_and_asks_for_it(tiny_hr, tmp_path, capsys):

@@ -191,16 +191,16 @@ def train_step(step: int, guard: StepGuard, *, g: StepNets, d: StepNets, opts, s
     return lr, {**d_losses, **g_losses}
 
 
-def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
+def train(cfg: PDMConfig, *, hr_dir, real_lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
     """Train the pdm degradation model; returns the path of `generator.safetensors`. Resumes a run in `out_dir`.
 
     Under torchrun (WORLD_SIZE > 1) every process runs this with DDP; rank 0 writes the files.
     """
-    if lr_dir is None:
+    if real_lr_dir is None:
         raise SrpipeError("degrade-train --method pdm needs a real-LR folder (--real-lr)")
-    hr_dir, lr_dir, data, optim = Path(hr_dir), Path(lr_dir), cfg.data, cfg.optim
+    hr_dir, real_lr_dir, data, optim = Path(hr_dir), Path(real_lr_dir), cfg.data, cfg.optim
     record = {"stage": "degrade-train", "method": "pdm", "config": to_dict(cfg)}
-    record["inputs"] = {"hr": str(hr_dir.resolve()), "lr": str(lr_dir.resolve())}
+    record["inputs"] = {"hr": str(hr_dir.resolve()), "lr": str(real_lr_dir.resolve())}
     hr_crop = hr_crop_for(data.lr_crop, data.scale, cfg.kernel_size, cfg.noise.layers)
     with training_run(run, batch=optim.batch, batch_what="batch (optim.batch)") as tr:
         info(
@@ -208,8 +208,8 @@ def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptio
             f"{cfg.kernel.z_dim}-value code, noise net, JPEG in the loop: {cfg.jpeg.in_loop}; "
             f"{cfg.loss.gan} D on {data.lr_crop}-px LR crops"
         )
-        hr_set, real_set, held_out, listing = load_sets(cfg, hr_dir, lr_dir, hr_crop)
-        jpeg_est = estimate_jpeg(lr_dir)
+        hr_set, real_set, held_out, listing = load_sets(cfg, hr_dir, real_lr_dir, hr_crop)
+        jpeg_est = estimate_jpeg(real_lr_dir)
         out = tr.open(out_dir, record, clear=contract.run_files("pdm"), split=listing)
 
         torch.manual_seed(cfg.seed)

@@ -164,16 +164,16 @@ def train_step(
     return lr, {**d_losses, **g_losses}
 
 
-def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
+def train(cfg: DegradeConfig, *, hr_dir, real_lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
     """Train DSGAN; returns the path of `generator.safetensors`. Resumes a run in `out_dir`.
 
-    `lr_dir` is the real-LR folder (None with `data.same_domain`). Under torchrun (WORLD_SIZE > 1)
+    `real_lr_dir` is the real-LR folder (None with `data.same_domain`). Under torchrun (WORLD_SIZE > 1)
     every process runs this with DDP; rank 0 writes the files.
     """
     data, optim = cfg.data, cfg.optim
-    if not data.same_domain and lr_dir is None:
+    if not data.same_domain and real_lr_dir is None:
         raise SrpipeError("a real-LR folder is required unless data.same_domain is true")
-    real_dir = None if data.same_domain else Path(lr_dir)  # None: D's real samples are crops of the HR photos
+    real_dir = None if data.same_domain else Path(real_lr_dir)  # None: D's real samples are crops of the HR photos
     record = {"stage": "degrade-train", "config": to_dict(cfg)}
     record["inputs"] = {"hr": str(Path(hr_dir).resolve()), "lr": None if real_dir is None else str(real_dir.resolve())}
     with training_run(run, batch=optim.batch, batch_what="batch (optim.batch)") as tr:

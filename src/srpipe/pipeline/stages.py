@@ -86,8 +86,8 @@ def run_degrade(cfg, method: str):
         else:
             from srpipe.degrade.train import train
 
-        lr = None if cfg.data.same_domain else ctx.inputs["real_lr"]
-        train(cfg, hr_dir=ctx.inputs["hr"], lr_dir=lr, out_dir=ctx.out, run=_stage_run(ctx))
+        real_lr = None if cfg.data.same_domain else ctx.inputs["real_lr"]
+        train(cfg, hr_dir=ctx.inputs["hr"], real_lr_dir=real_lr, out_dir=ctx.out, run=_stage_run(ctx))
         return {"method": method, "active_losses": degrade_contract.loss_terms(cfg)}
 
     return fn
@@ -172,11 +172,11 @@ def run_upscale(tile: int, scale: int):
             sets.append("test_pairs")
         held = held_out_real(ctx.inputs)
         if held:
-            lr_dir = ctx.out / REAL / HELD_OUT / "lr"
-            lr_dir.mkdir(parents=True, exist_ok=True)
+            real_lr_dir = ctx.out / REAL / HELD_OUT / "lr"
+            real_lr_dir.mkdir(parents=True, exist_ok=True)
             for f in held:  # the inputs themselves, for the report's side-by-side crops
-                shutil.copyfile(f, lr_dir / f.name)
-            upscale_set(lr_dir, ctx.out / REAL / HELD_OUT, real_models, **kw)
+                shutil.copyfile(f, real_lr_dir / f.name)
+            upscale_set(real_lr_dir, ctx.out / REAL / HELD_OUT, real_models, **kw)
             sets.append(HELD_OUT)
         if "real_pairs_lr" in ctx.inputs:
             upscale_set(ctx.inputs["real_pairs_lr"], ctx.out / REAL / REAL_PAIRS, real_models, **kw)
@@ -186,16 +186,16 @@ def run_upscale(tile: int, scale: int):
     return fn
 
 
-def upscale_set(lr_dir: Path, dest: Path, models: dict[str, Path], *, scale: int, tile: int, device: str) -> None:
+def upscale_set(lq_dir: Path, dest: Path, models: dict[str, Path], *, scale: int, tile: int, device: str) -> None:
     """One LR set upscaled into dest/<model>/: bicubic, the baseline every model has to beat, then each model."""
     from functools import partial
 
     from srpipe.engine.folders import map_folder
     from srpipe.upscale.infer import upscale
 
-    map_folder(lr_dir, partial(_bicubic_up, dest=dest / BICUBIC, scale=scale), what="LR")
+    map_folder(lq_dir, partial(_bicubic_up, dest=dest / BICUBIC, scale=scale), what="LR")
     for name, model in models.items():
-        upscale(model, lr_dir, dest / name, tile=tile, device=device)
+        upscale(model, lq_dir, dest / name, tile=tile, device=device)
 
 
 def _bicubic_up(p: Path, *, dest: Path, scale: int) -> None:
