@@ -27,7 +27,7 @@ from srpipe.engine import augment
 from srpipe import log
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import atomic_write_bytes, list_images, read_uint8
-from srpipe.io.pair_folder import PAIRS
+from srpipe.io.pair_folder import GT_DIR, LQ_DIR, PAIRS
 
 # Bump when the decoded representation changes (colour handling, 16-bit rounding): old entries are
 # then simply not found again.
@@ -73,7 +73,7 @@ class Pair:
 def match_pairs(folder: str | Path) -> list[tuple[str, Path, Path]]:
     """(name, hr path, lr path) for every HR image of `folder/hr` with an LR of the same stem in `folder/lr`."""
     root = Path(folder)
-    gt_dir, lq_dir = root / "hr", root / "lr"
+    gt_dir, lq_dir = root / GT_DIR, root / LQ_DIR
     for d in (gt_dir, lq_dir):
         if not d.is_dir():
             raise PairsError(
