@@ -221,24 +221,26 @@ def bench_esrgan(
         gan = phase == "gan"
         # ---- srpipe: the body of sr-train's loop (upscale/train.py)
         torch.manual_seed(0)
-        speed = accel.ComputeSettings.resolve(RunOptions(device=str(device), compile=compile), device)
+        compute = accel.ComputeSettings.resolve(RunOptions(device=str(device), compile=compile), device)
         bank = PairBank(_pairs_from_pngs(data), 4, device=device)
-        G = speed.prepare(RRDBNet(**g_args))
+        G = compute.prepare(RRDBNet(**g_args))
         ema = copy.deepcopy(G)
-        D = speed.prepare(DISCRIMINATORS[e["d"]](**d_args)) if gan else None
-        vgg = speed.prepare(PerceptualLoss(weights.vgg19_features(weights_dir))) if gan else None
+        D = compute.prepare(DISCRIMINATORS[e["d"]](**d_args)) if gan else None
+        vgg = compute.prepare(PerceptualLoss(weights.vgg19_features(weights_dir))) if gan else None
         opt_g = accel.adam(G.parameters(), lr=1e-4, betas=(0.9, 0.99), device=device)
         opt_d = accel.adam(D.parameters(), lr=1e-4, betas=(0.9, 0.99), device=device) if gan else None
-        G_train, D_train = speed.compiled(G), (speed.compiled(D) if gan else None)
+        G_train, D_train = compute.compiled(G), (compute.compiled(D) if gan else None)
         guard, meter, gen, n = accel.StepGuard(device), accel.LossMeter(), torch.Generator().manual_seed(0), [0]
 
         def ours():
             d = bank.draw(gen, e["batch"], lr_patch, flips=True, rotations=True)
-            lq, gt = bank.batch(d, lr_patch, channels_last=speed.channels_last)
+            lq, gt = bank.batch(d, lr_patch, channels_last=compute.channels_last)
             guard.begin(*([D] if gan else []))
-            losses, sr = esrgan.g_step(G_train, D_train, opt_g, lq, gt, cfg, perceptual=vgg, speed=speed, guard=guard)
+            losses, sr = esrgan.g_step(
+                G_train, D_train, opt_g, lq, gt, cfg, perceptual=vgg, compute=compute, guard=guard
+            )
             if gan:
-                losses.update(esrgan.d_step(D_train, opt_d, sr, gt, speed=speed, guard=guard))
+                losses.update(esrgan.d_step(D_train, opt_d, sr, gt, compute=compute, guard=guard))
             esrgan.ema_update(ema, G, 0.999)
             meter.add(losses, guard.end())
             n[0] += 1
@@ -284,7 +286,7 @@ def bench_esrgan(
                 mine,
                 base,
                 "steps/s",
-                f"{setting if gan else setting.split(', VGG19')[0]}; srpipe: {speed.describe()}",
+                f"{setting if gan else setting.split(', VGG19')[0]}; srpipe: {compute.describe()}",
             )
         )
     return rows
@@ -311,16 +313,16 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
     ]
     # ---- srpipe: the body of degrade-train's loop (degrade/train.py)
     torch.manual_seed(0)
-    speed = accel.ComputeSettings.resolve(RunOptions(device=str(device), compile=compile), device)
+    compute = accel.ComputeSettings.resolve(RunOptions(device=str(device), compile=compile), device)
     bank = augment.ImageBank(images, device=device)
     G, D = (
-        speed.prepare(DSGANGenerator(features=s["features"], res_blocks=s["res_blocks"])),
-        speed.prepare(DSGANDiscriminator(features=s["d_features"])),
+        compute.prepare(DSGANGenerator(features=s["features"], res_blocks=s["res_blocks"])),
+        compute.prepare(DSGANDiscriminator(features=s["d_features"])),
     )
-    lpips = speed.prepare(Perceptual("alexnet", weights_dir))
+    lpips = compute.prepare(Perceptual("alexnet", weights_dir))
     opt_g = accel.adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), device=device)
     opt_d = accel.adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), device=device)
-    G_train, D_train = speed.compiled(G), speed.compiled(D)
+    G_train, D_train = compute.compiled(G), compute.compiled(D)
     guard, meter, gen, n = accel.StepGuard(device), accel.LossMeter(), torch.Generator().manual_seed(0), [0]
 
     def ours():
@@ -328,16 +330,16 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
             bank.crops(
                 augment.draw(gen, bank.sizes, s["batch"], s["hr_crop"], multiple=4),
                 s["hr_crop"],
-                channels_last=speed.channels_last,
+                channels_last=compute.channels_last,
             )
         )
         real = augment.to_float(
-            bank.crops(augment.draw(gen, bank.sizes, s["batch"], lr_crop), lr_crop, channels_last=speed.channels_last)
+            bank.crops(augment.draw(gen, bank.sizes, s["batch"], lr_crop), lr_crop, channels_last=compute.channels_last)
         )
         x = bicubic_down(hr, 4)
         guard.begin(D)
-        losses = dsgan.d_step(G, D_train, opt_d, x, real, cfg, speed=speed, guard=guard)
-        losses.update(dsgan.g_step(G_train, D_train, opt_g, x, real, lpips, cfg, speed=speed, guard=guard))
+        losses = dsgan.d_step(G, D_train, opt_d, x, real, cfg, compute=compute, guard=guard)
+        losses.update(dsgan.g_step(G_train, D_train, opt_g, x, real, lpips, cfg, compute=compute, guard=guard))
         meter.add(losses, guard.end())
         n[0] += 1
         if n[0] % LOG_EVERY == 0:
@@ -371,7 +373,7 @@ def bench_dsgan(S: dict, device, weights_dir, data: Path, *, compile: bool = Fal
             base,
             "steps/s",
             f"G {s['features']}x{s['res_blocks']} blocks, D {s['d_features']}, batch {s['batch']}, "
-            f"{s['hr_crop']}-px crops, LPIPS-Alex; srpipe: {speed.describe()}",
+            f"{s['hr_crop']}-px crops, LPIPS-Alex; srpipe: {compute.describe()}",
         )
     ]
 

@@ -213,11 +213,11 @@ def build_learner(mode: Mode, arm: Arm, a_dir: Path, real_lr: Path, out: Path) -
     if arm.method == "dsgan":
         from srpipe.degrade import train as dsgan
 
-        dsgan.train(cfg, hr_dir=a_dir, lr_dir=real_lr, out_dir=out, run=run)
+        dsgan.train(cfg, hr_dir=a_dir, real_lr_dir=real_lr, out_dir=out, run=run)
     else:
         from srpipe.degrade import pdm_train
 
-        pdm_train.train(cfg, hr_dir=a_dir, lr_dir=real_lr, out_dir=out, run=run)
+        pdm_train.train(cfg, hr_dir=a_dir, real_lr_dir=real_lr, out_dir=out, run=run)
 
 
 def build_sr(mode: Mode, pairs: Path, out: Path) -> None:

@@ -44,7 +44,7 @@ TINY_DSGAN = {
 
 def run_steps(world: distributed.World) -> dict[str, torch.Tensor]:
     """A few DSGAN and ESRGAN (GAN phase) steps on this rank's share of fixed global batches."""
-    speed = accel.ComputeSettings(CPU, autocast=None, channels_last=False, compile=False)
+    compute = accel.ComputeSettings(CPU, autocast=None, channels_last=False, compile=False)
     rows = world.shard(GLOBAL_BATCH)
     data = torch.Generator().manual_seed(1)
     batch = lambda *shape: torch.rand(GLOBAL_BATCH, *shape, generator=data, dtype=torch.float64)[rows]  # noqa: E731
@@ -61,8 +61,8 @@ def run_steps(world: distributed.World) -> dict[str, torch.Tensor]:
     for _ in range(STEPS):
         x, real = batch(3, 8, 8), batch(3, 8, 8)
         guard.begin(D)
-        dsgan.d_step(G, D_train, opt_d, x, real, dcfg, speed=speed, guard=guard)
-        dsgan.g_step(G_train, D, opt_g, x, real, None, dcfg, speed=speed, guard=guard)
+        dsgan.d_step(G, D_train, opt_d, x, real, dcfg, compute=compute, guard=guard)
+        dsgan.g_step(G_train, D, opt_g, x, real, None, dcfg, compute=compute, guard=guard)
         assert float(guard.end()) == 0
     out.update({f"dsgan_g.{k}": v for k, v in G.state_dict().items()})
     out.update({f"dsgan_d.{k}": v for k, v in D.state_dict().items()})
@@ -88,8 +88,8 @@ def run_steps(world: distributed.World) -> dict[str, torch.Tensor]:
     for _ in range(STEPS):
         lr, hr = batch(3, 8, 8), batch(3, 32, 32)
         guard.begin(D)
-        _, sr = esrgan.g_step(G_train, D, opt_g, lr, hr, ucfg, speed=speed, guard=guard)
-        esrgan.d_step(D_train, opt_d, sr, hr, speed=speed, guard=guard)
+        _, sr = esrgan.g_step(G_train, D, opt_g, lr, hr, ucfg, compute=compute, guard=guard)
+        esrgan.d_step(D_train, opt_d, sr, hr, compute=compute, guard=guard)
         esrgan.ema_update(ema, G, 0.9)
         assert float(guard.end()) == 0
     for name, net in (("esrgan_g", G), ("esrgan_d", D), ("esrgan_ema", ema)):
@@ -127,7 +127,9 @@ def _worker(rank: int, size: int, port: int, tmp: str) -> None:
             torch.save(steps, os.path.join(tmp, "ddp_steps.pt"))
 
         cfg = build_config(DegradeConfig, preset=TINY_DSGAN)
-        kw = dict(hr_dir=os.path.join(tmp, "hr"), lr_dir=os.path.join(tmp, "lr"), out_dir=os.path.join(tmp, "ddp_run"))
+        kw = dict(
+            hr_dir=os.path.join(tmp, "hr"), real_lr_dir=os.path.join(tmp, "lr"), out_dir=os.path.join(tmp, "ddp_run")
+        )
         run = RunOptions(device="cpu", log_every=1, ckpt_every=10)
         real_stop = loop.StopFlag
         loop.StopFlag = (lambda: _StopAfter(2)) if rank == 1 else real_stop  # only rank 1 gets the signal
@@ -189,7 +191,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, monkeypatch):
         single = dsgan.train(
             build_config(DegradeConfig, preset=TINY_DSGAN),
             hr_dir=hr,
-            lr_dir=lr,
+            real_lr_dir=lr,
             out_dir=tmp_path / "one",
             run=RunOptions(device="cpu", log_every=1, ckpt_every=10),
         )

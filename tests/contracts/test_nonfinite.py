@@ -119,7 +119,11 @@ def test_dsgan_skips_a_nan_step_and_logs_it(tmp_path, dsgan_data, monkeypatch):
     cfg = build_config(DegradeConfig, preset=TINY_DSGAN)
     out = tmp_path / "run"
     dsgan.train(
-        cfg, hr_dir=hr, lr_dir=lr, out_dir=out, run=RunOptions(device="cpu", log_every=1, ckpt_every=1, keep_ckpts=9)
+        cfg,
+        hr_dir=hr,
+        real_lr_dir=lr,
+        out_dir=out,
+        run=RunOptions(device="cpu", log_every=1, ckpt_every=1, keep_ckpts=9),
     )
     g = {s: ckpt.load_checkpoint(out / "ckpt" / f"step_0000000{s}")[0]["generator"] for s in (2, 3, 4)}
     assert all(torch.equal(g[2][k], g[3][k]) for k in g[2])  # G's update at step 3 was skipped
@@ -141,7 +145,7 @@ def test_dsgan_stops_after_repeated_nan_losses_keeping_the_last_good_checkpoint(
     with pytest.raises(
         accel.NonFiniteError, match=r"step 5: the loss was non-finite \(NaN/Inf\) 3 steps in a row"
     ) as e:
-        dsgan.train(cfg, hr_dir=hr, lr_dir=lr, out_dir=out, run=run)
+        dsgan.train(cfg, hr_dir=hr, real_lr_dir=lr, out_dir=out, run=run)
     assert "step_00000004" in str(e.value) and "--precision fp32" in str(e.value)
     assert not (out / "generator.safetensors").exists()
     assert (out / "ckpt" / "latest").read_text().strip() == "step_00000004"

@@ -108,7 +108,7 @@ def pdm_run(tmp_path):
     lr = make_folder(tmp_path / "lr", 5, (40, 40), seed=2)
     from srpipe.degrade.pdm_train import train
 
-    train(cfg(), hr_dir=hr, lr_dir=lr, out_dir=tmp_path / "run", run=RunOptions(device="cpu", log_every=1))
+    train(cfg(), hr_dir=hr, real_lr_dir=lr, out_dir=tmp_path / "run", run=RunOptions(device="cpu", log_every=1))
     return tmp_path / "run"
 
 
@@ -131,9 +131,9 @@ def test_training_resumes_after_an_interrupted_run(tmp_path, pdm_run):
 
     hr, lr = tmp_path / "hr", tmp_path / "lr"
     before = ckpt.load_weights(pdm_run / "generator.safetensors")[0]
-    train(cfg(**{"optim.iters": 6}), hr_dir=hr, lr_dir=lr, out_dir=tmp_path / "b", run=RunOptions(device="cpu"))
+    train(cfg(**{"optim.iters": 6}), hr_dir=hr, real_lr_dir=lr, out_dir=tmp_path / "b", run=RunOptions(device="cpu"))
     # same config, same run folder: nothing to do, weights unchanged
-    train(cfg(), hr_dir=hr, lr_dir=lr, out_dir=pdm_run, run=RunOptions(device="cpu"))
+    train(cfg(), hr_dir=hr, real_lr_dir=lr, out_dir=pdm_run, run=RunOptions(device="cpu"))
     after = ckpt.load_weights(pdm_run / "generator.safetensors")[0]
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -252,7 +252,11 @@ def test_a_known_gaussian_kernel_is_recovered(tmp_path):
     }
     config = build_config(PDMConfig, preset=small)
     train(
-        config, hr_dir=tmp_path / "hr", lr_dir=tmp_path / "lr", out_dir=tmp_path / "run", run=RunOptions(device="cpu")
+        config,
+        hr_dir=tmp_path / "hr",
+        real_lr_dir=tmp_path / "lr",
+        out_dir=tmp_path / "run",
+        run=RunOptions(device="cpu"),
     )
     learned = torch.from_numpy(np.load(tmp_path / "run" / "kernel_mean.npy"))
     assert kernel_stats(learned)["width"] == pytest.approx(kernel_stats(true)["width"], rel=0.15)

@@ -31,7 +31,7 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def bf16_speed(channels_last: bool = True) -> accel.ComputeSettings:
+def bf16_compute(channels_last: bool = True) -> accel.ComputeSettings:
     return accel.ComputeSettings.resolve(
         RunOptions(precision="bf16", channels_last="on" if channels_last else "off"), CPU
     )
@@ -55,7 +55,7 @@ def test_resolve_defaults_and_refusals():
     cpu = accel.ComputeSettings.resolve(RunOptions(), CPU)
     assert cpu.autocast is None and not cpu.channels_last and not cpu.compile
     assert cpu.describe() == "fp32"
-    s = bf16_speed()
+    s = bf16_compute()
     assert s.autocast is torch.bfloat16 and s.channels_last and s.describe() == "bf16 autocast, channels-last"
     # the values are checked when the options are made, by the config validator
     with pytest.raises(SrpipeError, match="run.precision: 'fp16' is not one of 'auto', 'bf16', 'fp32'"):
@@ -80,18 +80,18 @@ def test_dsgan_steps_run_under_cpu_bf16_autocast():
             "data.hr_crop=32",
         ],
     )
-    speed = bf16_speed()
-    G, D = speed.prepare(DSGANGenerator(features=8, res_blocks=1)), speed.prepare(DSGANDiscriminator(features=8))
+    compute = bf16_compute()
+    G, D = compute.prepare(DSGANGenerator(features=8, res_blocks=1)), compute.prepare(DSGANDiscriminator(features=8))
     g_dtypes, d_dtypes = conv_output_dtypes(G), conv_output_dtypes(D)
     opt_g = accel.adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999), device=CPU)
     opt_d = accel.adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999), device=CPU)
     before = [p.detach().clone() for p in G.parameters()]
     guard = accel.StepGuard(CPU)
-    x, real = speed.input(torch.rand(2, 3, 8, 8)), speed.input(torch.rand(2, 3, 8, 8))
+    x, real = compute.input(torch.rand(2, 3, 8, 8)), compute.input(torch.rand(2, 3, 8, 8))
     for _ in range(2):
         guard.begin(D)
-        d = dsgan.d_step(G, D, opt_d, x, real, cfg, speed=speed, guard=guard)
-        g = dsgan.g_step(G, D, opt_g, x, real, None, cfg, speed=speed, guard=guard)
+        d = dsgan.d_step(G, D, opt_d, x, real, cfg, compute=compute, guard=guard)
+        g = dsgan.g_step(G, D, opt_g, x, real, None, cfg, compute=compute, guard=guard)
         assert float(guard.end()) == 0
     assert g_dtypes == {torch.bfloat16} and d_dtypes == {torch.bfloat16}
     for v in {**d, **g}.values():
@@ -105,22 +105,22 @@ def test_esrgan_steps_with_vgg_perceptual_run_under_cpu_bf16_autocast(torch_home
     from srpipe.engine.weights import vgg19_features
 
     cfg = build_config(UpscaleConfig, preset=PRESETS["tiny"], sets=["data.hr_patch=32"])
-    speed = bf16_speed()
-    G = speed.prepare(RRDBNet(scale=4, num_feat=8, num_block=1, num_grow_ch=8))
-    D = speed.prepare(PatchDiscriminator(num_feat=8, n_layers=3))
-    vgg = speed.prepare(PerceptualLoss(vgg19_features()))
+    compute = bf16_compute()
+    G = compute.prepare(RRDBNet(scale=4, num_feat=8, num_block=1, num_grow_ch=8))
+    D = compute.prepare(PatchDiscriminator(num_feat=8, n_layers=3))
+    vgg = compute.prepare(PerceptualLoss(vgg19_features()))
     g_dtypes, v_dtypes = conv_output_dtypes(G), conv_output_dtypes(vgg)
     ema = esrgan.copy.deepcopy(G)
     opt_g = accel.adam(G.parameters(), lr=1e-3, betas=(0.9, 0.99), device=CPU)
     opt_d = accel.adam(D.parameters(), lr=1e-3, betas=(0.9, 0.99), device=CPU)
     guard = accel.StepGuard(CPU)
-    lr, hr = speed.input(torch.rand(2, 3, 8, 8)), speed.input(torch.rand(2, 3, 32, 32))
+    lr, hr = compute.input(torch.rand(2, 3, 8, 8)), compute.input(torch.rand(2, 3, 32, 32))
     # PSNR phase (no D), then the GAN phase with perceptual and RaGAN
-    out, _ = esrgan.g_step(G, None, opt_g, lr, hr, cfg, speed=speed, guard=guard)
+    out, _ = esrgan.g_step(G, None, opt_g, lr, hr, cfg, compute=compute, guard=guard)
     assert out["l_pix"].dtype == torch.float32 and torch.isfinite(out["l_pix"])
     guard.begin(D)
-    out, sr = esrgan.g_step(G, D, opt_g, lr, hr, cfg, perceptual=vgg, speed=speed, guard=guard)
-    out.update(esrgan.d_step(D, opt_d, sr, hr, speed=speed, guard=guard))
+    out, sr = esrgan.g_step(G, D, opt_g, lr, hr, cfg, perceptual=vgg, compute=compute, guard=guard)
+    out.update(esrgan.d_step(D, opt_d, sr, hr, compute=compute, guard=guard))
     esrgan.ema_update(ema, G, 0.9)
     assert float(guard.end()) == 0
     assert sr.dtype == torch.float32

@@ -66,7 +66,7 @@ def test_degrade_train_events_and_resume_after_a_crash(tmp_path):
     cfg = build_config(DegradeConfig, preset=TINY_DSGAN)
     run = RunOptions(device="cpu", log_every=1, ckpt_every=2, sample_every=2)
     out = tmp_path / "run"
-    degrade_train(cfg, hr_dir=hr, lr_dir=lr, out_dir=out, run=run)
+    degrade_train(cfg, hr_dir=hr, real_lr_dir=lr, out_dir=out, run=run)
 
     acc = events(out / "tb")
     rows = csv_rows(out / "log.csv")  # the CSV stays next to the events
@@ -87,7 +87,7 @@ def test_degrade_train_events_and_resume_after_a_crash(tmp_path):
     # appends; the steps it redoes replace the old ones (purged), as in the CSV.
     shutil.rmtree(out / "ckpt" / "step_00000004")
     (out / "ckpt" / "latest").write_text("step_00000002\n")
-    degrade_train(cfg, hr_dir=hr, lr_dir=lr, out_dir=out, run=run)
+    degrade_train(cfg, hr_dir=hr, real_lr_dir=lr, out_dir=out, run=run)
     acc = events(out / "tb")
     assert len(list((out / "tb").glob("events.out.tfevents.*"))) >= 2  # appended, not rewritten
     assert [e.step for e in acc.Scalars("loss/d_real")] == [1, 2, 3, 4]

@@ -345,7 +345,7 @@ def test_degrade_train_stores_the_real_lrs_jpeg_stage_and_make_pairs_uses_it(tin
             "optim": {"batch": 2, "iters": 1},
         },
     )
-    gpath = train(cfg, hr_dir=tiny_hr, lr_dir=real, out_dir=tmp_path / "run", run=RunOptions(device="cpu"))
+    gpath = train(cfg, hr_dir=tiny_hr, real_lr_dir=real, out_dir=tmp_path / "run", run=RunOptions(device="cpu"))
     assert "JPEG stage of the real LR: 4/4 JPEG files, quality" in caplog.text
     est = jpeg.JpegEstimate.from_json(json.loads((tmp_path / "run" / "jpeg.json").read_text()))
     assert est.kind == "qtables" and sorted(est.qualities) == [35, 45, 55, 65]

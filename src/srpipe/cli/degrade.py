@@ -105,7 +105,7 @@ def degrade_train(
         from srpipe.degrade.pdm_train import train
     else:
         from srpipe.degrade.train import train
-    result = train(cfg, hr_dir=hr_dir, lr_dir=real_lr_dir, out_dir=out_dir, run=run)
+    result = train(cfg, hr_dir=hr_dir, real_lr_dir=real_lr_dir, out_dir=out_dir, run=run)
     out.print(f"model ({method}): {result}")
     learned = result.parent / KERNEL
     if method == "pdm" and learned.is_file():

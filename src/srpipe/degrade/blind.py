@@ -39,6 +39,7 @@ from srpipe.degrade import blind_kernels as bk
 from srpipe.engine.folders import Skip, map_folder
 from srpipe.errors import SrpipeError, UsageError
 from srpipe.io.imageio import list_sources
+from srpipe.io.pair_folder import GT_DIR, LQ_DIR, PAIRS
 
 PI = math.pi
 RESIZE_MODES = ("area", "bilinear", "bicubic")  # drawn uniformly before every resize (feed_data)
@@ -344,13 +345,13 @@ def _pairs_of_image(p: Path, hr: torch.Tensor, out: Path, *, scale: int, draws: 
         rng = blind_rng(p.stem, seed, i)
         d = sample_blind(rng, cfg)
         lr = apply_blind(hr, scale, d, rng)
-        _write(out / "hr" / f"{name}.png", hr_png)
-        _write(out / "lr" / f"{name}.png", encode_png(to_uint(lr, 8)))
+        _write(out / GT_DIR / f"{name}.png", hr_png)
+        _write(out / LQ_DIR / f"{name}.png", encode_png(to_uint(lr, 8)))
         entries.append(
             {
                 "name": name,
-                "hr": f"hr/{name}.png",
-                "lr": f"lr/{name}.png",
+                "hr": f"{GT_DIR}/{name}.png",
+                "lr": f"{LQ_DIR}/{name}.png",
                 "source": p.name,
                 "hr_size": [hr.shape[2], hr.shape[1]],
                 "draw": i,
@@ -386,7 +387,6 @@ def make_blind_pairs(*, hr_dir, out_dir, scale: int = 4, draws: int = 1, seed: i
     from srpipe import __version__
     from srpipe.config import to_dict
     from srpipe.io.files import write_json
-    from srpipe.io.pair_folder import PAIRS
     from srpipe.log import info
 
     cfg = cfg or BlindConfig()

@@ -61,17 +61,17 @@ def gan_loss(logits: torch.Tensor, target_real: bool, kind: str, other: torch.Te
     return (logits - (1.0 if target_real else 0.0)).pow(2).mean()
 
 
-def judge(D, x: torch.Tensor, cfg: PDMConfig, *, speed: ComputeSettings) -> torch.Tensor:
+def judge(D, x: torch.Tensor, cfg: PDMConfig, *, compute: ComputeSettings) -> torch.Tensor:
     """D's logits for LR crops: of the crops themselves, or of their high-pass (`loss.d_highpass`)."""
     gain = cfg.loss.d_highpass
-    return speed.run(D, d_input(x, kernel=5, kind="box", gain=gain) - 0.5 if gain else x)
+    return compute.run(D, d_input(x, kernel=5, kind="box", gain=gain) - 0.5 if gain else x)
 
 
-def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
+def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, compute: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
     """One discriminator update: real-LR crops -> real, synthetic LR crops -> fake."""
     with torch.no_grad():
         fake, _ = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
-    logits_real, logits_fake = judge(D, real, cfg, speed=speed), judge(D, fake, cfg, speed=speed)
+    logits_real, logits_fake = judge(D, real, cfg, compute=compute), judge(D, fake, cfg, compute=compute)
     kind = cfg.loss.gan
     loss_real = gan_loss(logits_real, True, kind, logits_fake.detach())
     loss_fake = gan_loss(logits_fake, False, kind, logits_real.detach())
@@ -81,15 +81,15 @@ def d_step(G, D, opt_d, hr, real, cfg: PDMConfig, *, speed: ComputeSettings, gua
     return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
 
-def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, speed: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
+def g_step(G, D, opt_g, hr, real, cfg: PDMConfig, *, compute: ComputeSettings, guard: StepGuard, jpeg_q=None) -> dict:
     """One update of kernel and noise nets: adversarial + noise energy (+ spectrum match). No loss ties
     the LR to any fixed downscale (no colour loss): the kernel is free to become as blurry or sharp as
     the real LR."""
     for p in D.parameters():
         p.requires_grad_(False)
     fake, noise = synthesize(G, hr, cfg, jpeg_q=jpeg_q)
-    logits_fake = judge(D, fake, cfg, speed=speed)
-    other = judge(D, real, cfg, speed=speed).detach() if cfg.loss.gan == "ragan" else None
+    logits_fake = judge(D, fake, cfg, compute=compute)
+    other = judge(D, real, cfg, compute=compute).detach() if cfg.loss.gan == "ragan" else None
     adv = gan_loss(logits_fake, True, cfg.loss.gan, other)
     if cfg.loss.gan == "ragan":
         adv = 0.5 * (adv + gan_loss(other, False, "ragan", logits_fake))
@@ -186,21 +186,21 @@ def train_step(step: int, guard: StepGuard, *, g: StepNets, d: StepNets, opts, s
     opt_g, opt_d = opts
     lr = set_lrs(step, cfg, opt_g, opt_d)
     hr, real, jpeg_q = stream.next(step)
-    d_losses = d_step(g.train, d.train, opt_d, hr, real, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
-    g_losses = g_step(g.train, d.frozen, opt_g, hr, real, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
+    d_losses = d_step(g.train, d.train, opt_d, hr, real, cfg, compute=compute, guard=guard, jpeg_q=jpeg_q)
+    g_losses = g_step(g.train, d.frozen, opt_g, hr, real, cfg, compute=compute, guard=guard, jpeg_q=jpeg_q)
     return lr, {**d_losses, **g_losses}
 
 
-def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
+def train(cfg: PDMConfig, *, hr_dir, real_lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
     """Train the pdm degradation model; returns the path of `generator.safetensors`. Resumes a run in `out_dir`.
 
     Under torchrun (WORLD_SIZE > 1) every process runs this with DDP; rank 0 writes the files.
     """
-    if lr_dir is None:
+    if real_lr_dir is None:
         raise SrpipeError("degrade-train --method pdm needs a real-LR folder (--real-lr)")
-    hr_dir, lr_dir, data, optim = Path(hr_dir), Path(lr_dir), cfg.data, cfg.optim
+    hr_dir, real_lr_dir, data, optim = Path(hr_dir), Path(real_lr_dir), cfg.data, cfg.optim
     record = {"stage": "degrade-train", "method": "pdm", "config": to_dict(cfg)}
-    record["inputs"] = {"hr": str(hr_dir.resolve()), "lr": str(lr_dir.resolve())}
+    record["inputs"] = {"hr": str(hr_dir.resolve()), "lr": str(real_lr_dir.resolve())}
     hr_crop = hr_crop_for(data.lr_crop, data.scale, cfg.kernel_size, cfg.noise.layers)
     with training_run(run, batch=optim.batch, batch_what="batch (optim.batch)") as tr:
         info(
@@ -208,8 +208,8 @@ def train(cfg: PDMConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptio
             f"{cfg.kernel.z_dim}-value code, noise net, JPEG in the loop: {cfg.jpeg.in_loop}; "
             f"{cfg.loss.gan} D on {data.lr_crop}-px LR crops"
         )
-        hr_set, real_set, held_out, listing = load_sets(cfg, hr_dir, lr_dir, hr_crop)
-        jpeg_est = estimate_jpeg(lr_dir)
+        hr_set, real_set, held_out, listing = load_sets(cfg, hr_dir, real_lr_dir, hr_crop)
+        jpeg_est = estimate_jpeg(real_lr_dir)
         out = tr.open(out_dir, record, clear=contract.run_files("pdm"), split=listing)
 
         torch.manual_seed(cfg.seed)

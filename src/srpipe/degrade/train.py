@@ -52,14 +52,14 @@ def lr_at(step: int, optim: OptimConfig) -> float:
     return optim.lr * max(0.0, (optim.iters - step) / max(1, optim.iters - start))
 
 
-def synthesize(G, lq, *, speed: ComputeSettings, jpeg_q: torch.Tensor | None) -> torch.Tensor:
+def synthesize(G, lq, *, compute: ComputeSettings, jpeg_q: torch.Tensor | None) -> torch.Tensor:
     """G's LR for bicubic LR `lq`, JPEG-compressed at qualities `jpeg_q` (B,) when given (as make-pairs writes it)."""
-    fake = speed.run(G, lq)
+    fake = compute.run(G, lq)
     return fake if jpeg_q is None else diff_jpeg(fake.float(), jpeg_q)
 
 
 def judge(
-    D, real, fake, loss_cfg: LossConfig, *, speed: ComputeSettings, need_real: bool = True
+    D, real, fake, loss_cfg: LossConfig, *, compute: ComputeSettings, need_real: bool = True
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """D's logits on the high-passes of real and synthetic LR.
 
@@ -71,9 +71,9 @@ def judge(
         return losses.d_input(t, kernel=loss_cfg.kernel, kind=loss_cfg.filter, gain=loss_cfg.hp_gain)
 
     if loss_cfg.d_batch == "joint":
-        logits = speed.run(D, torch.cat([hp(real), hp(fake)]))
+        logits = compute.run(D, torch.cat([hp(real), hp(fake)]))
         return logits[: len(real)], logits[len(real) :]
-    return (speed.run(D, hp(real)) if need_real else None), speed.run(D, hp(fake))
+    return (compute.run(D, hp(real)) if need_real else None), compute.run(D, hp(fake))
 
 
 def d_step(
@@ -84,18 +84,18 @@ def d_step(
     real,
     cfg: DegradeConfig,
     *,
-    speed: ComputeSettings,
+    compute: ComputeSettings,
     guard: StepGuard,
     jpeg_q: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """One discriminator update: real-LR high-passes -> 1, synthetic high-passes -> 0.
 
-    Networks run under `speed` (bf16 autocast on CUDA); the losses are fp32. A non-finite loss skips
+    Networks run under `compute` (bf16 autocast on CUDA); the losses are fp32. A non-finite loss skips
     the update on the device (`guard`), without a host sync.
     """
     with torch.no_grad():
-        fake = synthesize(G, lq, speed=speed, jpeg_q=jpeg_q)
-    logits_real, logits_fake = judge(D, real, fake, cfg.loss, speed=speed)
+        fake = synthesize(G, lq, compute=compute, jpeg_q=jpeg_q)
+    logits_real, logits_fake = judge(D, real, fake, cfg.loss, compute=compute)
     loss_real, loss_fake = losses.bce_real(logits_real), losses.bce_fake(logits_fake)
     loss = loss_real + loss_fake
     opt_d.zero_grad(set_to_none=True)
@@ -113,7 +113,7 @@ def g_step(
     perceptual,
     cfg: DegradeConfig,
     *,
-    speed: ComputeSettings,
+    compute: ComputeSettings,
     guard: StepGuard,
     jpeg_q: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
@@ -127,15 +127,15 @@ def g_step(
     loss_cfg = cfg.loss
     for p in D.parameters():
         p.requires_grad_(False)
-    fake = synthesize(G, lq, speed=speed, jpeg_q=jpeg_q)
+    fake = synthesize(G, lq, compute=compute, jpeg_q=jpeg_q)
     out = {"color": losses.color_loss(fake, lq, kernel=loss_cfg.kernel, kind=loss_cfg.filter)}
     total = loss_cfg.w_color * out["color"]
     if loss_cfg.w_adv > 0:
-        _, logits_fake = judge(D, real, fake, loss_cfg, speed=speed, need_real=False)
+        _, logits_fake = judge(D, real, fake, loss_cfg, compute=compute, need_real=False)
         out["adv"] = losses.bce_real(logits_fake)
         total = total + loss_cfg.w_adv * out["adv"]
     if perceptual is not None and loss_cfg.w_perceptual > 0:
-        out["perceptual"] = speed.run(perceptual, fake, lq)
+        out["perceptual"] = compute.run(perceptual, fake, lq)
         total = total + loss_cfg.w_perceptual * out["perceptual"]
     opt_g.zero_grad(set_to_none=True)
     guard.backward(total)
@@ -159,21 +159,21 @@ def train_step(
     set_lr(opt_d, lr * cfg.optim.d_lr_scale)
     hr, real, jpeg_q = stream.next(step)
     lq = bicubic_down(hr, cfg.data.scale)
-    d_losses = d_step(g.net, d.train, opt_d, lq, real, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
-    g_losses = g_step(g.train, d.frozen, opt_g, lq, real, perceptual, cfg, speed=compute, guard=guard, jpeg_q=jpeg_q)
+    d_losses = d_step(g.net, d.train, opt_d, lq, real, cfg, compute=compute, guard=guard, jpeg_q=jpeg_q)
+    g_losses = g_step(g.train, d.frozen, opt_g, lq, real, perceptual, cfg, compute=compute, guard=guard, jpeg_q=jpeg_q)
     return lr, {**d_losses, **g_losses}
 
 
-def train(cfg: DegradeConfig, *, hr_dir, lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
+def train(cfg: DegradeConfig, *, hr_dir, real_lr_dir, out_dir, run: RunOptions = RunOptions()) -> Path:
     """Train DSGAN; returns the path of `generator.safetensors`. Resumes a run in `out_dir`.
 
-    `lr_dir` is the real-LR folder (None with `data.same_domain`). Under torchrun (WORLD_SIZE > 1)
+    `real_lr_dir` is the real-LR folder (None with `data.same_domain`). Under torchrun (WORLD_SIZE > 1)
     every process runs this with DDP; rank 0 writes the files.
     """
     data, optim = cfg.data, cfg.optim
-    if not data.same_domain and lr_dir is None:
+    if not data.same_domain and real_lr_dir is None:
         raise SrpipeError("a real-LR folder is required unless data.same_domain is true")
-    real_dir = None if data.same_domain else Path(lr_dir)  # None: D's real samples are crops of the HR photos
+    real_dir = None if data.same_domain else Path(real_lr_dir)  # None: D's real samples are crops of the HR photos
     record = {"stage": "degrade-train", "config": to_dict(cfg)}
     record["inputs"] = {"hr": str(Path(hr_dir).resolve()), "lr": None if real_dir is None else str(real_dir.resolve())}
     with training_run(run, batch=optim.batch, batch_what="batch (optim.batch)") as tr:

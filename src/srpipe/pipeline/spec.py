@@ -52,6 +52,7 @@ from typing import Literal, get_args
 from srpipe.config import build_config, read_toml, to_dict
 from srpipe.degrade.config import METHODS
 from srpipe.errors import UsageError
+from srpipe.io.pair_folder import GT_DIR, LQ_DIR
 
 BaselineKind = Literal["bicubic", "blind"]  # the pairs a user would make without learning anything
 BASELINE_KINDS: tuple[str, ...] = get_args(BaselineKind)
@@ -254,7 +255,7 @@ def _inputs(sec: InputsSection, p: Path) -> dict[str, Path]:
     inputs = {k: (p.parent / v).resolve() for k, v in asdict(sec).items() if v}
     inputs.setdefault("pairs_hr", inputs["hr"])
     tp = inputs.get("test_pairs")
-    if tp is not None and not ((tp / "lr").is_dir() and (tp / "hr").is_dir()):
+    if tp is not None and not ((tp / LQ_DIR).is_dir() and (tp / GT_DIR).is_dir()):
         raise UsageError(
             f"pipeline {p}: [inputs] test_pairs = {str(tp)!r} must hold lr/ and hr/ folders "
             "(real LR/HR pairs with the same file names)"

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from srpipe.config import RunOptions, resolve_device
 from srpipe.degrade import contract as degrade_contract
+from srpipe.io.pair_folder import GT_DIR, LQ_DIR
 from srpipe.pipeline.baseline_pairs import run_bicubic_pairs, run_blind_pairs
 from srpipe.pipeline.layout import (
     BASELINE,
@@ -86,8 +87,8 @@ def run_degrade(cfg, method: str):
         else:
             from srpipe.degrade.train import train
 
-        lr = None if cfg.data.same_domain else ctx.inputs["real_lr"]
-        train(cfg, hr_dir=ctx.inputs["hr"], lr_dir=lr, out_dir=ctx.out, run=_stage_run(ctx))
+        real_lr = None if cfg.data.same_domain else ctx.inputs["real_lr"]
+        train(cfg, hr_dir=ctx.inputs["hr"], real_lr_dir=real_lr, out_dir=ctx.out, run=_stage_run(ctx))
         return {"method": method, "active_losses": degrade_contract.loss_terms(cfg)}
 
     return fn
@@ -168,15 +169,15 @@ def run_upscale(tile: int, scale: int):
         kw = dict(scale=scale, tile=tile, device=ctx.run.device)
         sets = []
         if "test_pairs" in ctx.inputs:  # made by srpipe's generator: fit to the learned degradation
-            upscale_set(ctx.inputs["test_pairs"] / "lr", ctx.out, models, **kw)
+            upscale_set(ctx.inputs["test_pairs"] / LQ_DIR, ctx.out, models, **kw)
             sets.append("test_pairs")
         held = held_out_real(ctx.inputs)
         if held:
-            lr_dir = ctx.out / REAL / HELD_OUT / "lr"
-            lr_dir.mkdir(parents=True, exist_ok=True)
+            real_lr_dir = ctx.out / REAL / HELD_OUT / LQ_DIR
+            real_lr_dir.mkdir(parents=True, exist_ok=True)
             for f in held:  # the inputs themselves, for the report's side-by-side crops
-                shutil.copyfile(f, lr_dir / f.name)
-            upscale_set(lr_dir, ctx.out / REAL / HELD_OUT, real_models, **kw)
+                shutil.copyfile(f, real_lr_dir / f.name)
+            upscale_set(real_lr_dir, ctx.out / REAL / HELD_OUT, real_models, **kw)
             sets.append(HELD_OUT)
         if "real_pairs_lr" in ctx.inputs:
             upscale_set(ctx.inputs["real_pairs_lr"], ctx.out / REAL / REAL_PAIRS, real_models, **kw)
@@ -186,16 +187,16 @@ def run_upscale(tile: int, scale: int):
     return fn
 
 
-def upscale_set(lr_dir: Path, dest: Path, models: dict[str, Path], *, scale: int, tile: int, device: str) -> None:
+def upscale_set(lq_dir: Path, dest: Path, models: dict[str, Path], *, scale: int, tile: int, device: str) -> None:
     """One LR set upscaled into dest/<model>/: bicubic, the baseline every model has to beat, then each model."""
     from functools import partial
 
     from srpipe.engine.folders import map_folder
     from srpipe.upscale.infer import upscale
 
-    map_folder(lr_dir, partial(_bicubic_up, dest=dest / BICUBIC, scale=scale), what="LR")
+    map_folder(lq_dir, partial(_bicubic_up, dest=dest / BICUBIC, scale=scale), what="LR")
     for name, model in models.items():
-        upscale(model, lr_dir, dest / name, tile=tile, device=device)
+        upscale(model, lq_dir, dest / name, tile=tile, device=device)
 
 
 def _bicubic_up(p: Path, *, dest: Path, scale: int) -> None:
@@ -208,7 +209,7 @@ def _bicubic_up(p: Path, *, dest: Path, scale: int) -> None:
 
 def model_folders(folder: Path) -> list[Path]:
     """The per-model output folders of an upscale entry (or of one of its real LR sets)."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in (REAL, "lr"))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in (REAL, LQ_DIR))
 
 
 def run_eval(scale: int, fid: bool):
@@ -232,7 +233,7 @@ def run_eval(scale: int, fid: bool):
         out: dict = {"sr": {}, "notes": []}
         per_image: dict = {}
         if "test_pairs" in ctx.inputs:
-            results = score(up, ctx.inputs["test_pairs"] / "hr")
+            results = score(up, ctx.inputs["test_pairs"] / GT_DIR)
             out["sr"] = {name: r["summary"] for name, r in results.items()}
             out["notes"] += sorted({n for r in results.values() for n in r.get("notes", [])})
             per_image = {k: r["images"] for k, r in results.items()}
@@ -272,13 +273,13 @@ def degradation_table(ctx: Context, scale: int, fid: bool) -> dict | None:
     pairs = ctx.inputs[source]
     report = degradation_report(
         real,
-        list_images(pairs / "lr"),
-        list_images(pairs / "hr"),
+        list_images(pairs / LQ_DIR),
+        list_images(pairs / GT_DIR),
         scale,
         cfg=RealismConfig(inception=fid),
         weights_dir=ctx.run.weights_dir or None,
         device=resolve_device(ctx.run.device),
-        pairs=pairs_manifest(pairs / "lr"),  # what make-pairs applied: the advice suggests only the rest
+        pairs=pairs_manifest(pairs / LQ_DIR),  # what make-pairs applied: the advice suggests only the rest
     )
     return {**report, "synthetic_from": source}
 
@@ -407,7 +408,7 @@ def evaluation_stages(p: Pipeline) -> list[Stage]:
             name="upscale",
             version=3,
             params={"tile": p.tile, "scale": scale, "max_held_out": MAX_HELD_OUT},
-            raw=real | ({"real_pairs_lr": real_pairs / "lr"} if real_pairs else {}),
+            raw=real | ({"real_pairs_lr": real_pairs / LQ_DIR} if real_pairs else {}),
             deps=ups,
             fn=run_upscale(p.tile, scale),
         )
@@ -418,7 +419,7 @@ def evaluation_stages(p: Pipeline) -> list[Stage]:
                 name="eval",
                 version=3,  # 3: the realism advice reads the pairs.json
                 params={"scale": scale, "fid": p.fid},
-                raw=real | ({"real_pairs_hr": real_pairs / "hr"} if real_pairs else {}),
+                raw=real | ({"real_pairs_hr": real_pairs / GT_DIR} if real_pairs else {}),
                 deps=("degrade", "test_pairs" if has_test else "pairs", "upscale"),
                 fn=run_eval(scale, p.fid),
                 weights=EVAL_WEIGHTS + (("inception",) if p.fid and held_out else ()),

@@ -27,7 +27,7 @@ from srpipe.engine import augment
 from srpipe import log
 from srpipe.errors import SrpipeError
 from srpipe.io.imageio import atomic_write_bytes, list_images, read_uint8
-from srpipe.io.pair_folder import PAIRS
+from srpipe.io.pair_folder import GT_DIR, LQ_DIR, PAIRS
 
 # Bump when the decoded representation changes (colour handling, 16-bit rounding): old entries are
 # then simply not found again.
@@ -73,24 +73,24 @@ class Pair:
 def match_pairs(folder: str | Path) -> list[tuple[str, Path, Path]]:
     """(name, hr path, lr path) for every HR image of `folder/hr` with an LR of the same stem in `folder/lr`."""
     root = Path(folder)
-    hr_dir, lr_dir = root / "hr", root / "lr"
-    for d in (hr_dir, lr_dir):
+    gt_dir, lq_dir = root / GT_DIR, root / LQ_DIR
+    for d in (gt_dir, lq_dir):
         if not d.is_dir():
             raise PairsError(
                 f"{root} has no {d.name}/ folder; --pairs needs hr/ and lr/ with matching file names "
                 "(the output of make-pairs)"
             )
-    hr = {p.stem: p for p in list_images(hr_dir)}
-    lr = {p.stem: p for p in list_images(lr_dir)}
+    hr = {p.stem: p for p in list_images(gt_dir)}
+    lr = {p.stem: p for p in list_images(lq_dir)}
     if not hr:
-        raise PairsError(f"{hr_dir} contains no images")
+        raise PairsError(f"{gt_dir} contains no images")
     missing_lr, missing_hr = sorted(set(hr) - set(lr)), sorted(set(lr) - set(hr))
     if missing_lr or missing_hr:
         parts = []
         if missing_lr:
-            parts.append(f"no LR in {lr_dir} for {', '.join(hr[s].name for s in missing_lr[:5])}")
+            parts.append(f"no LR in {lq_dir} for {', '.join(hr[s].name for s in missing_lr[:5])}")
         if missing_hr:
-            parts.append(f"no HR in {hr_dir} for {', '.join(lr[s].name for s in missing_hr[:5])}")
+            parts.append(f"no HR in {gt_dir} for {', '.join(lr[s].name for s in missing_hr[:5])}")
         raise PairsError("unmatched images: " + "; ".join(parts) + " (names must match, extensions may differ)")
     return [(s, hr[s], lr[s]) for s in sorted(hr)]
 

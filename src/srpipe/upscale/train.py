@@ -50,16 +50,16 @@ Phase = Literal["psnr", "gan", "both"]
 
 
 def g_step(
-    G, D, opt_g, lq, gt, cfg: UpscaleConfig, *, perceptual=None, fs=None, speed: ComputeSettings, guard: StepGuard
+    G, D, opt_g, lq, gt, cfg: UpscaleConfig, *, perceptual=None, fs=None, compute: ComputeSettings, guard: StepGuard
 ) -> tuple[dict, torch.Tensor]:
     """One generator update; returns (losses, the detached SR batch for `d_step`).
 
     PSNR phase (`D is None`): L1. GAN phase: w_pixel * L1 (of low-passes with FS)
     + w_perceptual * VGG19 conv5_4 L1 + w_adv * RaGAN, with D frozen for this step (the plain
-    module, not DDP: no D gradients to synchronise). Networks run under `speed` (bf16 autocast on
+    module, not DDP: no D gradients to synchronise). Networks run under `compute` (bf16 autocast on
     CUDA), losses in fp32; a non-finite loss skips the update on the device (`guard`).
     """
-    sr = speed.run(G, lq)
+    sr = compute.run(G, lq)
     out: dict[str, torch.Tensor] = {}
     if D is None:
         total = out["l_pix"] = losses.pixel_loss(sr, gt)
@@ -74,13 +74,13 @@ def g_step(
             out["l_pix"] = losses.pixel_loss(sr, gt)
         total = c.w_pixel * out["l_pix"]
         if perceptual is not None:
-            out["l_percep"] = speed.run(perceptual, sr, gt)
+            out["l_percep"] = compute.run(perceptual, sr, gt)
             total = total + c.w_perceptual * out["l_percep"]
         if c.w_adv > 0:
             d_in = fs.high if fs is not None else (lambda x: x)
-            real_logits = speed.run(D, d_in(gt)).detach()
+            real_logits = compute.run(D, d_in(gt)).detach()
             # the relativistic average runs over the global batch under DDP (distributed.global_mean)
-            out["l_adv"] = losses.ragan_g_loss(real_logits, speed.run(D, d_in(sr)), mean=global_mean)
+            out["l_adv"] = losses.ragan_g_loss(real_logits, compute.run(D, d_in(sr)), mean=global_mean)
             total = total + c.w_adv * out["l_adv"]
     opt_g.zero_grad(set_to_none=True)
     guard.backward(total)
@@ -92,11 +92,11 @@ def g_step(
     return {k: v.detach() for k, v in out.items()}, sr.detach()
 
 
-def d_step(D, opt_d, sr, gt, *, fs=None, speed: ComputeSettings, guard: StepGuard) -> dict:
+def d_step(D, opt_d, sr, gt, *, fs=None, compute: ComputeSettings, guard: StepGuard) -> dict:
     """One discriminator update with the RaGAN loss on (GT, SR); `sr` is already detached."""
     d_in = fs.high if fs is not None else (lambda x: x)
-    real_logits = speed.run(D, d_in(gt))
-    fake_logits = speed.run(D, d_in(sr))
+    real_logits = compute.run(D, d_in(gt))
+    fake_logits = compute.run(D, d_in(sr))
     loss = losses.ragan_d_loss(real_logits, fake_logits, mean=global_mean)
     opt_d.zero_grad(set_to_none=True)
     guard.backward(loss)
@@ -131,7 +131,7 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None
 class Criteria:
     """What the steps compute with besides the networks they update."""
 
-    speed: ComputeSettings  # precision, memory format, compile (`accel.ComputeSettings`)
+    compute: ComputeSettings  # precision, memory format, compile (`accel.ComputeSettings`)
     perceptual: nn.Module | None  # VGG19 conv5_4 L1 (GAN phase, gan.perceptual = vgg19)
     fs: losses.FrequencySeparation | None  # ESRGAN-FS low/high-pass split (fs.enabled)
 
@@ -184,11 +184,11 @@ def train_step(step: int, guard: StepGuard, *, nets: PhaseNets, stream: PairStre
         cfg,
         perceptual=crit.perceptual,
         fs=crit.fs,
-        speed=crit.speed,
+        compute=crit.compute,
         guard=guard,
     )
     if nets.d is not None:
-        out.update(d_step(nets.d.train, nets.opt_d, sr, gt, fs=crit.fs, speed=crit.speed, guard=guard))
+        out.update(d_step(nets.d.train, nets.opt_d, sr, gt, fs=crit.fs, compute=crit.compute, guard=guard))
     ema_update(nets.ema, nets.g.net, cfg.ema_decay)
     return lr_g, out
 

@@ -195,15 +195,15 @@ def folder_report(
     return report
 
 
-def pairs_manifest(lr_dir) -> dict | None:
-    """The pairs.json of a make-pairs output whose lr/ folder is `lr_dir` (None if there is none)."""
+def pairs_manifest(lq_dir) -> dict | None:
+    """The pairs.json of a make-pairs output whose lr/ folder is `lq_dir` (None if there is none)."""
     import json
 
-    from srpipe.io.pair_folder import PAIRS
+    from srpipe.io.pair_folder import LQ_DIR, PAIRS
 
-    p = Path(lr_dir).parent / PAIRS
+    p = Path(lq_dir).parent / PAIRS
     try:
-        m = json.loads(p.read_text()) if Path(lr_dir).name == "lr" else None
+        m = json.loads(p.read_text()) if Path(lq_dir).name == LQ_DIR else None
     except (OSError, json.JSONDecodeError):
         return None
     return m if isinstance(m, dict) else None

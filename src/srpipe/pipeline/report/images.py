@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from srpipe.degrade import contract as degrade_contract
+from srpipe.io.pair_folder import GT_DIR, LQ_DIR
 from srpipe.pipeline.layout import BICUBIC, HELD_OUT, REAL
 from srpipe.pipeline.report.models import baseline_kind, model_label, model_order, real_order
 from srpipe.upscale import contract as sr_contract
@@ -109,8 +110,8 @@ def comparisons(entries: dict, metrics: dict | None, scale: int | None, notes: l
         notes.append(f"comparisons show the first {MAX_TEST_IMAGES} of {len(names)} test images")
     out = []
     for name in names[:MAX_TEST_IMAGES]:
-        hr = _open_rgb(pairs / "hr" / f"{name}.png") if pairs else None
-        lr = _open_rgb(pairs / "lr" / f"{name}.png") if pairs else None
+        hr = _open_rgb(pairs / GT_DIR / f"{name}.png") if pairs else None
+        lr = _open_rgb(pairs / LQ_DIR / f"{name}.png") if pairs else None
         sr = {m: _open_rgb(up / m / f"{name}.png") for m in models}
         ref = hr if hr is not None else next((im for im in sr.values() if im is not None), None)
         if ref is None:
@@ -166,10 +167,10 @@ def real_comparisons(entries: dict, scale: int | None) -> tuple[list[dict], str]
     if "upscale" not in entries:
         return [], "no upscale stage in this run"
     root = entries["upscale"] / REAL / HELD_OUT
-    lr_files = sorted((root / "lr").iterdir()) if (root / "lr").is_dir() else []
+    lr_files = sorted((root / LQ_DIR).iterdir()) if (root / LQ_DIR).is_dir() else []
     if not lr_files:
         return [], "degrade held out no real LR image (degrade data.val_fraction = 0, or no [inputs] real_lr)"
-    models = real_order(p.name for p in root.iterdir() if p.is_dir() and p.name != "lr")
+    models = real_order(p.name for p in root.iterdir() if p.is_dir() and p.name != LQ_DIR)
     out = []
     for f in lr_files[:MAX_TEST_IMAGES]:
         lr = _open_rgb(f)
