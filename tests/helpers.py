@@ -92,3 +92,27 @@ def make_folder(folder: Path, n: int, size: tuple[int, int], *, seed: int = 0, p
         img = np.clip(img + rng.normal(0, 0.03, img.shape), 0, 1)
         cv2.imwrite(str(folder / f"{prefix}_{i:02d}.png"), (img * 255).round().astype(np.uint8))
     return folder
+
+
+# A DSGAN that trains in well under a second on 32-px crops: the degrade tests' starting config.
+TINY_DSGAN = {
+    "data": {"hr_crop": 32, "val_fraction": 0.2},
+    "model": {"features": 8, "res_blocks": 1, "d_features": 8},
+    "loss": {"perceptual": "none", "w_adv": 0.05},
+    "optim": {"batch": 2, "iters": 6, "lr": 1e-3},
+}
+
+
+def dsgan_cfg(**sets):
+    """TINY_DSGAN with `--set`-style overrides, e.g. dsgan_cfg(**{"optim.iters": 1})."""
+    from srpipe.config import build_config
+    from srpipe.degrade.config import DegradeConfig
+
+    return build_config(DegradeConfig, preset=TINY_DSGAN, sets=[f"{k}={v}" for k, v in sets.items()])
+
+
+def cpu_run(**kw):
+    """RunOptions on the CPU, logging every step."""
+    from srpipe.config import RunOptions
+
+    return RunOptions(device="cpu", log_every=1, **kw)

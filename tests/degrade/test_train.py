@@ -8,28 +8,14 @@ import pytest
 import torch
 
 from srpipe.engine import ckpt, loop
-from srpipe.config import RunOptions, build_config
+from tests.helpers import cpu_run, dsgan_cfg
+from srpipe.config import build_config
 from srpipe.degrade.archs import DSGANGenerator
 from srpipe.degrade.config import PRESETS, DegradeConfig, OptimConfig
 from srpipe.degrade.train import lr_at, train
 from srpipe.engine.runfolder import ConfigChangedError
 from srpipe.engine.signals import Interrupted
 from srpipe.engine.weights import MissingWeightsError
-
-TINY = {
-    "data": {"hr_crop": 32, "val_fraction": 0.2},
-    "model": {"features": 8, "res_blocks": 1, "d_features": 8},
-    "loss": {"perceptual": "none", "w_adv": 0.05},
-    "optim": {"batch": 2, "iters": 6, "lr": 1e-3},
-}
-
-
-def cfg(**sets) -> DegradeConfig:
-    return build_config(DegradeConfig, preset=TINY, sets=[f"{k}={v}" for k, v in sets.items()])
-
-
-def run_opts(**kw) -> RunOptions:
-    return RunOptions(device="cpu", log_every=1, **kw)
 
 
 def test_d_lr_scale_sets_the_discriminators_lr_only(tiny_hr, tiny_lr, tmp_path, monkeypatch):
@@ -38,8 +24,8 @@ def test_d_lr_scale_sets_the_discriminators_lr_only(tiny_hr, tiny_lr, tmp_path, 
     opts = []
     real_adam = accel.adam
     monkeypatch.setattr(accel, "adam", lambda *a, **k: opts.append(real_adam(*a, **k)) or opts[-1])
-    c = cfg(**{"optim.d_lr_scale": 0.25, "model.d_spectral_norm": "true", "optim.iters": 2})
-    train(c, hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "run", run=run_opts())
+    c = dsgan_cfg(**{"optim.d_lr_scale": 0.25, "model.d_spectral_norm": "true", "optim.iters": 2})
+    train(c, hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "run", run=cpu_run())
     opt_g, opt_d = opts  # built in this order by train()
     assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
     assert opt_d.param_groups[0]["lr"] == pytest.approx(0.25e-3)
@@ -59,7 +45,7 @@ def test_lr_schedule_constant_then_linear_to_zero():
 
 def test_training_changes_weights_and_writes_outputs(tiny_hr, tiny_lr, tmp_path):
     out = tmp_path / "run"
-    gpath = train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=run_opts())
+    gpath = train(dsgan_cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=cpu_run())
     assert gpath == out / "generator.safetensors"
     state, header = ckpt.load_weights(gpath)
     assert header["arch"] == "DSGANGenerator" and header["args"] == {
@@ -109,14 +95,14 @@ class _StopAfter:
 
 
 def test_interrupt_then_resume_equals_an_uninterrupted_run(tiny_hr, tiny_lr, tmp_path, monkeypatch):
-    full = train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "a", run=run_opts())
+    full = train(dsgan_cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "a", run=cpu_run())
     monkeypatch.setattr(loop, "StopFlag", lambda: _StopAfter(3))
     with pytest.raises(Interrupted):
-        train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "b", run=run_opts())
+        train(dsgan_cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "b", run=cpu_run())
     assert (tmp_path / "b" / "ckpt" / "latest").read_text().strip() == "step_00000003"
     assert not (tmp_path / "b" / "generator.safetensors").exists()
     monkeypatch.undo()
-    resumed = train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "b", run=run_opts())
+    resumed = train(dsgan_cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "b", run=cpu_run())
     a, _ = ckpt.load_weights(full)
     b, _ = ckpt.load_weights(resumed)
     for k in a:
@@ -127,22 +113,28 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tiny_hr, tiny_lr, tmp
 
 def test_changed_config_is_refused_unless_restart(tiny_hr, tiny_lr, tmp_path):
     out = tmp_path / "run"
-    train(cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=run_opts())
+    train(dsgan_cfg(), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=cpu_run())
     with pytest.raises(ConfigChangedError, match=r"optim\.lr.*--restart"):
-        train(cfg(**{"optim.lr": 5e-4}), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=run_opts())
-    train(cfg(**{"optim.lr": 5e-4}), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=run_opts(restart=True))
+        train(dsgan_cfg(**{"optim.lr": 5e-4}), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=cpu_run())
+    train(dsgan_cfg(**{"optim.lr": 5e-4}), hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=out, run=cpu_run(restart=True))
     assert json.loads((out / "config.json").read_text())["config"]["optim"]["lr"] == 5e-4
 
 
 @pytest.mark.slow
 def test_same_domain_needs_no_lr_folder(tiny_hr, tmp_path):
-    train(cfg(**{"data.same_domain": "true"}), hr_dir=tiny_hr, real_lr_dir=None, out_dir=tmp_path / "r", run=run_opts())
+    train(
+        dsgan_cfg(**{"data.same_domain": "true"}),
+        hr_dir=tiny_hr,
+        real_lr_dir=None,
+        out_dir=tmp_path / "r",
+        run=cpu_run(),
+    )
     assert (tmp_path / "r" / "generator.safetensors").is_file()
 
 
 def test_lpips_perceptual_loss_uses_resolved_weights(tiny_hr, tiny_lr, tmp_path, torch_home):
     # val_fraction 0: no end-of-run realism table, whose Inception rows would dominate the runtime
-    c = cfg(
+    c = dsgan_cfg(
         **{
             "loss.perceptual": "lpips-alex",
             "optim.iters": 2,
@@ -151,7 +143,7 @@ def test_lpips_perceptual_loss_uses_resolved_weights(tiny_hr, tiny_lr, tmp_path,
             "data.val_fraction": 0.0,
         }
     )
-    train(c, hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "r", run=run_opts())
+    train(c, hr_dir=tiny_hr, real_lr_dir=tiny_lr, out_dir=tmp_path / "r", run=cpu_run())
     row = (tmp_path / "r" / "log.csv").read_text().splitlines()[1].split(",")
     assert float(row[7]) > 0  # perceptual column
 
@@ -159,10 +151,10 @@ def test_lpips_perceptual_loss_uses_resolved_weights(tiny_hr, tiny_lr, tmp_path,
 def test_missing_perceptual_weights_fail_before_anything_is_written(tiny_hr, tiny_lr, tmp_path, empty_torch_home):
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth"):
         train(
-            cfg(**{"loss.perceptual": "lpips-alex", "data.hr_crop": 128}),
+            dsgan_cfg(**{"loss.perceptual": "lpips-alex", "data.hr_crop": 128}),
             hr_dir=tiny_hr,
             real_lr_dir=tiny_lr,
             out_dir=tmp_path / "r",
-            run=run_opts(),
+            run=cpu_run(),
         )
     assert not (tmp_path / "r").exists()
