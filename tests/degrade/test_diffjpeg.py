@@ -51,3 +51,16 @@ def test_gradient_passes_rounding():
     x = torch.rand(2, 3, 16, 16, requires_grad=True)
     diff_jpeg(x, torch.tensor([30, 90])).sum().backward()
     assert x.grad is not None and float(x.grad.abs().mean()) > 0.5  # straight-through: about 1 per pixel
+
+
+def test_saturated_pixels_are_clamped_but_keep_their_gradient():
+    # An overshooting generator must be pulled back by its losses: a hard clamp would give it no
+    # gradient at all (the tiny DSGAN on q30 targets stayed saturated after one bad step).
+    x = torch.full((1, 3, 16, 16), 1.5, requires_grad=True)
+    out = diff_jpeg(x, torch.tensor([30]))
+    assert torch.equal(out, torch.ones_like(out))  # a flat white block decodes to white
+    (out - 0.5).pow(2).mean().backward()
+    # straight through the rounding and the clamp, the codec is linear and maps a flat field to itself:
+    # d/dx of mean((out - 0.5)^2) = 2 * (out - 0.5) / n everywhere, up to float32 sums of ~10 linear maps
+    n = x.numel()
+    torch.testing.assert_close(x.grad, torch.full_like(x, 2 * 0.5 / n), rtol=1e-5, atol=0)

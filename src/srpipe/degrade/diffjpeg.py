@@ -42,6 +42,13 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def _clamp_ste(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Clamped in the forward pass, the identity in the backward pass. A hard clamp gives saturated pixels
+    no gradient: a generator whose output overshot [0, 1] got none back from its losses and stayed
+    saturated (the tiny DSGAN on q30 JPEG targets died this way at step ~135)."""
+    return x + (x.clamp(low, high) - x).detach()
+
+
 def _code_plane(plane: torch.Tensor, table: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
     """(B, H, W) level-shifted samples, H and W multiples of 8 -> decoded samples, same shape."""
     b, h, w = plane.shape
@@ -81,5 +88,5 @@ def diff_jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     chroma = F.interpolate(torch.stack([cb, cr], 1), scale_factor=2, mode="bilinear", align_corners=False)
     cb, cr = chroma[:, 0] - 128, chroma[:, 1] - 128
     rgb = torch.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], 1)
-    rgb = _round_ste(rgb.clamp(0, 255)) / 255
+    rgb = _round_ste(_clamp_ste(rgb, 0, 255)) / 255
     return rgb[:, :, :h, :w].to(x.dtype)
