@@ -337,6 +337,7 @@ hr = "hr"
 real_lr = "lr"
 
 [degrade]
+method = "dsgan"
 preset = "tiny"
 [degrade.config.data]
 hr_crop = 32

@@ -182,7 +182,7 @@ def test_disk_full_writing_a_stage_manifest(tmp_path, capsys, monkeypatch):
     make_folder(tmp_path / "lr", 3, (24, 24), seed=2)
     pipe = tmp_path / "pipe.toml"
     pipe.write_text(
-        '[inputs]\nhr = "hr"\nreal_lr = "lr"\n[degrade]\npreset = "tiny"\n'
+        '[inputs]\nhr = "hr"\nreal_lr = "lr"\n[degrade]\nmethod = "dsgan"\npreset = "tiny"\n'
         "[degrade.config.data]\nhr_crop = 32\nval_fraction = 0.0\n"
         "[degrade.config.model]\nfeatures = 8\nres_blocks = 1\nd_features = 8\n"
         "[degrade.config.optim]\nbatch = 2\niters = 2\n[sr]\nenabled = false\n"

@@ -97,6 +97,7 @@ real_lr = "lr"
 test_hr = "test"
 
 [degrade]
+method = "dsgan"
 preset = "tiny"
 [degrade.config.data]
 hr_crop = 32

@@ -31,6 +31,7 @@ real_lr = "lr"
 test_hr = "test"
 
 [degrade]
+method = "dsgan"
 preset = "tiny"
 [degrade.config.data]
 hr_crop = 32
@@ -332,6 +333,7 @@ test_hr = "test"
 test_pairs = "real_pairs"
 
 [degrade]
+method = "dsgan"
 preset = "tiny"
 [degrade.config.data]
 hr_crop = 32

@@ -110,5 +110,9 @@ def test_inputs_errors(write, tmp_path):
 
 
 def test_same_domain_needs_no_real_lr_and_sr_off_has_no_baselines(write):
-    p = load_pipeline(write('[inputs]\nhr = "hr"\n[degrade.config.data]\nsame_domain = true\n[sr]\nenabled = false\n'))
+    p = load_pipeline(
+        write(
+            '[inputs]\nhr = "hr"\n[degrade]\nmethod = "dsgan"\n[degrade.config.data]\nsame_domain = true\n[sr]\nenabled = false\n'
+        )
+    )
     assert "real_lr" not in p.inputs and p.sr is None and p.baselines == ()
