@@ -17,6 +17,8 @@ def test_cli_degrade_train_and_make_pairs(tiny_hr, tiny_lr, tmp_path, capsys):
         main(
             [
                 "degrade-train",
+                "--method",
+                "dsgan",
                 "--hr",
                 str(tiny_hr),
                 "--real-lr",
@@ -69,6 +71,8 @@ def test_cli_real_lr_folder_takes_its_old_spelling_too(tiny_hr, tiny_lr, tmp_pat
         "degrade-train",
         "--method",
         "dsgan",
+        "--method",
+        "dsgan",
         "--hr",
         str(tiny_hr),
         flag,
@@ -117,6 +121,8 @@ def test_cli_config_errors_are_one_line(tiny_hr, tiny_lr, tmp_path, capsys, args
         main(
             [
                 "degrade-train",
+                "--method",
+                "dsgan",
                 "--hr",
                 str(tiny_hr),
                 "--lr",
@@ -138,6 +144,8 @@ def test_cli_missing_folder_is_one_line(tmp_path, capsys):
         main(
             [
                 "degrade-train",
+                "--method",
+                "dsgan",
                 "--hr",
                 str(tmp_path / "nope"),
                 "--lr",

@@ -284,6 +284,8 @@ def test_degrade_train_with_only_broken_files_writes_nothing(tmp_path, capsys):
     code, _, err = cli(
         capsys,
         "degrade-train",
+        "--method",
+        "dsgan",
         "--hr",
         hr,
         "--lr",
@@ -307,6 +309,8 @@ def test_images_smaller_than_the_training_patch(tmp_path, capsys):
     code, _, err = cli(
         capsys,
         "degrade-train",
+        "--method",
+        "dsgan",
         "--hr",
         hr,
         "--lr",
@@ -344,6 +348,8 @@ def test_unicode_and_space_paths_everywhere(tmp_path, capsys):
     code, stdout, err = cli(
         capsys,
         "degrade-train",
+        "--method",
+        "dsgan",
         "--hr",
         hr,
         "--lr",
@@ -423,7 +429,18 @@ def test_empty_folders(tmp_path, capsys, dsgan_file, esrgan_file):
     (empty / "README.txt").write_text("no images here")
     lr = make_folder(tmp_path / "lr", 2, (32, 32))
     code, _, err = cli(
-        capsys, "degrade-train", "--hr", empty, "--lr", lr, "--out", tmp_path / "run", "--preset", "tiny"
+        capsys,
+        "degrade-train",
+        "--method",
+        "dsgan",
+        "--hr",
+        empty,
+        "--lr",
+        lr,
+        "--out",
+        tmp_path / "run",
+        "--preset",
+        "tiny",
     )
     assert_one_clear_error(code, err, str(empty), "contains no images")
     assert not (tmp_path / "run").exists()
@@ -732,6 +749,8 @@ def test_crop_smaller_than_the_loss_window_is_a_config_error(tmp_path, capsys):
     code, _, err = cli(
         capsys,
         "degrade-train",
+        "--method",
+        "dsgan",
         "--hr",
         hr,
         "--lr",

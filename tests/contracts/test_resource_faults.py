@@ -112,7 +112,7 @@ def folders(tmp_path):
 def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, capsys, monkeypatch, folders):
     hr, lr = folders
     run = tmp_path / "run"
-    args = ["degrade-train", "--hr", hr, "--lr", lr, "--out", run, *DEGRADE]
+    args = ["degrade-train", "--method", "dsgan", "--hr", hr, "--lr", lr, "--out", run, *DEGRADE]
     full = DiskFull(monkeypatch, lambda p: "step_00000004" in str(p))
     code, _, err = cli(capsys, *args)
     line = one_error(code, err)
@@ -133,7 +133,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, capsys, 
 def test_disk_full_writing_the_final_weights(tmp_path, capsys, monkeypatch, folders):
     hr, lr = folders
     run = tmp_path / "run"
-    args = ["degrade-train", "--hr", hr, "--lr", lr, "--out", run, *DEGRADE]
+    args = ["degrade-train", "--method", "dsgan", "--hr", hr, "--lr", lr, "--out", run, *DEGRADE]
     DiskFull(monkeypatch, lambda p: p.name == "generator.safetensors" and p.parent == run)
     code, _, err = cli(capsys, *args)
     assert str(run / "generator.safetensors") in one_error(code, err)
@@ -355,7 +355,9 @@ def test_disk_full_anywhere_else_is_one_line_naming_the_file(tmp_path, capsys, m
         raise OSError(errno.ENOSPC, "No space left on device")  # as the kernel reports it: no file name
 
     monkeypatch.setattr(os, "fsync", fsync)
-    code, _, err = cli(capsys, "degrade-train", "--hr", hr, "--lr", lr, "--out", tmp_path / "run", *DEGRADE)
+    code, _, err = cli(
+        capsys, "degrade-train", "--method", "dsgan", "--hr", hr, "--lr", lr, "--out", tmp_path / "run", *DEGRADE
+    )
     line = one_error(code, err)
     assert str(tmp_path / "run" / "config.json") in line and ".tmp" not in line
     no_temp_files(tmp_path / "run")

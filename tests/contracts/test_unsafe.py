@@ -198,6 +198,8 @@ def test_tampered_resume_state_is_refused(tmp_path, capsys, marker):
     lr = make_folder(tmp_path / "lr", 2, (16, 16), seed=2)
     args = [
         "degrade-train",
+        "--method",
+        "dsgan",
         "--hr",
         hr,
         "--lr",
@@ -243,6 +245,8 @@ def test_pretrained_backbone_files_refuse_it(tmp_path, capsys, marker, name, emp
         code, err = cli(
             capsys,
             "degrade-train",
+            "--method",
+            "dsgan",
             "--hr",
             hr,
             "--lr",
