@@ -39,7 +39,7 @@ from srpipe.degrade import blind_kernels as bk
 from srpipe.engine.folders import Skip, map_folder
 from srpipe.errors import SrpipeError, UsageError
 from srpipe.io.imageio import list_sources
-from srpipe.io.pair_folder import GT_DIR, LQ_DIR, PAIRS
+from srpipe.io.pair_folder import PAIRS, pair_entry, pair_files
 
 PI = math.pi
 RESIZE_MODES = ("area", "bilinear", "bicubic")  # drawn uniformly before every resize (feed_data)
@@ -345,13 +345,12 @@ def _pairs_of_image(p: Path, hr: torch.Tensor, out: Path, *, scale: int, draws: 
         rng = blind_rng(p.stem, seed, i)
         d = sample_blind(rng, cfg)
         lr = apply_blind(hr, scale, d, rng)
-        _write(out / GT_DIR / f"{name}.png", hr_png)
-        _write(out / LQ_DIR / f"{name}.png", encode_png(to_uint(lr, 8)))
+        gt_path, lq_path = pair_files(out, name)
+        _write(gt_path, hr_png)
+        _write(lq_path, encode_png(to_uint(lr, 8)))
         entries.append(
-            {
-                "name": name,
-                "hr": f"{GT_DIR}/{name}.png",
-                "lr": f"{LQ_DIR}/{name}.png",
+            pair_entry(name)
+            | {
                 "source": p.name,
                 "hr_size": [hr.shape[2], hr.shape[1]],
                 "draw": i,

@@ -39,7 +39,7 @@ from srpipe.io.imageio import file_sha256, list_sources, read_image, write_png
 from srpipe.log import info, warn
 from srpipe.io.resize import bicubic_down, mod_crop
 from srpipe.io.files import write_json
-from srpipe.io.pair_folder import GT_DIR, LQ_DIR, PAIRS
+from srpipe.io.pair_folder import PAIRS, pair_entry, pair_files
 from srpipe.io.tiling import auto_batch, tiled_apply
 
 
@@ -213,15 +213,10 @@ class PairWriter:
         q = jpg.draw_quality(self.jpeg, self.estimate, jpg.image_rng(p.stem, self.jpeg_seed))
         if q is not None:
             lr = jpg.jpeg_compress(lr, q)
-        write_png(self.out / GT_DIR / f"{p.stem}.png", hr)
-        write_png(self.out / LQ_DIR / f"{p.stem}.png", lr)
-        entry = {
-            "name": p.stem,
-            "hr": f"{GT_DIR}/{p.stem}.png",
-            "lr": f"{LQ_DIR}/{p.stem}.png",
-            "source": p.name,
-            "hr_size": [hr.shape[2], hr.shape[1]],
-        }
+        gt_path, lq_path = pair_files(self.out, p.stem)
+        write_png(gt_path, hr)
+        write_png(lq_path, lr)
+        entry = pair_entry(p.stem) | {"source": p.name, "hr_size": [hr.shape[2], hr.shape[1]]}
         return entry, q
 
     def manifest(self, records: list, *, method: str, generator: dict) -> dict:

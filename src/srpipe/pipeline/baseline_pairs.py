@@ -40,7 +40,7 @@ def _bicubic_pair(p: Path, *, out: Path, scale: int, cleanup_factor: int) -> dic
     """Write one HR file's make-pairs HR and its bicubic LR; its pairs.json entry."""
     from srpipe.engine.folders import Skip
     from srpipe.io.imageio import read_image, write_png
-    from srpipe.io.pair_folder import GT_DIR, LQ_DIR
+    from srpipe.io.pair_folder import pair_entry, pair_files
     from srpipe.io.resize import bicubic_down, mod_crop
 
     hr, _ = read_image(p)
@@ -49,9 +49,10 @@ def _bicubic_pair(p: Path, *, out: Path, scale: int, cleanup_factor: int) -> dic
     hr = mod_crop(hr, scale)
     if min(hr.shape[-2:]) < scale:
         raise Skip(f"{p} is too small for x{scale}")
-    write_png(out / GT_DIR / f"{p.stem}.png", hr)
-    write_png(out / LQ_DIR / f"{p.stem}.png", bicubic_down(hr, scale))
-    return {"name": p.stem, "hr": f"{GT_DIR}/{p.stem}.png", "lr": f"{LQ_DIR}/{p.stem}.png", "source": p.name}
+    gt_path, lq_path = pair_files(out, p.stem)
+    write_png(gt_path, hr)
+    write_png(lq_path, bicubic_down(hr, scale))
+    return pair_entry(p.stem) | {"source": p.name}
 
 
 def run_bicubic_pairs(hr_input: str, scale: int, cleanup_factor: int):
