@@ -10,31 +10,17 @@ import pytest
 from srpipe.cli import main
 
 
+def dsgan_argv(hr, real_lr, out, *extra, flag: str = "--real-lr") -> list[str]:
+    """`srpipe degrade-train --method dsgan` on HR and real-LR folders into `out`, tiny preset, then `extra`."""
+    args = ["degrade-train", "--method", "dsgan", "--hr", str(hr), flag, str(real_lr), "--out", str(out)]
+    return [*args, "--preset", "tiny", *extra]
+
+
 def test_cli_degrade_train_and_make_pairs(tiny_hr, tiny_lr, tmp_path, capsys):
     toml = tmp_path / "c.toml"
     toml.write_text("[data]\nhr_crop = 32\n[model]\nfeatures = 8\nres_blocks = 1\nd_features = 8\n[optim]\nbatch = 2\n")
     with pytest.raises(SystemExit) as e:
-        main(
-            [
-                "degrade-train",
-                "--method",
-                "dsgan",
-                "--hr",
-                str(tiny_hr),
-                "--real-lr",
-                str(tiny_lr),
-                "--out",
-                str(tmp_path / "run"),
-                "--preset",
-                "tiny",
-                "--config",
-                str(toml),
-                "--iters",
-                "2",
-                "--device",
-                "cpu",
-            ]
-        )
+        main(dsgan_argv(tiny_hr, tiny_lr, tmp_path / "run", "--config", str(toml), "--iters", "2", "--device", "cpu"))
     assert e.value.code == 0, capsys.readouterr().err
     captured = capsys.readouterr()
     assert "generator.safetensors" in captured.out and "active losses" in captured.err
@@ -67,21 +53,8 @@ def test_cli_real_lr_folder_takes_its_old_spelling_too(tiny_hr, tiny_lr, tmp_pat
         return Path(out_dir) / "generator.safetensors"
 
     monkeypatch.setattr(dsgan, "train", fake_train)
-    argv = [
-        "degrade-train",
-        "--method",
-        "dsgan",
-        "--method",
-        "dsgan",
-        "--hr",
-        str(tiny_hr),
-        flag,
-        str(tiny_lr),
-        "--out",
-        str(tmp_path / "r"),
-    ]
     with pytest.raises(SystemExit) as e:
-        main([*argv, "--preset", "tiny", "--device", "cpu"])
+        main(dsgan_argv(tiny_hr, tiny_lr, tmp_path / "r", "--device", "cpu", flag=flag))
     assert e.value.code == 0, capsys.readouterr().err
     assert seen == {"hr_dir": str(tiny_hr), "real_lr_dir": str(tiny_lr)}
 
@@ -118,22 +91,7 @@ def test_cli_make_pairs_precisions_are_the_inference_ones(capsys):
 )
 def test_cli_config_errors_are_one_line(tiny_hr, tiny_lr, tmp_path, capsys, args, code, message):
     with pytest.raises(SystemExit) as e:
-        main(
-            [
-                "degrade-train",
-                "--method",
-                "dsgan",
-                "--hr",
-                str(tiny_hr),
-                "--lr",
-                str(tiny_lr),
-                "--out",
-                str(tmp_path / "r"),
-                "--preset",
-                "tiny",
-                *args,
-            ]
-        )
+        main(dsgan_argv(tiny_hr, tiny_lr, tmp_path / "r", *args, flag="--lr"))
     err = capsys.readouterr().err
     assert e.value.code == code and message in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
@@ -141,20 +99,6 @@ def test_cli_config_errors_are_one_line(tiny_hr, tiny_lr, tmp_path, capsys, args
 
 def test_cli_missing_folder_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        main(
-            [
-                "degrade-train",
-                "--method",
-                "dsgan",
-                "--hr",
-                str(tmp_path / "nope"),
-                "--lr",
-                str(tmp_path),
-                "--out",
-                str(tmp_path / "r"),
-                "--preset",
-                "tiny",
-            ]
-        )
+        main(dsgan_argv(tmp_path / "nope", tmp_path, tmp_path / "r", flag="--lr"))
     err = capsys.readouterr().err
     assert e.value.code == 1 and "does not exist" in err and "Traceback" not in err
