@@ -96,7 +96,9 @@ def degrade_camera(hr: torch.Tensor, rng: np.random.Generator) -> tuple[bytes, s
     mosaic[1::2, 1::2] = lin[1::2, 1::2, 2]
     mosaic = mosaic + rng.normal(0, 1, mosaic.shape) * np.sqrt(4e-3 * np.clip(mosaic, 0, 1) + 1e-5)
     raw = np.clip(mosaic * 65535, 0, 65535).astype(np.uint16)
-    rgb = cv2.cvtColor(raw, cv2.COLOR_BayerRG2RGB).astype(np.float64) / 65535  # OpenCV's Bayer naming is shifted
+    # OpenCV names a Bayer pattern by the 2x2 block starting at row 1, column 1, one pixel in: the RGGB
+    # mosaic above is its "BG" pattern ("RG" would swap red and blue in every camera LR).
+    rgb = cv2.cvtColor(raw, cv2.COLOR_BayerBG2RGB).astype(np.float64) / 65535
     srgb = _linear_to_srgb(rgb)
     blur = cv2.GaussianBlur(srgb, (0, 0), 1.0)
     srgb = srgb + 0.6 * (srgb - blur)

@@ -57,6 +57,18 @@ def test_degradations_are_reproducible_per_seed():
     assert a == b and a != c
 
 
+
+def test_camera_keeps_each_colour_in_its_channel():
+    # A flat, strongly coloured photo: after the mosaic and the demosaic each channel's mean must stay
+    # that of the HR. The mean of 1280 LR pixels carries a standard error under 0.005 from the sensor
+    # noise, the sRGB curve turns that noise into a bias under 0.002 and JPEG moves a flat area's mean by
+    # about a level; 0.03 allows all of it, and a red/blue swap is off by 0.5.
+    h, w = 128, 160
+    colour = torch.tensor([0.75, 0.45, 0.25])
+    hr = colour[:, None, None].expand(3, h, w).clone()
+    lq = _decode(quality.degrade_camera(hr, np.random.default_rng(3))[0])
+    assert lq.mean(dim=(1, 2)).tolist() == pytest.approx(colour.tolist(), abs=0.03)
+
 # ---------------------------------------------------------------- the blur degradation's known kernel
 
 
