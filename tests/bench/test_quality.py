@@ -57,7 +57,6 @@ def test_degradations_are_reproducible_per_seed():
     assert a == b and a != c
 
 
-
 def test_camera_keeps_each_colour_in_its_channel():
     # A flat, strongly coloured photo: after the mosaic and the demosaic each channel's mean must stay
     # that of the HR. The mean of 1280 LR pixels carries a standard error under 0.005 from the sensor
@@ -68,6 +67,7 @@ def test_camera_keeps_each_colour_in_its_channel():
     hr = colour[:, None, None].expand(3, h, w).clone()
     lq = _decode(quality.degrade_camera(hr, np.random.default_rng(3))[0])
     assert lq.mean(dim=(1, 2)).tolist() == pytest.approx(colour.tolist(), abs=0.03)
+
 
 # ---------------------------------------------------------------- the blur degradation's known kernel
 
