@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tests.helpers import make_folder
 from srpipe.cli import main
@@ -17,7 +19,7 @@ from srpipe.degrade.pdm import KernelNet, PatchDiscriminator, PDMDegrader, hr_cr
 from srpipe.engine import ckpt
 from srpipe.errors import SrpipeError, UsageError
 from srpipe.io.imageio import read_image
-from srpipe.io.kernels import gaussian_kernel, kernel_stats
+from srpipe.io.kernels import blur_down, gaussian_kernel, kernel_stats
 
 TINY = {
     "data": {"hr_crop": 64, "val_fraction": 0.2},
@@ -54,6 +56,46 @@ def test_kernels_start_as_the_gaussian_then_stay_normalised_and_centred(form):
         assert ks.min() >= 0
     else:
         assert ks.min() < 0  # free to sharpen
+
+
+def test_sharpened_kernels_are_normalised_centred_and_sharpen():
+    net = KernelNet(size=28, z_dim=4, hidden=8, init_sigma=1.6, form="sharpened", scale=4)
+    _perturb(net, 2)  # any weights
+    z = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    ks = net(z)
+    assert torch.allclose(ks.sum((-1, -2)), torch.ones(5), atol=1e-5)
+    for k in ks:
+        assert kernel_stats(k)["centre"] == [pytest.approx(0, abs=1e-4), pytest.approx(0, abs=1e-4)]
+    assert (net.head(net.mlp(z))[:, 3] > 0).any() and ks.min() < 0  # a positive amount makes negative lobes
+
+
+@pytest.mark.parametrize("sigma,amount,radius", [(1.2, 0.6, 1.0), (1.6, 1.5, 0.7)])
+def test_sharpened_kernel_is_the_gaussian_then_an_unsharp_mask_on_the_lr_grid(sigma, amount, radius):
+    net = KernelNet(size=28, z_dim=4, hidden=8, init_sigma=sigma, form="sharpened", scale=4)
+    with torch.no_grad():
+        net.head.bias[3:] = torch.tensor([amount, math.log(radius)])
+    k = net.centre_kernel().detach()
+    # The same LR two ways: HR through the folded kernel, or HR through the Gaussian and then an
+    # explicit unsharp mask on the LR. With these widths the folded kernel fits its window, so away
+    # from the borders (the paddings differ there: the Gaussian's reach, 14 HR px, plus the mask's, 2
+    # LR px) they agree to float32 rounding of ~800-tap sums of values in [0, 1].
+    hr = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    lr = blur_down(hr, gaussian_kernel(28, sigma)[None], 4)
+    t = torch.arange(-2, 3, dtype=torch.float32)
+    g1 = torch.exp(-0.5 * (t / radius) ** 2)
+    g = (g1[:, None] * g1 / g1.sum() ** 2)[None, None].expand(3, 1, 5, 5)
+    expected = lr + amount * (lr - F.conv2d(F.pad(lr, (2, 2, 2, 2), mode="reflect"), g, groups=3))
+    got = blur_down(hr, k[None], 4)
+    assert torch.allclose(got[..., 8:-8, 8:-8], expected[..., 8:-8, 8:-8], atol=1e-5)
+
+
+def test_sharpened_kernel_with_no_amount_is_the_gaussian():
+    net = KernelNet(size=28, z_dim=4, hidden=8, init_sigma=1.6, form="sharpened", scale=4)
+    with torch.no_grad():
+        net.head.bias[3] = -0.5  # the amount is clamped at 0: a negative one would be a comb, not a blur
+    k = net.centre_kernel()
+    assert torch.allclose(k, gaussian_kernel(28, 1.6), atol=1e-6)
+    assert build_config(PDMConfig, sets=["kernel.form=sharpened"]).kernel_size == 28  # room for the mask's reach
 
 
 def test_degrader_shapes_and_training_crop_geometry():

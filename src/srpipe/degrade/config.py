@@ -162,7 +162,8 @@ PRESETS: dict[str, dict] = {
 @dataclass(frozen=True)
 class KernelConfig:
     # Kernel side in HR pixels; 0: srpipe.io.kernels.kernel_size(scale) = 5 * scale, whose parity puts
-    # its centre on the LR pixel centre as bicubic defines it (PDM: 21 at x4, half a pixel off that grid).
+    # its centre on the LR pixel centre as bicubic defines it (PDM: 21 at x4, half a pixel off that grid);
+    # 7 * scale for the "sharpened" form, whose unsharp mask reaches 2 LR pixels beyond the blur.
     size: int = 0
     z_dim: int = 8  # random code per image; one model holds a distribution of kernels (PDM: 3 or 64)
     hidden: int = 64  # width of the code -> kernel MLP (PDM: 64, a 1x1-conv ResNet)
@@ -170,7 +171,9 @@ class KernelConfig:
     # zero-sum learned correction, free to go negative, so one kernel can also express the unsharp
     # masking camera pipelines apply after the optics.
     # "gaussian": an anisotropic Gaussian (sigma_x, sigma_y, angle from z): few degrees of freedom.
-    form: Literal["softmax", "signed", "gaussian"] = "softmax"
+    # "sharpened": that Gaussian, then an unsharp mask on the LR grid (amount and radius from z), folded
+    # into one kernel: the optics and the camera's sharpening, five degrees of freedom.
+    form: Literal["softmax", "signed", "gaussian", "sharpened"] = "softmax"
     # Starting sigma in HR pixels; 0: 0.4 * scale, the Gaussian closest to the bicubic kernel (L2,
     # srpipe.io.kernels). PDM's zero-initialised softmax starts as a near-uniform box instead.
     init_sigma: float = 0.0
@@ -248,12 +251,12 @@ class PDMConfig:
         if self.kernel.size and (self.kernel.size - self.data.scale) % 2:
             raise ValueError(
                 f"kernel.size {self.kernel.size} cannot be centred on the x{self.data.scale} LR grid: "
-                f"use a size of the parity of {self.data.scale} (or 0 for {5 * self.data.scale})"
+                f"use a size of the parity of {self.data.scale} (or 0 for the default)"
             )
 
     @property
     def kernel_size(self) -> int:
-        return self.kernel.size or 5 * self.data.scale
+        return self.kernel.size or (7 if self.kernel.form == "sharpened" else 5) * self.data.scale
 
     @property
     def init_sigma(self) -> float:

@@ -13,9 +13,18 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srpipe.io.kernels import blur_down, gaussian_kernel
+
+# Head outputs of the parametric kernel forms (the free forms have one per tap).
+PARAMETRIC = {"gaussian": 3, "sharpened": 5}
+# Starting unsharp amount of the "sharpened" form: small, and away from the clamp at 0 that would stop its gradient.
+USM_START = 0.1
+# Reach of its unsharp mask in LR pixels: 2 radii at the widest radius it may learn (1.5 LR px would be
+# cut at 1.3 sigma; at the ~1 px that cameras use, 2 sigma).
+USM_REACH = 2
 
 
 class KernelNet(nn.Module):
@@ -30,26 +39,39 @@ class KernelNet(nn.Module):
     Args:
         size: kernel side in HR pixels (`srpipe.io.kernels.kernel_size`).
         z_dim: code length; hidden: MLP width; init_sigma: starting Gaussian sigma (HR pixels).
-        form: "softmax" (non-negative taps, PDM), "signed" (taps may go negative: sharpening) or
+        form: "softmax" (non-negative taps, PDM), "signed" (taps may go negative: sharpening),
             "gaussian" (an anisotropic Gaussian: three numbers per code, so a weak or noisy
-            discriminator signal cannot random-walk hundreds of taps into a wide, flat kernel).
+            discriminator signal cannot random-walk hundreds of taps into a wide, flat kernel) or
+            "sharpened" (that Gaussian, then an unsharp mask on the LR grid as camera pipelines apply
+            after the optics: five numbers per code, folded into one HR kernel, see `_sharpen`).
+        scale: the LR grid's step in HR pixels (only "sharpened" uses it).
     Shapes:
         z: (B, z_dim) -> (B, size, size), each summing to 1.
     """
 
-    def __init__(self, *, size: int, z_dim: int = 8, hidden: int = 64, init_sigma: float = 1.6, form: str = "softmax"):
+    def __init__(
+        self,
+        *,
+        size: int,
+        z_dim: int = 8,
+        hidden: int = 64,
+        init_sigma: float = 1.6,
+        form: str = "softmax",
+        scale: int = 4,
+    ):
         super().__init__()
-        if form not in ("softmax", "signed", "gaussian"):
-            raise ValueError(f"kernel form must be softmax, signed or gaussian, got {form!r}")
-        self.size, self.z_dim, self.form = size, z_dim, form
+        if form not in ("softmax", "signed", "gaussian", "sharpened"):
+            raise ValueError(f"kernel form must be softmax, signed, gaussian or sharpened, got {form!r}")
+        self.size, self.z_dim, self.form, self.scale = size, z_dim, form, scale
         self.mlp = nn.Sequential(
             nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)
         )
-        self.head = nn.Linear(hidden, 3 if form == "gaussian" else size * size)
+        self.head = nn.Linear(hidden, PARAMETRIC.get(form, size * size))
         nn.init.zeros_(self.head.weight)
         g = gaussian_kernel(size, init_sigma).reshape(-1)
-        if form == "gaussian":  # log sigma_x, log sigma_y, angle
-            self.head.bias.data.copy_(torch.tensor([math.log(init_sigma), math.log(init_sigma), 0.0]))
+        if form in PARAMETRIC:  # log sigma_x, log sigma_y, angle (+ unsharp amount, log radius in LR px)
+            start = [math.log(init_sigma), math.log(init_sigma), 0.0] + [USM_START, 0.0] * (form == "sharpened")
+            self.head.bias.data.copy_(torch.tensor(start))
             r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
             self.register_buffer("base", torch.stack(torch.meshgrid(r, r, indexing="ij")), persistent=False)
         elif form == "softmax":
@@ -63,6 +85,8 @@ class KernelNet(nn.Module):
         out = self.head(self.mlp(z))
         if self.form == "gaussian":
             return self._gaussian(out)
+        if self.form == "sharpened":
+            return self._sharpen(self._gaussian(out), out[:, 3], out[:, 4])
         if self.form == "softmax":
             k = torch.softmax(out, dim=-1)
         else:
@@ -85,6 +109,26 @@ class KernelNet(nn.Module):
         u, v = c * x + s * y, -s * x + c * y
         k = torch.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
         return k / k.sum((-1, -2), keepdim=True)
+
+    def _sharpen(self, k: torch.Tensor, amount: torch.Tensor, log_radius: torch.Tensor) -> torch.Tensor:
+        """Kernels k followed by an unsharp mask on the LR grid, as one HR kernel per row.
+
+        An unsharp mask after subsampling, lr + a * (lr - g * lr) with g a Gaussian of `radius` LR
+        pixels, equals subsampling after the HR kernel (1 + a) k - a (g↑s * k), where g↑s spreads g's
+        taps s HR pixels apart. The amount a is kept >= 0 (a negative one is a comb, not a blur) and
+        the radius in [0.5, 1.5] LR px (camera pipelines sharpen at about one pixel); g is cut at
+        `USM_REACH` LR px and renormalised, and so is what falls outside the window.
+        """
+        a = amount.clamp(min=0)[:, None, None, None]
+        radius = log_radius.clamp(math.log(0.5), math.log(1.5)).exp()
+        reach = USM_REACH
+        t = torch.arange(-reach, reach + 1, device=k.device, dtype=k.dtype)
+        g1 = torch.exp(-0.5 * (t[None] / radius[:, None]) ** 2)
+        g1 = g1 / g1.sum(-1, keepdim=True)
+        g = (g1[:, :, None] * g1[:, None, :])[:, None]  # (B, 1, taps, taps)
+        wide = F.conv2d(k[None], g, padding=reach * self.scale, dilation=self.scale, groups=k.shape[0])[0]
+        out = (1 + a[:, 0]) * k - a[:, 0] * wide
+        return out / out.sum((-1, -2), keepdim=True)
 
 
 class NoiseNet(nn.Module):
@@ -160,7 +204,9 @@ class PDMDegrader(nn.Module):
     ):
         super().__init__()
         self.scale = scale
-        self.kernel = KernelNet(size=kernel_size, z_dim=z_dim, hidden=hidden, init_sigma=init_sigma, form=form)
+        self.kernel = KernelNet(
+            size=kernel_size, z_dim=z_dim, hidden=hidden, init_sigma=init_sigma, form=form, scale=scale
+        )
         self.noise = NoiseNet(
             features=noise_features, layers=noise_layers, random_channels=random_channels, max_level=max_level
         )
