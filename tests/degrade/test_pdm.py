@@ -69,7 +69,7 @@ def test_sharpened_kernels_are_normalised_centred_and_sharpen():
     assert (net.head(net.mlp(z))[:, 3] > 0).any() and ks.min() < 0  # a positive amount makes negative lobes
 
 
-@pytest.mark.parametrize("sigma,amount,radius", [(1.2, 0.6, 1.0), (1.6, 1.5, 0.7)])
+@pytest.mark.parametrize("sigma,amount,radius", [(1.2, 0.6, 1.0), (1.6, 1.5, 0.7), (1.6, -0.7, 1.2)])
 def test_sharpened_kernel_is_the_gaussian_then_an_unsharp_mask_on_the_lr_grid(sigma, amount, radius):
     net = KernelNet(size=28, z_dim=4, hidden=8, init_sigma=sigma, form="sharpened", scale=4)
     with torch.no_grad():
@@ -89,12 +89,13 @@ def test_sharpened_kernel_is_the_gaussian_then_an_unsharp_mask_on_the_lr_grid(si
     assert torch.allclose(got[..., 8:-8, 8:-8], expected[..., 8:-8, 8:-8], atol=1e-5)
 
 
-def test_sharpened_kernel_with_no_amount_is_the_gaussian():
+def test_sharpened_kernel_starts_as_the_gaussian_and_softens_below_zero():
     net = KernelNet(size=28, z_dim=4, hidden=8, init_sigma=1.6, form="sharpened", scale=4)
+    assert torch.allclose(net.centre_kernel(), gaussian_kernel(28, 1.6), atol=1e-6)
     with torch.no_grad():
-        net.head.bias[3] = -0.5  # the amount is clamped at 0: a negative one would be a comb, not a blur
+        net.head.bias[3] = -3.0  # clamped at -1: all of the LR blurred by g, no comb, no negative taps
     k = net.centre_kernel()
-    assert torch.allclose(k, gaussian_kernel(28, 1.6), atol=1e-6)
+    assert k.min() >= 0 and kernel_stats(k)["width"] > kernel_stats(gaussian_kernel(28, 1.6))["width"] + 1
     assert build_config(PDMConfig, sets=["kernel.form=sharpened"]).kernel_size == 28  # room for the mask's reach
 
 

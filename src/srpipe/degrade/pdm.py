@@ -20,8 +20,9 @@ from srpipe.io.kernels import blur_down, gaussian_kernel
 
 # Head outputs of the parametric kernel forms (the free forms have one per tap).
 PARAMETRIC = {"gaussian": 3, "sharpened": 5}
-# Starting unsharp amount of the "sharpened" form: small, and away from the clamp at 0 that would stop its gradient.
-USM_START = 0.1
+# Starting unsharp amount of the "sharpened" form (none), and the most it may learn (cameras: about 0.3-1).
+USM_START = 0.0
+USM_MAX = 4.0
 # Reach of its unsharp mask in LR pixels: 2 radii at the widest radius it may learn (1.5 LR px would be
 # cut at 1.3 sigma; at the ~1 px that cameras use, 2 sigma).
 USM_REACH = 2
@@ -115,11 +116,14 @@ class KernelNet(nn.Module):
 
         An unsharp mask after subsampling, lr + a * (lr - g * lr) with g a Gaussian of `radius` LR
         pixels, equals subsampling after the HR kernel (1 + a) k - a (g↑s * k), where g↑s spreads g's
-        taps s HR pixels apart. The amount a is kept >= 0 (a negative one is a comb, not a blur) and
-        the radius in [0.5, 1.5] LR px (camera pipelines sharpen at about one pixel); g is cut at
-        `USM_REACH` LR px and renormalised, and so is what falls outside the window.
+        taps s HR pixels apart. The amount a may go down to -1: a blend of the LR with its g-blurred
+        self, a softer LR, so that early in training, while the Gaussian is still too narrow for a
+        soft real LR, the optimiser can move a down and back up (a clamp at 0 stopped its gradient for
+        good: every learner ended with no mask). The radius stays in [0.5, 1.5] LR px (cameras
+        sharpen at about one pixel); g is cut at `USM_REACH` LR px and renormalised, and so is what
+        falls outside the window.
         """
-        a = amount.clamp(min=0)[:, None, None, None]
+        a = amount.clamp(-1.0, USM_MAX)[:, None, None, None]
         radius = log_radius.clamp(math.log(0.5), math.log(1.5)).exp()
         reach = USM_REACH
         t = torch.arange(-reach, reach + 1, device=k.device, dtype=k.dtype)
