@@ -169,6 +169,29 @@ def test_training_writes_what_was_learned(pdm_run):
     assert rows[0].startswith("step,") and len(rows) == 1 + 4
 
 
+def test_a_sharpened_run_reports_its_unsharp_mask(tmp_path):
+    from srpipe.degrade.pdm_train import describe, train
+
+    hr = make_folder(tmp_path / "hr", 4, (112, 112), seed=1)  # the 28-tap kernel needs a wider HR margin
+    lr = make_folder(tmp_path / "lr", 5, (40, 40), seed=2)
+    train(
+        cfg(**{"kernel.form": "sharpened"}),
+        hr_dir=hr,
+        real_lr_dir=lr,
+        out_dir=tmp_path / "run",
+        run=RunOptions(device="cpu"),
+    )
+    learned = json.loads((tmp_path / "run" / "kernel.json").read_text())
+    assert learned["form"] == "sharpened" and np.load(tmp_path / "run" / "kernel_mean.npy").shape == (28, 28)
+    # 4 Adam steps of lr 1e-3 move each of the head's bias and 8 weights (times activations of order
+    # 1) by at most 0.004: the amount, starting at 0, and the radius, at 1 LR px, stay within 0.05
+    unsharp = learned["unsharp"]
+    assert unsharp["amount"] == pytest.approx(0, abs=0.05) and unsharp["radius"] == pytest.approx(1, abs=0.05)
+    without = {k: v for k, v in learned.items() if k != "unsharp"}  # a run of another form
+    line = f"unsharp mask {unsharp['amount']:+.2f} at {unsharp['radius']:.2f} LR px"
+    assert line in describe(learned) and "unsharp" not in describe(without)
+
+
 def test_training_resumes_after_an_interrupted_run(tmp_path, pdm_run):
     from srpipe.degrade.pdm_train import train
 

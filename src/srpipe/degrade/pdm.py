@@ -95,6 +95,11 @@ class KernelNet(nn.Module):
         k = k.view(-1, self.size, self.size)
         return 0.5 * (k + k.flip(-1, -2))
 
+    def unsharp(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The "sharpened" form's unsharp mask per code: (amount (B,), radius in LR px (B,)), as applied."""
+        out = self.head(self.mlp(z))
+        return out[:, 3].clamp(-1.0, USM_MAX), out[:, 4].clamp(math.log(0.5), math.log(1.5)).exp()
+
     def centre_kernel(self) -> torch.Tensor:
         """The kernel of the all-zero code (the distribution's centre, no random draw): (size, size)."""
         return self(torch.zeros(1, self.z_dim, device=self.head.weight.device))[0]

@@ -286,6 +286,10 @@ def finish(G: PDMDegrader, cfg: PDMConfig, hr_set, jpeg_est, out: Path, device) 
         "noise_sigma": round(measured_noise(G, hr_set, cfg, device), 3),
         "jpeg": jpeg_est.to_json(),
     }
+    if cfg.kernel.form == "sharpened":
+        with torch.no_grad():
+            amount, radius = G.kernel.unsharp(G.draw_z(256, torch.Generator().manual_seed(cfg.seed)))
+        summary["unsharp"] = {"amount": round(float(amount.mean()), 4), "radius": round(float(radius.mean()), 4)}
     write_json(out / contract.KERNEL, summary)
     write_json(out / contract.JPEG, jpeg_est.to_json())
     g_args, _ = model_args(cfg)
@@ -300,6 +304,8 @@ def describe(summary: dict) -> str:
     """One line of what a pdm run learned (degrade-train prints it; the report shows it)."""
     st = summary["stats"]
     sharpen = f", sharpening mass {st['negative_mass']:.3f}" if st["negative_mass"] > 0 else ""
+    if "unsharp" in summary:  # negative: the LR is softened on its own grid
+        sharpen += f", unsharp mask {summary['unsharp']['amount']:+.2f} at {summary['unsharp']['radius']:.2f} LR px"
     return (
         f"learned kernel: width {st['width']:.2f} HR px (sigma {st['sigma_major']:.2f} x {st['sigma_minor']:.2f}, "
         f"anisotropy {st['anisotropy']:.2f} at {st['angle_deg']:.0f} deg{sharpen}); noise {summary['noise_sigma']:.2f} "
