@@ -96,7 +96,8 @@ MODES = {
     # 2-core CPU: tiny networks. SR budget measured 2026-12-05 (tiny RRDBNet, batch 8, HR patch 64,
     # lr 1e-3, one torch thread, PSNR-Y true - bicubic on T at 1000 / 2000 / 3000 / 4000 steps):
     # noise 0.37 / 0.62 / 0.68 / 0.82 dB, jpeg 0.19 / 0.37 / 0.39 / 0.47, camera 2.15 / 2.26 / 2.15 /
-    # 2.38 (one run with lr halved at 3000, read at its checkpoints). 1 dB on noise and jpeg is out of reach of a budget that fits 90 minutes (16 SR trainings
+    # 2.38 (one run with lr halved at 3000, read at its checkpoints; camera's LR then had red and blue
+    # swapped, a demosaicking bug fixed 2026-12-07, after which its gap at 2000 steps is 1.27 dB). 1 dB on noise and jpeg is out of reach of a budget that fits 90 minutes (16 SR trainings
     # at about 0.15-0.25 s per step); 2000 steps doubles the jpeg gap of 1000 and fits. On `blur` the
     # gap is 0.26 dB at 2000 steps, and 0.32 dB even with its noise and JPEG left out (0.23 with a
     # quarter of the noise and JPEG 85-95): this SR budget hardly rewards the right kernel there, so
