@@ -87,7 +87,7 @@ class KernelNet(nn.Module):
         if self.form == "gaussian":
             return self._gaussian(out)
         if self.form == "sharpened":
-            return self._sharpen(self._gaussian(out), out[:, 3], out[:, 4])
+            return self._sharpen(self._gaussian(out), *_unsharp_params(out))
         if self.form == "softmax":
             k = torch.softmax(out, dim=-1)
         else:
@@ -97,8 +97,7 @@ class KernelNet(nn.Module):
 
     def unsharp(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The "sharpened" form's unsharp mask per code: (amount (B,), radius in LR px (B,)), as applied."""
-        out = self.head(self.mlp(z))
-        return out[:, 3].clamp(-1.0, USM_MAX), out[:, 4].clamp(math.log(0.5), math.log(1.5)).exp()
+        return _unsharp_params(self.head(self.mlp(z)))
 
     def centre_kernel(self) -> torch.Tensor:
         """The kernel of the all-zero code (the distribution's centre, no random draw): (size, size)."""
@@ -116,7 +115,7 @@ class KernelNet(nn.Module):
         k = torch.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
         return k / k.sum((-1, -2), keepdim=True)
 
-    def _sharpen(self, k: torch.Tensor, amount: torch.Tensor, log_radius: torch.Tensor) -> torch.Tensor:
+    def _sharpen(self, k: torch.Tensor, amount: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
         """Kernels k followed by an unsharp mask on the LR grid, as one HR kernel per row.
 
         An unsharp mask after subsampling, lr + a * (lr - g * lr) with g a Gaussian of `radius` LR
@@ -128,8 +127,7 @@ class KernelNet(nn.Module):
         sharpen at about one pixel); g is cut at `USM_REACH` LR px and renormalised, and so is what
         falls outside the window.
         """
-        a = amount.clamp(-1.0, USM_MAX)[:, None, None, None]
-        radius = log_radius.clamp(math.log(0.5), math.log(1.5)).exp()
+        a = amount[:, None, None, None]
         reach = USM_REACH
         t = torch.arange(-reach, reach + 1, device=k.device, dtype=k.dtype)
         g1 = torch.exp(-0.5 * (t[None] / radius[:, None]) ** 2)
@@ -138,6 +136,11 @@ class KernelNet(nn.Module):
         wide = F.conv2d(k[None], g, padding=reach * self.scale, dilation=self.scale, groups=k.shape[0])[0]
         out = (1 + a[:, 0]) * k - a[:, 0] * wide
         return out / out.sum((-1, -2), keepdim=True)
+
+
+def _unsharp_params(head_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(amount in [-1, USM_MAX], radius in [0.5, 1.5] LR px) from columns 3 and 4 of KernelNet's head."""
+    return head_out[:, 3].clamp(-1.0, USM_MAX), head_out[:, 4].clamp(math.log(0.5), math.log(1.5)).exp()
 
 
 class NoiseNet(nn.Module):
