@@ -116,3 +116,9 @@ def cpu_run(**kw):
     from srpipe.config import RunOptions
 
     return RunOptions(device="cpu", log_every=1, **kw)
+
+
+def dsgan_argv(hr, real_lr, out, *extra, flag: str = "--real-lr") -> list[str]:
+    """`srpipe degrade-train --method dsgan` on HR and real-LR folders into `out`, tiny preset, then `extra`."""
+    args = ["degrade-train", "--method", "dsgan", "--hr", str(hr), flag, str(real_lr), "--out", str(out)]
+    return [*args, "--preset", "tiny", *(str(a) for a in extra)]

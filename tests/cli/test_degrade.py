@@ -8,12 +8,7 @@ from pathlib import Path
 import pytest
 
 from srpipe.cli import main
-
-
-def dsgan_argv(hr, real_lr, out, *extra, flag: str = "--real-lr") -> list[str]:
-    """`srpipe degrade-train --method dsgan` on HR and real-LR folders into `out`, tiny preset, then `extra`."""
-    args = ["degrade-train", "--method", "dsgan", "--hr", str(hr), flag, str(real_lr), "--out", str(out)]
-    return [*args, "--preset", "tiny", *extra]
+from tests.helpers import dsgan_argv
 
 
 def test_cli_degrade_train_and_make_pairs(tiny_hr, tiny_lr, tmp_path, capsys):

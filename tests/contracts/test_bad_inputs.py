@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import make_folder
+from tests.helpers import dsgan_argv, make_folder
 from srpipe.engine import ckpt
 from srpipe.cli import main
 from srpipe.degrade.archs import DSGANGenerator
@@ -283,19 +283,7 @@ def test_degrade_train_with_only_broken_files_writes_nothing(tmp_path, capsys):
     lr = make_folder(tmp_path / "lr", 2, (16, 16))
     code, _, err = cli(
         capsys,
-        "degrade-train",
-        "--method",
-        "dsgan",
-        "--hr",
-        hr,
-        "--lr",
-        lr,
-        "--out",
-        tmp_path / "run",
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
+        *dsgan_argv(hr, lr, tmp_path / "run", "--device", "cpu", flag="--lr"),
     )
     line = assert_one_clear_error(code, err, str(hr), "no usable HR image")
     assert "unreadable" in err and all(n in err for n, _ in BROKEN.values())
@@ -308,19 +296,7 @@ def test_images_smaller_than_the_training_patch(tmp_path, capsys):
     lr = make_folder(tmp_path / "lr", 2, (16, 16))
     code, _, err = cli(
         capsys,
-        "degrade-train",
-        "--method",
-        "dsgan",
-        "--hr",
-        hr,
-        "--lr",
-        lr,
-        "--out",
-        tmp_path / "run",
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
+        *dsgan_argv(hr, lr, tmp_path / "run", "--device", "cpu", flag="--lr"),
     )
     assert_one_clear_error(code, err, "smaller than 128 px", "--set data.hr_crop=")
     assert not (tmp_path / "run").exists()
@@ -347,31 +323,26 @@ def test_unicode_and_space_paths_everywhere(tmp_path, capsys):
     out = root / "run one"
     code, stdout, err = cli(
         capsys,
-        "degrade-train",
-        "--method",
-        "dsgan",
-        "--hr",
-        hr,
-        "--lr",
-        lr,
-        "--out",
-        out,
-        "--preset",
-        "tiny",
-        "--iters",
-        1,
-        "--device",
-        "cpu",
-        "--set",
-        "data.hr_crop=32",
-        "--set",
-        "model.features=8",
-        "--set",
-        "model.res_blocks=1",
-        "--set",
-        "optim.batch=2",
-        "--set",
-        "data.val_fraction=0",
+        *dsgan_argv(
+            hr,
+            lr,
+            out,
+            "--iters",
+            1,
+            "--device",
+            "cpu",
+            "--set",
+            "data.hr_crop=32",
+            "--set",
+            "model.features=8",
+            "--set",
+            "model.res_blocks=1",
+            "--set",
+            "optim.batch=2",
+            "--set",
+            "data.val_fraction=0",
+            flag="--lr",
+        ),
     )  # no realism table: paths are the point here
     assert code == 0, err
     code, stdout, err = cli(
@@ -430,17 +401,7 @@ def test_empty_folders(tmp_path, capsys, dsgan_file, esrgan_file):
     lr = make_folder(tmp_path / "lr", 2, (32, 32))
     code, _, err = cli(
         capsys,
-        "degrade-train",
-        "--method",
-        "dsgan",
-        "--hr",
-        empty,
-        "--lr",
-        lr,
-        "--out",
-        tmp_path / "run",
-        "--preset",
-        "tiny",
+        *dsgan_argv(empty, lr, tmp_path / "run", flag="--lr"),
     )
     assert_one_clear_error(code, err, str(empty), "contains no images")
     assert not (tmp_path / "run").exists()
@@ -748,19 +709,7 @@ def test_crop_smaller_than_the_loss_window_is_a_config_error(tmp_path, capsys):
     hr = make_folder(tmp_path / "hr", 2, (32, 32))
     code, _, err = cli(
         capsys,
-        "degrade-train",
-        "--method",
-        "dsgan",
-        "--hr",
-        hr,
-        "--lr",
-        hr,
-        "--out",
-        tmp_path / "run",
-        "--preset",
-        "tiny",
-        "--set",
-        "data.hr_crop=16",
+        *dsgan_argv(hr, hr, tmp_path / "run", "--set", "data.hr_crop=16", flag="--lr"),
     )
     assert_one_clear_error(code, err, "loss.kernel = 5", "raise data.hr_crop to at least 20", exit_code=2)
     assert not (tmp_path / "run").exists()

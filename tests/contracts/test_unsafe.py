@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import ROOT, make_folder
+from tests.helpers import ROOT, dsgan_argv, make_folder
 from srpipe.engine import ckpt, weights
 from srpipe.cli import main
 from srpipe.upscale import interop
@@ -197,33 +197,28 @@ def test_tampered_resume_state_is_refused(tmp_path, capsys, marker):
     hr = make_folder(tmp_path / "hr", 2, (32, 32), seed=1)
     lr = make_folder(tmp_path / "lr", 2, (16, 16), seed=2)
     args = [
-        "degrade-train",
-        "--method",
-        "dsgan",
-        "--hr",
-        hr,
-        "--lr",
-        lr,
-        "--out",
-        tmp_path / "run",
-        "--preset",
-        "tiny",
-        "--iters",
-        "2",
-        "--device",
-        "cpu",
-        "--set",
-        "data.hr_crop=32",
-        "--set",
-        "model.features=8",
-        "--set",
-        "model.res_blocks=1",
-        "--set",
-        "model.d_features=8",
-        "--set",
-        "optim.batch=2",
-        "--set",
-        "data.val_fraction=0",
+        *dsgan_argv(
+            hr,
+            lr,
+            tmp_path / "run",
+            "--iters",
+            "2",
+            "--device",
+            "cpu",
+            "--set",
+            "data.hr_crop=32",
+            "--set",
+            "model.features=8",
+            "--set",
+            "model.res_blocks=1",
+            "--set",
+            "model.d_features=8",
+            "--set",
+            "optim.batch=2",
+            "--set",
+            "data.val_fraction=0",
+            flag="--lr",
+        ),
     ]
     code, err = cli(capsys, *args)
     assert code == 0, err
@@ -244,23 +239,18 @@ def test_pretrained_backbone_files_refuse_it(tmp_path, capsys, marker, name, emp
     if name == "alexnet":
         code, err = cli(
             capsys,
-            "degrade-train",
-            "--method",
-            "dsgan",
-            "--hr",
-            hr,
-            "--lr",
-            make_folder(tmp_path / "lr", 2, (32, 32)),
-            "--out",
-            tmp_path / "run",
-            "--preset",
-            "tiny",
-            "--set",
-            "loss.perceptual=lpips-alex",
-            "--weights-dir",
-            wdir,
-            "--device",
-            "cpu",
+            *dsgan_argv(
+                hr,
+                make_folder(tmp_path / "lr", 2, (32, 32)),
+                tmp_path / "run",
+                "--set",
+                "loss.perceptual=lpips-alex",
+                "--weights-dir",
+                wdir,
+                "--device",
+                "cpu",
+                flag="--lr",
+            ),
         )
     else:
         code, err = cli(capsys, "eval-fid", hr, hr, "--weights-dir", wdir, "--device", "cpu", "--no-cache")
