@@ -127,14 +127,13 @@ class KernelNet(nn.Module):
         sharpen at about one pixel); g is cut at `USM_REACH` LR px and renormalised, and so is what
         falls outside the window.
         """
-        a = amount[:, None, None, None]
-        reach = USM_REACH
-        t = torch.arange(-reach, reach + 1, device=k.device, dtype=k.dtype)
+        t = torch.arange(-USM_REACH, USM_REACH + 1, device=k.device, dtype=k.dtype)
         g1 = torch.exp(-0.5 * (t[None] / radius[:, None]) ** 2)
         g1 = g1 / g1.sum(-1, keepdim=True)
         g = (g1[:, :, None] * g1[:, None, :])[:, None]  # (B, 1, taps, taps)
-        wide = F.conv2d(k[None], g, padding=reach * self.scale, dilation=self.scale, groups=k.shape[0])[0]
-        out = (1 + a[:, 0]) * k - a[:, 0] * wide
+        wide = F.conv2d(k[None], g, padding=USM_REACH * self.scale, dilation=self.scale, groups=k.shape[0])[0]
+        a = amount[:, None, None]
+        out = (1 + a) * k - a * wide
         return out / out.sum((-1, -2), keepdim=True)
 
 
